@@ -1,0 +1,1 @@
+"""securetf benchmarks: each module's ``run()`` returns rows measured beside a baseline."""

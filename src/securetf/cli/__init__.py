@@ -1,0 +1,1 @@
+"""The ``securetf`` command line: one thin module per command group."""

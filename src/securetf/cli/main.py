@@ -1,0 +1,42 @@
+"""Entry point of ``securetf``: registers command groups, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from securetf import __version__
+from securetf.cli import volume
+from securetf.errors import Error
+
+app = typer.Typer(
+    name="securetf",
+    help="Run unmodified ML programs on untrusted infrastructure, confidentially.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(volume.app, name="volume")
+
+
+@app.command("version")
+def version() -> None:
+    """Print the securetf version."""
+    typer.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every securetf error becomes its message on stderr and its exit code."""
+    try:
+        app(args=argv, prog_name="securetf")
+    except Error as exc:
+        typer.echo(f"securetf: error: {exc.diagnostics()}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("securetf: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

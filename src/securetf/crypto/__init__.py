@@ -1,0 +1,22 @@
+"""The only package that calls ``cryptography``'s primitives.
+
+Safe helpers live here; the raw AEAD with caller-chosen nonces is in :mod:`.hazmat_aead`,
+whose name says what it is.
+"""
+
+from securetf.crypto._hash import constant_time_equal, hkdf_sha256, random_bytes, sha256
+from securetf.crypto.hazmat_aead import KEY_SIZE, NONCE_SIZE, TAG_SIZE, AesGcm
+from securetf.crypto.signing import SigningKey, VerifyKey
+
+__all__ = [
+    "KEY_SIZE",
+    "NONCE_SIZE",
+    "TAG_SIZE",
+    "AesGcm",
+    "SigningKey",
+    "VerifyKey",
+    "constant_time_equal",
+    "hkdf_sha256",
+    "random_bytes",
+    "sha256",
+]

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from securetf.crypto import AesGcm, SigningKey, VerifyKey, hkdf_sha256
+from securetf.errors import AuthenticationError, IntegrityError, UsageError
+
+KEY = bytes(range(32))
+NONCE = bytes(12)
+
+
+def test_hkdf_rfc5869_case_1() -> None:
+    # RFC 5869, Appendix A.1
+    okm = hkdf_sha256(
+        bytes.fromhex("0b" * 22),
+        salt=bytes.fromhex("000102030405060708090a0b0c"),
+        info=bytes.fromhex("f0f1f2f3f4f5f6f7f8f9"),
+        length=42,
+    )
+    assert okm.hex() == (
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+    )
+
+
+def test_aes_gcm_known_answer() -> None:
+    # NIST GCM test case 13 (AES-256, zero key, empty plaintext).
+    assert AesGcm(bytes(32)).seal(bytes(12), b"", b"").hex() == "530f8afbc74536b9a963b4f1c4cb738b"
+
+
+def test_aes_gcm_round_trip_and_tamper() -> None:
+    aead = AesGcm(KEY)
+    sealed = aead.seal(NONCE, b"secret", b"aad")
+    assert aead.open(NONCE, sealed, b"aad") == b"secret"
+    with pytest.raises(IntegrityError):
+        aead.open(NONCE, sealed, b"other aad")
+    with pytest.raises(IntegrityError):
+        aead.open(NONCE, sealed[:-1] + bytes([sealed[-1] ^ 1]), b"aad")
+    with pytest.raises(IntegrityError):
+        aead.open(NONCE, b"short", b"aad")
+
+
+@given(st.binary(min_size=1, max_size=200), st.data())
+def test_any_flipped_bit_fails(plaintext: bytes, data: st.DataObject) -> None:
+    aead = AesGcm(KEY)
+    sealed = bytearray(aead.seal(NONCE, plaintext, b""))
+    bit = data.draw(st.integers(0, len(sealed) * 8 - 1))
+    sealed[bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises(IntegrityError):
+        aead.open(NONCE, bytes(sealed), b"")
+
+
+def test_wrong_key_length() -> None:
+    with pytest.raises(UsageError):
+        AesGcm(b"short")
+
+
+def test_signing_round_trip_text_form_and_wrong_signer() -> None:
+    alice, mallory = SigningKey.generate(), SigningKey.generate()
+    text = alice.verify_key().to_text()
+    assert text.startswith("ed25519:MCowBQYDK2VwAyEA")
+    vk = VerifyKey.from_text(text)
+    vk.verify(alice.sign(b"msg"), b"msg")
+    with pytest.raises(AuthenticationError):
+        vk.verify(mallory.sign(b"msg"), b"msg")
+    with pytest.raises(AuthenticationError):
+        vk.verify(alice.sign(b"msg"), b"msg2")
+    again = SigningKey.from_pem(alice.to_pem())
+    assert again.verify_key() == vk
+
+
+@pytest.mark.parametrize("text", ["", "ed25519:", "ed25519:!!", "rsa:AAAA", "ed25519:AAAA"])
+def test_bad_public_key_text(text: str) -> None:
+    with pytest.raises(UsageError):
+        VerifyKey.from_text(text)
+
+
+def test_bad_pem() -> None:
+    with pytest.raises(UsageError):
+        SigningKey.from_pem(b"not a key")
