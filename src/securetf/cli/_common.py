@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+#: Below this many bytes a progress bar is noise.
+PROGRESS_MIN_BYTES = 64 * 1024 * 1024
 
 
 def print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+@contextmanager
+def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """Yield an ``advance(nbytes)`` callback; draw a bar on a terminal for large jobs."""
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(f"[bold]{label}", *columns, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)

@@ -27,11 +27,11 @@ class AesGcm:
             raise UsageError(f"an AES-256-GCM key is {KEY_SIZE} bytes, got {len(key)}")
         self._aead = AESGCM(key)
 
-    def seal(self, nonce: bytes, plaintext: bytes | memoryview, aad: bytes) -> bytes:
+    def seal(self, nonce: bytes, plaintext: bytes | bytearray | memoryview, aad: bytes) -> bytes:
         return self._aead.encrypt(nonce, plaintext, aad)
 
     def seal_into(
-        self, nonce: bytes, plaintext: bytes | memoryview, aad: bytes, out: memoryview
+        self, nonce: bytes, plaintext: bytes | bytearray | memoryview, aad: bytes, out: memoryview
     ) -> int:
         """Write ciphertext||tag into ``out`` (len(plaintext) + 16 bytes); return that length."""
         return self._aead.encrypt_into(nonce, plaintext, aad, out)

@@ -1,0 +1,148 @@
+"""The sealed directory on (untrusted) storage: objects, the manifest file, the writer lock.
+
+Nothing here decides trust; it moves bytes. Object names are random and say nothing
+about the files they hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from securetf._fsutil import atomic_write, syncfs
+from securetf.crypto import TAG_SIZE, random_bytes
+from securetf.errors import IntegrityError, NotFoundError, UsageError
+from securetf.volume._keys import VolumeKey
+from securetf.volume._objects import OBJECT_ID_SIZE, SALT_SIZE, ChunkCodec, FileEntry
+from securetf.volume._reader import ObjectSource
+from securetf.volume._settings import LOCK_NAME, MANIFEST_NAME, OBJECTS_DIR
+
+
+class NewObject:
+    """An object being written: fresh id, fresh salt, so a fresh key."""
+
+    def __init__(self, store: Store) -> None:
+        self.object_id = random_bytes(OBJECT_ID_SIZE)
+        self.salt = random_bytes(SALT_SIZE)
+        self.path = store.object_path(self.object_id)
+        self.codec = ChunkCodec(
+            store.key, store.volume_id, self.object_id, self.salt, store.chunk_size
+        )
+        self.path.parent.mkdir(exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        self._scratch = bytearray(self.codec.record_size)
+        store.pending.add(self.path)
+
+    def write(self, index: int, last: bool, plaintext: bytes | bytearray | memoryview) -> bytes:
+        return self.codec.write_chunk(self._fd, index, last, plaintext)
+
+    def read_stored(self, index: int, out: memoryview) -> None:
+        """Read back a full, non-final chunk this object stored earlier."""
+        c = self.codec.chunk_size
+        self.codec.read_chunk(self._fd, index, False, c, self._scratch, out[:c])
+
+    def finish(self, count: int, padded: int) -> None:
+        os.ftruncate(self._fd, padded + count * TAG_SIZE)
+        os.close(self._fd)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        _remove_object(self.path)
+
+
+class Store:
+    """One sealed directory, bound to a key and (once known) a volume id and chunk size."""
+
+    def __init__(self, root: Path, key: VolumeKey, volume_id: bytes, chunk_size: int) -> None:
+        self.root = root
+        self.key = key
+        self.volume_id = volume_id
+        self.chunk_size = chunk_size
+        self.pending: set[Path] = set()  # objects written but not yet committed
+        self._lock_fd: int | None = None
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST_NAME
+
+    def object_path(self, object_id: bytes) -> Path:
+        name = object_id.hex()
+        return self.root / OBJECTS_DIR / name[:2] / name[2:]
+
+    @staticmethod
+    def read_manifest(root: Path) -> bytes:
+        if not root.is_dir():
+            raise NotFoundError(f"no volume at {root} (not a directory)")
+        try:
+            return (root / MANIFEST_NAME).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"{root} is not a sealed volume (no {MANIFEST_NAME} file); "
+                "create one with 'securetf volume seal'"
+            ) from None
+        except OSError as exc:
+            raise UsageError(f"cannot read the manifest of {root}: {exc.strerror}") from exc
+
+    def open_source(self, entry: FileEntry) -> ObjectSource:
+        codec = ChunkCodec(self.key, self.volume_id, entry.object_id, entry.salt, self.chunk_size)
+        return ObjectSource(self.object_path(entry.object_id), codec, entry.size)
+
+    def object_size(self, entry: FileEntry) -> int:
+        try:
+            return self.object_path(entry.object_id).stat().st_size
+        except OSError:
+            raise IntegrityError() from None
+
+    def lock(self) -> None:
+        """Take the single-writer lock, or fail at once."""
+        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(
+                f"volume {self.root} is open for writing by another process; wait for it to end"
+            ) from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def publish(self, manifest_bytes: bytes) -> None:
+        """Make written objects durable, then switch the manifest atomically."""
+        syncfs(self.root)
+        atomic_write(self.manifest_path, manifest_bytes, mode=0o644)
+        self.pending.clear()
+
+    def collect_garbage(self, live: set[bytes]) -> None:
+        """Remove objects that no committed state references (left by crashes or rewrites)."""
+        objects = self.root / OBJECTS_DIR
+        for sub in objects.iterdir() if objects.is_dir() else ():
+            for obj in sub.iterdir():
+                try:
+                    oid = bytes.fromhex(sub.name + obj.name)
+                except ValueError:
+                    continue
+                if oid not in live and obj not in self.pending:
+                    _remove_object(obj)
+        for stale in self.root.glob(f".{MANIFEST_NAME}.tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
+    def discard_pending(self) -> None:
+        for path in self.pending:
+            _remove_object(path)
+        self.pending.clear()
+
+
+def _remove_object(path: Path) -> None:
+    """Delete an object, and its fan-out directory once that is empty."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()

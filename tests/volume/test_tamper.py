@@ -1,0 +1,149 @@
+"""Every way storage can alter a volume is detected, with one opaque error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from securetf.crypto import TAG_SIZE
+from securetf.errors import IntegrityError, RollbackError
+from securetf.volume import Volume, VolumeKey
+
+from .conftest import SMALL_CHUNK, object_of
+
+RECORD = SMALL_CHUNK + TAG_SIZE
+
+
+def _fails_opaquely(vol_dir: Path, key: VolumeKey, path: str | None = None) -> None:
+    """Both a full verify and a plain read of ``path`` raise the bare integrity error."""
+    with Volume.open(vol_dir, key) as vol:
+        with pytest.raises(IntegrityError) as info:
+            vol.verify()
+        assert type(info.value) is IntegrityError
+        assert str(info.value) == "integrity check failed"
+        if path is not None:
+            with pytest.raises(IntegrityError) as info:
+                vol.open_file(path).read()
+            assert str(info.value) == "integrity check failed"
+
+
+def test_untouched_volume_verifies(sealed: Path, key: VolumeKey, tree: Path) -> None:
+    with Volume.open(sealed, key) as vol:
+        report = vol.verify()
+        assert report.files == 5
+        assert report.version == 1
+        assert vol.open_file("a/big.bin").read() == (tree / "a/big.bin").read_bytes()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_any_flipped_bit_in_an_object(sealed: Path, key: VolumeKey, data: st.DataObject) -> None:
+    obj = object_of(sealed, key, "a/big.bin")
+    original = obj.read_bytes()
+    bit = data.draw(st.integers(0, len(original) * 8 - 1))
+    flipped = bytearray(original)
+    flipped[bit // 8] ^= 1 << (bit % 8)
+    obj.write_bytes(flipped)
+    try:
+        _fails_opaquely(sealed, key, "a/big.bin")
+    finally:
+        obj.write_bytes(original)
+
+
+def test_swapped_chunks(sealed: Path, key: VolumeKey) -> None:
+    obj = object_of(sealed, key, "a/big.bin")
+    data = obj.read_bytes()
+    obj.write_bytes(data[RECORD : 2 * RECORD] + data[:RECORD] + data[2 * RECORD :])
+    _fails_opaquely(sealed, key, "a/big.bin")
+
+
+def test_chunk_copied_from_another_file_at_same_index(sealed: Path, key: VolumeKey) -> None:
+    a, b = object_of(sealed, key, "twin1.bin"), object_of(sealed, key, "twin2.bin")
+    a.write_bytes(b.read_bytes()[:RECORD] + a.read_bytes()[RECORD:])
+    _fails_opaquely(sealed, key, "twin1.bin")
+
+
+def test_whole_files_of_equal_size_swapped(sealed: Path, key: VolumeKey) -> None:
+    a, b = object_of(sealed, key, "twin1.bin"), object_of(sealed, key, "twin2.bin")
+    da, db = a.read_bytes(), b.read_bytes()
+    assert len(da) == len(db)
+    a.write_bytes(db)
+    b.write_bytes(da)
+    _fails_opaquely(sealed, key, "twin1.bin")
+
+
+@pytest.mark.parametrize("cut", [1, TAG_SIZE, RECORD, 2 * RECORD])
+def test_truncated_file(sealed: Path, key: VolumeKey, cut: int) -> None:
+    obj = object_of(sealed, key, "a/big.bin")
+    obj.write_bytes(obj.read_bytes()[:-cut])
+    _fails_opaquely(sealed, key, "a/big.bin")
+
+
+def test_truncated_at_a_chunk_boundary_cannot_pose_as_complete(
+    sealed: Path, key: VolumeKey
+) -> None:
+    # Dropping whole final records leaves a prefix of valid chunks; none is marked last.
+    obj = object_of(sealed, key, "a/big.bin")
+    data = obj.read_bytes()
+    obj.write_bytes(data[: (len(data) // RECORD - 1) * RECORD])
+    _fails_opaquely(sealed, key, "a/big.bin")
+
+
+@pytest.mark.parametrize("extra", [b"\0", bytes(RECORD)])
+def test_extended_file(sealed: Path, key: VolumeKey, extra: bytes) -> None:
+    obj = object_of(sealed, key, "a/big.bin")
+    obj.write_bytes(obj.read_bytes() + extra)
+    _fails_opaquely(sealed, key)
+
+
+def test_deleted_file(sealed: Path, key: VolumeKey) -> None:
+    object_of(sealed, key, "a/b/hello.txt").unlink()
+    _fails_opaquely(sealed, key, "a/b/hello.txt")
+
+
+def test_rolled_back_file(sealed: Path, key: VolumeKey, tmp_path: Path) -> None:
+    old = object_of(sealed, key, "a/b/hello.txt")
+    old_bytes = old.read_bytes()
+    with Volume.open(sealed, key, writable=True) as vol:
+        with vol.open_file("a/b/hello.txt", "wb") as f:
+            f.write(b"HELLO\n")
+        vol.commit()
+    new = object_of(sealed, key, "a/b/hello.txt")
+    assert new != old
+    assert not old.exists()
+    new.write_bytes(old_bytes)  # storage puts the old ciphertext back
+    _fails_opaquely(sealed, key, "a/b/hello.txt")
+
+
+def test_rolled_back_volume_is_refused_by_tag_and_version(
+    sealed: Path, key: VolumeKey, tmp_path: Path
+) -> None:
+    backup = tmp_path / "backup"
+    shutil.copytree(sealed, backup)
+    with Volume.open(sealed, key, writable=True) as vol:
+        vol.remove("zero")
+        new_tag = vol.commit()
+    shutil.rmtree(sealed)
+    shutil.copytree(backup, sealed)  # storage serves the whole older copy
+    with pytest.raises(RollbackError):
+        Volume.open(sealed, key, expect_tag=new_tag)
+    with pytest.raises(RollbackError):
+        Volume.open(sealed, key, min_version=2)
+
+
+def test_manifest_of_another_volume_with_same_key(
+    tree: Path, sealed: Path, key: VolumeKey, tmp_path: Path
+) -> None:
+    from securetf.volume import seal_tree
+
+    other = tmp_path / "other"
+    seal_tree(tree, other, key, chunk_size=SMALL_CHUNK)
+    os.replace(other / "securetf-volume", sealed / "securetf-volume")
+    _fails_opaquely(sealed, key, "a/big.bin")
