@@ -24,6 +24,7 @@ __all__ = [
     "Error",
     "IntegrityError",
     "NotFoundError",
+    "PolicyError",
     "RollbackError",
     "UsageError",
 ]
@@ -47,6 +48,10 @@ class UsageError(Error):
 
 class NotFoundError(UsageError):
     """A named file, volume, policy or entry does not exist."""
+
+
+class PolicyError(UsageError):
+    """A policy, or a signed request about one, is malformed or breaks the update rules."""
 
 
 class IntegrityError(Error):

@@ -1,0 +1,69 @@
+"""The policy model: YAML in, validated objects out; canonical hashing; update rules.
+
+Pure: no network, no disk, and no clock but the one a caller passes in. The reference is
+docs/policy.md; the JSON Schema is docs/policy.schema.json; limits live in
+:mod:`securetf.policy.limits`.
+"""
+
+from securetf.policy._canonical import (
+    canonical_json,
+    policy_canonical_json,
+    policy_hash,
+    policy_json_schema,
+    policy_json_schema_text,
+)
+from securetf.policy._errors import GovernanceError
+from securetf.policy._governance import (
+    Approval,
+    ThresholdNotMet,
+    VerifiedChange,
+    check_create,
+    check_update,
+)
+from securetf.policy._model import Governance, Owner, Policy, Tee, Volume
+from securetf.policy._requests import SIGNING_CONTEXT, Request, SignedRequest, sign_request
+from securetf.policy._secrets import RandomSecret, Secret, VolumeKeySecret, X509Secret
+from securetf.policy._services import CodeVolume, Mount, Network, Service
+from securetf.policy._templates import (
+    Reference,
+    parse_template,
+    render,
+    render_bytes,
+    template_references,
+)
+
+__all__ = [
+    "SIGNING_CONTEXT",
+    "Approval",
+    "CodeVolume",
+    "Governance",
+    "GovernanceError",
+    "Mount",
+    "Network",
+    "Owner",
+    "Policy",
+    "RandomSecret",
+    "Reference",
+    "Request",
+    "Secret",
+    "Service",
+    "SignedRequest",
+    "Tee",
+    "ThresholdNotMet",
+    "VerifiedChange",
+    "Volume",
+    "VolumeKeySecret",
+    "X509Secret",
+    "canonical_json",
+    "check_create",
+    "check_update",
+    "parse_template",
+    "policy_canonical_json",
+    "policy_hash",
+    "policy_json_schema",
+    "policy_json_schema_text",
+    "render",
+    "render_bytes",
+    "sign_request",
+    "template_references",
+]

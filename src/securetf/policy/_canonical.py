@@ -1,0 +1,47 @@
+"""The canonical form of a policy, its hash, and its JSON Schema.
+
+Canonical JSON: the validated policy with every default filled in and set-like lists
+sorted, serialized with sorted keys, no whitespace, UTF-8 (not ASCII escapes). Two files
+that differ only in comments, key order, quoting, layout or the order of set-like lists
+mean the same policy and hash the same; any change of meaning changes the hash.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from securetf.crypto import sha256
+from securetf.policy._model import Policy
+
+HASH_PREFIX = "sha256:"
+
+
+def canonical_json(value: object) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the bytes that get hashed or signed."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def policy_canonical_json(policy: Policy) -> bytes:
+    """The canonical bytes of ``policy`` (what :func:`policy_hash` hashes)."""
+    return canonical_json(policy.model_dump(mode="json"))
+
+
+def policy_hash(policy: Policy) -> str:
+    """``sha256:<64 hex>`` over the canonical JSON: what ``predecessor`` and requests name."""
+    return HASH_PREFIX + sha256(policy_canonical_json(policy)).hex()
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON Schema of policy documents (as written, before defaults are filled in)."""
+    schema = Policy.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://securetf.dev/schemas/policy.schema.json"
+    return schema
+
+
+def policy_json_schema_text() -> str:
+    """The schema as docs/policy.schema.json holds it (a test keeps the two equal)."""
+    return json.dumps(policy_json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
