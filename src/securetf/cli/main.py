@@ -7,7 +7,7 @@ import sys
 import typer
 
 from securetf import __version__
-from securetf.cli import volume
+from securetf.cli import attest, volume
 from securetf.errors import Error
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(volume.app, name="volume")
+app.add_typer(attest.app, name="attest")
 
 
 @app.command("version")

@@ -1,0 +1,70 @@
+"""Appraisal: decide whether verified claims satisfy a policy. Pure: no I/O, no clock.
+
+Steps, in order (the first failing one raises :class:`AttestationError`):
+
+1. The TEE type is allowed (``sim`` only when named).
+2. The platform is acceptable: debug mode, TCB status and advisories
+   (:func:`securetf.attestation.tcb.appraise_platform`).
+3. The measurement is one of the expected ones (an empty set accepts nothing).
+4. The report data is exactly the expected binding (nonce and key hash).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+
+from securetf.attestation.claims import REPORT_DATA_SIZE, Claims, check_tee
+from securetf.attestation.tcb import appraise_platform
+from securetf.crypto import constant_time_equal
+from securetf.errors import AttestationError, UsageError
+
+__all__ = ["appraise"]
+
+_log = logging.getLogger(__name__)
+
+
+def appraise(
+    claims: Claims,
+    *,
+    allowed_tees: Collection[str],
+    expected_measurements: Collection[bytes],
+    expected_report_data: bytes,
+    tolerate: Collection[str] = frozenset(),
+    ignore_advisories: Collection[str] = frozenset(),
+    allow_debug: bool = False,
+) -> Claims:
+    """Return ``claims`` if they satisfy the policy given by the keywords; raise otherwise."""
+    allowed = {check_tee(t) for t in allowed_tees}
+    if len(expected_report_data) != REPORT_DATA_SIZE:
+        raise UsageError(f"expected report data must be {REPORT_DATA_SIZE} bytes")
+    # 1. TEE type.
+    if claims.tee not in allowed:
+        hint = " (simulation protects nothing; name it explicitly)" if claims.tee == "sim" else ""
+        raise AttestationError(
+            f"TEE {claims.tee} is not allowed by this policy{hint}; "
+            f"allowed: {', '.join(sorted(allowed)) or 'none'}"
+        )
+    if claims.tee == "sim":
+        _log.warning("policy accepts SIMULATED evidence: no hardware protection at all")
+    # 2. Platform: debug, TCB status, advisories.
+    appraise_platform(
+        claims, tolerate=tolerate, ignore_advisories=ignore_advisories, allow_debug=allow_debug
+    )
+    # 3. Measurement.
+    if not expected_measurements:
+        raise AttestationError(
+            "the policy lists no expected measurement, so no evidence can match; "
+            "add the service's measurement to it"
+        )
+    if not any(constant_time_equal(claims.measurement, m) for m in expected_measurements):
+        raise AttestationError(
+            f"measurement {claims.measurement.hex()} is not one the policy expects"
+        )
+    # 4. Report data binding.
+    if not constant_time_equal(claims.report_data, expected_report_data):
+        raise AttestationError(
+            "report data does not match the expected nonce and key binding "
+            "(stale or replayed evidence, or evidence made for another session)"
+        )
+    return claims
