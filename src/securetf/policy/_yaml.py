@@ -85,6 +85,14 @@ def _check_size(document: object) -> None:
             stack.extend(value)
 
 
+def _parse(text: str) -> object:
+    loader = _StrictLoader(text)  # reads ahead: it raises on unprintable characters too
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_document(data: bytes) -> dict[str, object]:
     """Parse one policy YAML document into a mapping with string keys; raise PolicyError."""
     if len(data) > limits.MAX_POLICY_BYTES:
@@ -95,16 +103,13 @@ def load_document(data: bytes) -> dict[str, object]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PolicyError(f"the policy is not UTF-8 text (byte {exc.start})") from None
-    loader = _StrictLoader(text)
     try:
-        document = loader.get_single_data()
+        document = _parse(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"the policy is not valid YAML: {exc}") from None
     except (ValueError, TypeError, OverflowError) as exc:
         # Scalars that PyYAML resolves but cannot build, such as the date 2024-02-30.
         raise PolicyError(f"the policy holds a value YAML cannot read: {exc}") from None
-    finally:
-        loader.dispose()
     if not isinstance(document, dict):
         got = "nothing" if document is None else f"a {type(document).__name__}"
         raise PolicyError(

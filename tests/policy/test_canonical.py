@@ -1,0 +1,153 @@
+"""Canonical form and hash: layout never matters, meaning always does."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from securetf.policy import Policy, policy_canonical_json, policy_hash, policy_json_schema_text
+from tests.policy._support import DOCS_EXAMPLE, REPO, make_policy, policy_yaml
+
+EXAMPLE_TEXT = DOCS_EXAMPLE.read_text()
+EXAMPLE = Policy.from_yaml(EXAMPLE_TEXT.encode())
+SET_LIKE = {
+    "allow",
+    "tolerate",
+    "ignore_advisories",
+    "usage",
+    "measurement",
+    "peers",
+    "listen",
+    "egress",
+    "public",
+}
+
+
+def _shuffled(value: Any, rng: random.Random, key: str = "") -> Any:
+    """The same document with mapping order and set-like list order shuffled."""
+    if isinstance(value, dict):
+        items = list(value.items())
+        rng.shuffle(items)
+        return {k: _shuffled(v, rng, str(k)) for k, v in items}
+    if isinstance(value, list):
+        items = [_shuffled(v, rng) for v in value]
+        if key in SET_LIKE:
+            rng.shuffle(items)
+        return items
+    return value
+
+
+def test_canonical_json_is_sorted_compact_utf8_with_defaults() -> None:
+    data = policy_canonical_json(make_policy())
+    assert (
+        data
+        == json.dumps(
+            json.loads(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    )
+    decoded = json.loads(data)
+    assert decoded["services"]["app"]["instances"] == 1  # defaults are filled in
+    assert decoded["services"]["app"]["network"]["egress"] == []
+    assert policy_hash(make_policy()).startswith("sha256:")
+    assert len(policy_hash(make_policy())) == len("sha256:") + 64
+
+
+def test_non_ascii_is_utf8_not_escaped() -> None:
+    policy = Policy.from_yaml(
+        policy_yaml().replace("[python, app.py]", "[python, größe.py]").encode()
+    )
+    assert "größe".encode() in policy_canonical_json(policy)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.randoms(use_true_random=False), st.booleans(), st.integers(1, 8))
+def test_layout_order_and_comments_do_not_change_the_hash(
+    rng: random.Random, flow: bool, indent: int
+) -> None:
+    document = _shuffled(yaml.safe_load(EXAMPLE_TEXT), rng)
+    text = "# a comment\n" + yaml.safe_dump(
+        document,
+        sort_keys=False,
+        default_flow_style=flow,
+        indent=max(indent, 2),
+        allow_unicode=rng.random() < 0.5,
+    )
+    assert policy_hash(Policy.from_yaml(text.encode())) == policy_hash(EXAMPLE)
+
+
+SEMANTIC_EDITS = [
+    ("version: 1 ", "version: 2 "),
+    ("update_threshold: 2", "update_threshold: 1"),
+    ("[sim, tdx, sev-snp, sgx]", "[tdx, sev-snp, sgx]"),
+    ("tolerate: [sw-hardening-needed]", "tolerate: []"),
+    ("bytes: 32", "bytes: 33"),
+    ("export_to_owners: true", "export_to_owners: false"),
+    ("instances: 2", "instances: 3"),
+    ('"5"]', '"6"]'),
+    ("path: /model, mode: rw", "path: /model, mode: ro"),
+    ('TF_CPP_MIN_LOG_LEVEL: "1"', 'TF_CPP_MIN_LOG_LEVEL: "2"'),
+    ("listen: [2222]", "listen: [2223]"),
+    ("public: [8500]", "public: [8501]"),
+    ("rollback: none", "rollback: protected"),
+    ("valid_days: 7", "valid_days: 8"),
+    ("name: carol", "name: carl"),
+]
+
+
+def test_every_semantic_edit_changes_the_hash() -> None:
+    seen = {policy_hash(EXAMPLE)}
+    for old, new in SEMANTIC_EDITS:
+        assert old in EXAMPLE_TEXT, old
+        text = EXAMPLE_TEXT.replace(old, new, 1)
+        if "version: 2" in text:
+            text = text.replace("predecessor: null", f"predecessor: {policy_hash(EXAMPLE)}")
+        digest = policy_hash(Policy.from_yaml(text.encode()))
+        assert digest not in seen, (old, new)
+        seen.add(digest)
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> Policy:
+    document: dict[str, Any] = EXAMPLE.model_dump(mode="json")
+    train = document["services"]["train"]
+    train["instances"] = draw(st.integers(1, 4))
+    train["command"] = draw(
+        st.lists(
+            st.text(min_size=1, max_size=6).filter(lambda t: "{{" not in t and "\x00" not in t),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    train["environment"]["EXTRA"] = draw(st.sampled_from(["", "a", "b", "{{ secrets.api-token }}"]))
+    train["network"]["listen"] = draw(st.lists(st.integers(1, 5), unique=True, max_size=3))
+    document["tee"]["allow"] = draw(
+        st.lists(st.sampled_from(["sim", "tdx", "sgx"]), unique=True, min_size=1)
+    )
+    return Policy.model_validate(document)
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies(), policies())
+def test_hash_equal_exactly_when_meaning_equal(a: Policy, b: Policy) -> None:
+    assert (policy_hash(a) == policy_hash(b)) == (a.model_dump() == b.model_dump())
+
+
+def test_exported_schema_file_is_current() -> None:
+    # Regenerate with: .venv/bin/python -c "from securetf.policy import policy_json_schema_text
+    # as s; open('docs/policy.schema.json', 'w').write(s())"
+    assert (REPO / "docs" / "policy.schema.json").read_text() == policy_json_schema_text()
+
+
+def test_schema_accepts_the_documented_shape() -> None:
+    schema = json.loads(policy_json_schema_text())
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == {"name", "version", "governance", "tee", "services"}
+    measurement = schema["$defs"]["Service"]["properties"]["measurement"]
+    assert {"type": "string"}.items() <= next(
+        s for s in measurement["anyOf"] if s.get("type") == "string"
+    ).items()
