@@ -28,8 +28,8 @@ apt:
 	fi
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks demo
+	$(VENV)/bin/ruff format --check src tests benchmarks demo
 	$(VENV)/bin/mypy
 
 test: lint
@@ -50,5 +50,5 @@ clean:
 
 # Apply the formatter and the safe lint fixes.
 format: setup
-	$(VENV)/bin/ruff format src tests benchmarks
-	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks demo
+	$(VENV)/bin/ruff check --fix src tests benchmarks demo

@@ -92,13 +92,21 @@ class ChunkCodec:
         return bytes(view[length:want])
 
     def write_chunk(
-        self, fd: int, index: int, last: bool, plaintext: bytes | bytearray | memoryview
+        self,
+        fd: int,
+        index: int,
+        last: bool,
+        plaintext: bytes | bytearray | memoryview,
+        buf: bytearray,
     ) -> bytes:
-        """Encrypt and store chunk ``index``; return its tag."""
-        record = self.seal(index, last, plaintext)
+        """Encrypt and store chunk ``index``; return its tag. ``buf`` is scratch space of
+        at least ``record_size`` bytes."""
+        nonce, aad = self._nonce_aad(index, last)
+        view = memoryview(buf)[: len(plaintext) + TAG_SIZE]
+        self._cipher.seal_into(nonce, plaintext, aad, view)
+        tag = bytes(view[-TAG_SIZE:])
         offset = index * self.record_size
-        view = memoryview(record)
         while view:
             n = os.pwrite(fd, view, offset)
             view, offset = view[n:], offset + n
-        return record[-TAG_SIZE:]
+        return tag

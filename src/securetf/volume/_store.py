@@ -33,10 +33,11 @@ class NewObject:
         self.path.parent.mkdir(exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         self._scratch = bytearray(self.codec.record_size)
+        self._out = bytearray(self.codec.record_size)
         store.pending.add(self.path)
 
     def write(self, index: int, last: bool, plaintext: bytes | bytearray | memoryview) -> bytes:
-        return self.codec.write_chunk(self._fd, index, last, plaintext)
+        return self.codec.write_chunk(self._fd, index, last, plaintext, self._out)
 
     def read_stored(self, index: int, out: memoryview) -> None:
         """Read back a full, non-final chunk this object stored earlier."""

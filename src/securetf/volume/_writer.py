@@ -88,11 +88,19 @@ class VolumeFileWriter(io.RawIOBase):
         view = memoryview(data).cast("B")
         c, total = self._chunk_size(), len(view)
         end = self._pos + total
+        # Streaming past the cache's worth of data: whole appended chunks go straight to
+        # storage, without a copy (each is stored once, as it would be when evicted).
+        streaming = self._pos >= self._size >= self._budget * c
         while view:
             index, offset = divmod(self._pos, c)
             n = min(c - offset, len(view))
             if index in self._stored:
                 self._rekey(keep=index)
+            elif streaming and n == c and (index + 1) * c < end and index not in self._dirty:
+                self._stored[index] = self._gen.write(index, False, view[:n])
+                view = view[n:]
+                self._pos += n
+                continue
             chunk = self._dirty.get(index)
             if chunk is None:
                 whole = offset == 0 and n == c

@@ -1,0 +1,1 @@
+"""``make demo``: securetf end to end on embedded defaults."""
