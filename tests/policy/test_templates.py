@@ -57,10 +57,15 @@ def test_syntax_errors(template: str) -> None:
         parse_template(template)
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="{"), max_size=100))
+@given(st.text(alphabet=st.characters(blacklist_characters="{", blacklist_categories=["Cs"])))
 def test_text_without_braces_renders_unchanged(text: str) -> None:
     assert render(text, {}) == text
-    assert render_bytes(text, {}) == text.encode("utf-8", "surrogatepass")
+    assert render_bytes(text, {}) == text.encode("utf-8")
+
+
+def test_unencodable_text_is_a_policy_error() -> None:
+    with pytest.raises(PolicyError, match="not valid Unicode"):
+        render_bytes("\ud800", {})
 
 
 @given(st.text(max_size=60))

@@ -110,9 +110,13 @@ def render_bytes(template: str, values: Mapping[str, bytes | str]) -> bytes:
     """Fill in ``template`` as bytes, for files: binary values are inserted unchanged."""
     out: list[bytes] = []
     for segment in parse_template(template):
-        if isinstance(segment, str):
-            out.append(segment.encode("utf-8"))
-            continue
-        value = _value(segment, values)
-        out.append(value.encode("utf-8") if isinstance(value, str) else value)
+        value = segment if isinstance(segment, str) else _value(segment, values)
+        out.append(_utf8(value) if isinstance(value, str) else value)
     return b"".join(out)
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PolicyError("the template holds text that is not valid Unicode") from None
