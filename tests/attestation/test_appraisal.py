@@ -1,0 +1,80 @@
+"""Appraisal: each rule has a case that fails, and a policy that passes."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from securetf.attestation import Claims, appraise
+from securetf.errors import AttestationError, UsageError
+
+M = b"\x01" * 48
+RD = b"\x02" * 64
+
+
+def claims(tee: str = "tdx", status: str = "UpToDate", *, debug: bool = False) -> Claims:
+    return Claims(
+        tee=tee, measurement=M, report_data=RD, signer="t", tcb_status=status, debug=debug
+    )
+
+
+def ok(c: Claims, **overrides: object) -> Claims:
+    policy: dict[str, object] = {
+        "allowed_tees": {"tdx"},
+        "expected_measurements": {M},
+        "expected_report_data": RD,
+    }
+    policy.update(overrides)
+    return appraise(c, **policy)  # type: ignore[arg-type]
+
+
+def test_a_matching_policy_passes() -> None:
+    assert ok(claims()) == claims()
+
+
+def test_tee_not_allowed() -> None:
+    with pytest.raises(AttestationError, match="TEE sev-snp is not allowed"):
+        ok(claims("sev-snp"))
+
+
+def test_sim_must_be_named(caplog: pytest.LogCaptureFixture) -> None:
+    sim = claims("sim", "Simulated")
+    with pytest.raises(AttestationError, match="simulation protects nothing"):
+        ok(sim, allowed_tees={"tdx", "sgx", "sev-snp"})
+    with caplog.at_level(logging.WARNING):
+        ok(sim, allowed_tees={"sim"})
+    assert "SIMULATED" in caplog.text
+
+
+def test_empty_expected_measurements_fail_closed() -> None:
+    with pytest.raises(AttestationError, match="lists no expected measurement"):
+        ok(claims(), expected_measurements=set())
+
+
+def test_other_measurement_fails() -> None:
+    with pytest.raises(AttestationError, match="is not one the policy expects"):
+        ok(claims(), expected_measurements={b"\x03" * 48})
+
+
+def test_report_data_binding() -> None:
+    with pytest.raises(AttestationError, match="report data does not match"):
+        ok(claims(), expected_report_data=b"\x00" * 64)
+    with pytest.raises(UsageError):
+        ok(claims(), expected_report_data=b"short")
+
+
+def test_tcb_tolerance_and_debug_apply() -> None:
+    with pytest.raises(AttestationError, match=r"add out-of-date to tee\.tolerate"):
+        ok(claims(status="OutOfDate"))
+    ok(claims(status="OutOfDate"), tolerate={"out-of-date"})
+    with pytest.raises(AttestationError, match="Revoked"):
+        ok(claims(status="Revoked"), tolerate={"out-of-date"})
+    with pytest.raises(AttestationError, match="debug-mode"):
+        ok(claims(debug=True))
+    ok(claims(debug=True), allow_debug=True)
+
+
+def test_unknown_tee_name_in_policy_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown TEE"):
+        ok(claims(), allowed_tees={"tdx", "sgx2"})
