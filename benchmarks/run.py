@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmarks._common import Row
 
-SUITES = ["volume"]
+SUITES = ["volume", "attestation"]
 
 
 def _fmt(x: float) -> str:
