@@ -31,6 +31,22 @@ _ECDSA_P384_SHA384 = 1
 _COMPONENT = 72  # R and S are each 72 bytes; a P-384 value uses only the low 48
 _P384_BYTES = 48
 POLICY_DEBUG = 1 << 19
+# The byte-string fields: name -> (offset, size), per the table above.
+_BYTE_FIELDS = {
+    "family_id": (0x10, 16),
+    "image_id": (0x20, 16),
+    "current_tcb": (0x38, 8),
+    "report_data": (0x50, 64),
+    "measurement": (0x90, 48),
+    "host_data": (0xC0, 32),
+    "id_key_digest": (0xE0, 48),
+    "author_key_digest": (0x110, 48),
+    "report_id": (0x140, 32),
+    "reported_tcb": (0x180, 8),
+    "chip_id": (0x1A0, 64),
+    "committed_tcb": (0x1E0, 8),
+    "launch_tcb": (0x1F0, 8),
+}
 
 
 @dataclass(frozen=True)
@@ -138,19 +154,7 @@ class SnpReport:
             vmpl=vmpl,
             platform_info=platform_info,
             flags=flags,
-            family_id=raw[0x10:0x20],
-            image_id=raw[0x20:0x30],
-            report_data=raw[0x50:0x90],
-            measurement=raw[0x90:0xC0],
-            host_data=raw[0xC0:0xE0],
-            id_key_digest=raw[0xE0:0x110],
-            author_key_digest=raw[0x110:0x140],
-            report_id=raw[0x140:0x160],
-            chip_id=raw[0x1A0:0x1E0],
-            current_tcb=raw[0x38:0x40],
-            reported_tcb=raw[0x180:0x188],
-            committed_tcb=raw[0x1E0:0x1E8],
-            launch_tcb=raw[0x1F0:0x1F8],
+            **{name: raw[at : at + size] for name, (at, size) in _BYTE_FIELDS.items()},
             cpuid=(fam, mod, step) if version >= 3 else None,
             r=int.from_bytes(r_raw, "little"),
             s=int.from_bytes(s_raw, "little"),
