@@ -1,0 +1,96 @@
+"""What the CAS core needs from its store. One implementation: SQLAlchemy (SQLite, PostgreSQL).
+
+Every call happens inside :meth:`Store.transaction`; the transaction commits when the block
+exits normally and rolls back on any exception, so a refused request changes nothing.
+Concurrent transactions behave as if serial (a conflict is retried inside ``transaction``
+or raised as :class:`securetf.errors.Error`, never silently lost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from securetf.cas._records import (
+    AuditEntry,
+    Instance,
+    PendingUpdate,
+    PolicyCa,
+    PolicyVersion,
+    VolumeTag,
+)
+from securetf.errors import Error
+
+
+class TagConflict(Error):  # noqa: N818 - a state the core resolves, not a fault
+    """A compare-and-swap of a volume tag found another current tag (raised by the store)."""
+
+    def __init__(self, current: VolumeTag | None) -> None:
+        super().__init__("volume tag changed concurrently")
+        self.current = current
+
+
+class Tx(Protocol):
+    # -- policies --------------------------------------------------------------------
+    def current_policy(self, name: str) -> PolicyVersion | None: ...
+    def policy_history(self, name: str) -> list[PolicyVersion]: ...
+    def policy_names(self) -> list[str]: ...
+    def insert_policy(self, version: PolicyVersion) -> None:
+        """Append a version; raises if (name, version) exists (no silent overwrite)."""
+
+    def pending_update(self, name: str) -> PendingUpdate | None: ...
+    def put_pending(self, pending: PendingUpdate) -> None:
+        """Create or replace the one pending update of ``pending.name``."""
+
+    def delete_pending(self, name: str) -> None: ...
+
+    # -- replay protection -----------------------------------------------------------
+    def seen_request_ids(self, ids: Iterable[str]) -> set[str]:
+        """The subset of ``ids`` recorded before."""
+
+    def record_request_ids(self, ids: Iterable[str], now: float) -> None: ...
+
+    # -- secrets (encrypted at rest by the store under the master key) --------------------
+    def put_secret(self, policy: str, name: str, value: bytes) -> None:
+        """Create or replace; the value is stored encrypted, bound to (policy, name)."""
+
+    def get_secret(self, policy: str, name: str) -> bytes | None: ...
+
+    # -- certificate authorities -------------------------------------------------------
+    def put_ca(self, ca: PolicyCa) -> None:
+        """The CA key is stored encrypted like a secret."""
+
+    def get_ca(self, policy: str) -> PolicyCa | None: ...
+
+    # -- nonces --------------------------------------------------------------------------
+    def add_nonce(self, nonce: bytes, expires_at: float) -> None: ...
+    def take_nonce(self, nonce: bytes, now: float) -> bool:
+        """Delete ``nonce``; True only if it existed and had not expired (single use)."""
+
+    def purge_nonces(self, now: float) -> None: ...
+
+    # -- attested instances ------------------------------------------------------------
+    def add_instance(self, instance: Instance) -> None: ...
+    def get_instance(self, serial: int) -> Instance | None: ...
+    def next_serial(self) -> int:
+        """A fresh, never reused certificate serial number (positive, < 2**63)."""
+
+    # -- volume tags ---------------------------------------------------------------------
+    def get_tag(self, policy: str, volume: str) -> VolumeTag | None: ...
+    def swap_tag(self, expected: str | None, new: VolumeTag) -> None:
+        """Set the tag if the current one is ``expected`` (None: no tag yet); else raise
+        :class:`TagConflict` with the current tag. Serializable under concurrency."""
+
+    # -- audit ---------------------------------------------------------------------------
+    def append_audit(
+        self, kind: str, policy: str | None, detail: dict[str, Any], now: float
+    ) -> AuditEntry:
+        """Append one entry to the hash chain and sign it with the audit key."""
+
+    def audit_entries(self, after_seq: int = 0, limit: int = 10_000) -> list[AuditEntry]: ...
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractContextManager[Tx]: ...
+    def close(self) -> None: ...
