@@ -8,9 +8,9 @@ or raised as :class:`securetf.errors.Error`, never silently lost).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from securetf.cas._records import (
     AuditEntry,
@@ -21,6 +21,8 @@ from securetf.cas._records import (
     VolumeTag,
 )
 from securetf.errors import Error
+
+T = TypeVar("T")
 
 
 class TagConflict(Error):  # noqa: N818 - a state the core resolves, not a fault
@@ -92,5 +94,11 @@ class Tx(Protocol):
 
 
 class Store(Protocol):
-    def transaction(self) -> AbstractContextManager[Tx]: ...
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """One attempt; a lost race (PostgreSQL) raises a retryable ``Error``."""
+
+    def run(self, fn: Callable[[Tx], T]) -> T:
+        """``fn`` in a transaction, re-run a bounded number of times while concurrent
+        transactions conflict with it. ``fn`` must be pure database work (safe to re-run)."""
+
     def close(self) -> None: ...

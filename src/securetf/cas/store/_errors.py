@@ -1,0 +1,59 @@
+"""Database failures as securetf errors, with a message an operator can act on."""
+
+from __future__ import annotations
+
+from sqlalchemy import exc as sa_exc
+
+from securetf.errors import Error
+
+__all__ = ["StoreError", "TransactionConflictError", "translate"]
+
+# PostgreSQL SQLSTATEs after which re-running the whole transaction is the documented fix.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock
+
+
+class StoreError(Error):
+    """The CAS database failed (unreachable, locked, damaged, or from a newer securetf)."""
+
+
+class TransactionConflictError(StoreError):
+    """A concurrent transaction won; re-running the block is safe (:meth:`SqlStore.run` does)."""
+
+
+def _sqlstate(exc: sa_exc.DBAPIError) -> str | None:
+    state = getattr(exc.orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def _sqlite_busy(exc: sa_exc.DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return isinstance(exc, sa_exc.OperationalError) and (
+        "database is locked" in text or "database is busy" in text
+    )
+
+
+def translate(exc: sa_exc.SQLAlchemyError, where: str) -> StoreError:
+    """The securetf error for a SQLAlchemy/driver error raised while using ``where``."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        reason = (
+            str(exc.orig).strip().splitlines()[0]
+            if str(exc.orig).strip()
+            else type(exc.orig).__name__
+        )
+        if _sqlstate(exc) in _RETRYABLE_SQLSTATES:
+            return TransactionConflictError(
+                f"a concurrent transaction on {where} conflicted with this one ({reason}); retry"
+            )
+        if _sqlite_busy(exc):
+            return TransactionConflictError(
+                f"the database {where} is locked by another process or transaction for too "
+                "long; retry, or stop the other process that holds it"
+            )
+        if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
+            return StoreError(f"lost the connection to the database {where}: {reason}")
+        if isinstance(exc, sa_exc.IntegrityError):
+            return StoreError(f"the database {where} refused a write (constraint): {reason}")
+        if isinstance(exc, sa_exc.OperationalError):
+            return StoreError(f"cannot use the database {where}: {reason}")
+        return StoreError(f"database error on {where}: {reason}")
+    return StoreError(f"database error on {where}: {exc}")

@@ -1,0 +1,176 @@
+"""The CAS tables (SQLAlchemy Core), created on open, with a schema version.
+
+Columns named ``sealed``/``key_sealed`` hold :mod:`._sealing` ciphertexts, never plaintext.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    insert,
+    select,
+    text,
+)
+
+from securetf.cas.audit import GENESIS_CHAIN
+from securetf.cas.store._errors import StoreError
+
+__all__ = ["SCHEMA_VERSION", "init_schema"]
+
+SCHEMA_VERSION = 1
+_PG_INIT_LOCK = 0x5EC7E7F0  # advisory lock id: one process creates the schema at a time
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("hash", Text, nullable=False),
+    Column("yaml", LargeBinary, nullable=False),
+    Column("approvals", Text, nullable=False),  # JSON list of hex
+    Column("created_at", Double, nullable=False),
+)
+
+pending_updates = Table(
+    "pending_updates",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("hash", Text, nullable=False),
+    Column("yaml", LargeBinary, nullable=False),
+    Column("approvals", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+pending_secrets = Table(
+    "pending_secrets",
+    metadata,
+    Column(
+        "policy",
+        Text,
+        ForeignKey("pending_updates.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
+request_ids = Table(
+    "request_ids",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("seen_at", Double, nullable=False),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("policy", Text, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
+cas = Table(
+    "cas",
+    metadata,
+    Column("policy", Text, primary_key=True),
+    Column("key_sealed", LargeBinary, nullable=False),
+    Column("cert_pem", LargeBinary, nullable=False),
+)
+
+nonces = Table(
+    "nonces",
+    metadata,
+    Column("nonce", LargeBinary, primary_key=True),
+    Column("expires_at", Double, nullable=False),
+    Index("nonces_expires_at", "expires_at"),
+)
+
+serials = Table(  # every serial ever handed out, never deleted: serials are never reused
+    "serials",
+    metadata,
+    Column("serial", BigInteger, primary_key=True, autoincrement=False),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("serial", BigInteger, primary_key=True, autoincrement=False),
+    Column("policy", Text, nullable=False),
+    Column("policy_version", BigInteger, nullable=False),
+    Column("service", Text, nullable=False),
+    Column("instance", BigInteger, nullable=False),
+    Column("public_key_der", LargeBinary, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+volume_tags = Table(
+    "volume_tags",
+    metadata,
+    Column("policy", Text, primary_key=True),
+    Column("volume", Text, primary_key=True),
+    Column("tag", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("time", Double, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("policy", Text, nullable=True),
+    Column("detail", Text, nullable=False),  # canonical JSON
+    Column("digest", LargeBinary, nullable=False),
+    Column("chain", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+)
+
+# The one row every append locks and moves: appends queue on it, so the chain never forks,
+# and a row deleted from audit_log cannot make the next append silently re-use its seq.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("chain", LargeBinary, nullable=False),
+)
+
+
+def init_schema(conn: Connection) -> None:
+    """Create what is missing, check the version (inside the caller's transaction)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_INIT_LOCK})
+    metadata.create_all(conn, checkfirst=True)
+    found = conn.execute(select(schema_version.c.version)).scalars().all()
+    if not found:
+        conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))
+    elif found != [SCHEMA_VERSION]:
+        raise StoreError(
+            f"the CAS database has schema version {max(found)}, this securetf knows version "
+            f"{SCHEMA_VERSION}: upgrade securetf (or point --db at the right database)"
+        )
+    if conn.execute(select(audit_head.c.id)).first() is None:
+        conn.execute(insert(audit_head).values(id=1, seq=0, chain=GENESIS_CHAIN))

@@ -1,0 +1,128 @@
+"""The store: transactions over one engine, re-run on conflict by :meth:`SqlStore.run`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from securetf.cas._store_api import Store
+from securetf.cas.master_key import MasterKey
+from securetf.cas.store._engine import make_engine, parse_url
+from securetf.cas.store._errors import StoreError, TransactionConflictError, translate
+from securetf.cas.store._schema import init_schema
+from securetf.cas.store._sealing import RecordSealer
+from securetf.cas.store._tx_audit import AuditOps
+from securetf.cas.store._tx_policies import PolicyOps
+from securetf.cas.store._tx_runtime import RuntimeOps
+from securetf.cas.store._tx_secrets import SecretOps
+from securetf.crypto import SigningKey, random_bytes
+
+__all__ = ["MAX_ATTEMPTS", "SqlStore", "SqlTx", "open_store"]
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 12  # tries of one block in run() before the conflict reaches the caller
+BACKOFF_FIRST_S = 0.002
+BACKOFF_MAX_S = 0.25
+
+
+class SqlTx(PolicyOps, SecretOps, RuntimeOps, AuditOps):
+    """The :class:`securetf.cas._store_api.Tx` of one SQLAlchemy transaction."""
+
+
+class SqlStore:
+    """A :class:`securetf.cas._store_api.Store` over SQLite or PostgreSQL."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        where: str,
+        sealer: RecordSealer,
+        audit_key: SigningKey,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._engine = engine
+        self._where = where
+        self._sealer = sealer
+        self._audit_key = audit_key
+        self._sleep = sleep
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTx]:
+        """One attempt: commit if the block returns, roll back if it raises.
+
+        A lost race surfaces as :class:`TransactionConflictError`; use :meth:`run` to re-run.
+        """
+        try:
+            with self._engine.begin() as conn:
+                yield SqlTx(conn, self._sealer, self._audit_key)
+        except SQLAlchemyError as exc:
+            raise translate(exc, self._where) from exc
+
+    def run(self, fn: Callable[[SqlTx], T]) -> T:
+        """``fn`` in a transaction, re-run (at most :data:`MAX_ATTEMPTS` times, with
+        randomized exponential backoff) while a concurrent transaction wins.
+
+        ``fn`` must be pure database work through its ``Tx`` argument: it may run more than
+        once, and only the last run's effects are committed. Other exceptions (such as
+        ``TagConflict``) roll back and propagate at once.
+        """
+        delay = BACKOFF_FIRST_S
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self.transaction() as tx:
+                    return fn(tx)
+            except TransactionConflictError:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+            jitter = int.from_bytes(random_bytes(2), "big") / 0xFFFF
+            self._sleep(delay * (0.5 + jitter))
+            delay = min(delay * 2, BACKOFF_MAX_S)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def open_store(url: str, *, master_key: MasterKey, audit_key: SigningKey) -> Store:
+    """Open (creating its schema if needed) the CAS database at ``url``.
+
+    ``sqlite:///path/cas.db`` or ``postgresql://user@host:port/db`` (psycopg 3; also
+    ``postgresql+psycopg://``). Secrets and CA keys are sealed under ``master_key``; audit
+    entries are signed with ``audit_key``.
+    """
+    parsed = parse_url(url)
+    where = parsed.render_as_string(hide_password=True)
+    engine = make_engine(parsed)
+    try:
+        _initialize(engine, where)
+    except BaseException:
+        engine.dispose()
+        raise
+    return SqlStore(engine, where, RecordSealer(master_key), audit_key)
+
+
+def _initialize(engine: Engine, where: str) -> None:
+    try:
+        conn = engine.connect()
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise StoreError(
+            f"cannot connect to the database {where}: {reason} "
+            "(check the URL, that the server runs, and the user's rights)"
+        ) from exc
+    try:
+        with conn:
+            if engine.dialect.name == "postgresql":
+                # Each statement sees others' committed DDL once the init lock is held.
+                conn = conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                init_schema(conn)
+    except SQLAlchemyError as exc:
+        raise translate(exc, where) from exc

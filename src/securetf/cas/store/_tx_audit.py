@@ -1,0 +1,78 @@
+"""Appending to and reading the hash-chained audit log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from securetf.cas._records import AuditEntry
+from securetf.cas.audit import make_audit_entry
+from securetf.cas.store._errors import StoreError
+from securetf.cas.store._schema import audit_head, audit_log
+from securetf.cas.store._tx_base import TxBase
+from securetf.errors import IntegrityError
+from securetf.policy import canonical_json
+
+__all__ = ["AuditOps"]
+
+
+def _entry(row: Any) -> AuditEntry:
+    try:
+        detail = json.loads(row.detail)
+    except ValueError:
+        raise IntegrityError(f"audit log: entry seq {row.seq} has a damaged detail") from None
+    return AuditEntry(
+        seq=row.seq,
+        time=row.time,
+        kind=row.kind,
+        policy=row.policy,
+        detail=detail,
+        digest=bytes(row.digest),
+        chain=bytes(row.chain),
+        signature=bytes(row.signature),
+    )
+
+
+class AuditOps(TxBase):
+    def append_audit(
+        self, kind: str, policy: str | None, detail: dict[str, Any], now: float
+    ) -> AuditEntry:
+        # Lock the head row first: concurrent appends queue here (PostgreSQL: the loser
+        # fails with a serialization error and is re-run), so the chain cannot fork.
+        head = self._conn.execute(
+            select(audit_head.c.seq, audit_head.c.chain)
+            .where(audit_head.c.id == 1)
+            .with_for_update()
+        ).first()
+        if head is None:
+            raise StoreError("the audit head row is missing: the CAS database is damaged")
+        entry = make_audit_entry(
+            bytes(head.chain), head.seq + 1, now, kind, policy, detail, self._audit_key
+        )
+        self._conn.execute(
+            insert(audit_log).values(
+                seq=entry.seq,
+                time=entry.time,
+                kind=entry.kind,
+                policy=entry.policy,
+                detail=canonical_json(entry.detail).decode("utf-8"),
+                digest=entry.digest,
+                chain=entry.chain,
+                signature=entry.signature,
+            )
+        )
+        self._conn.execute(
+            update(audit_head).where(audit_head.c.id == 1).values(seq=entry.seq, chain=entry.chain)
+        )
+        return entry
+
+    def audit_entries(self, after_seq: int = 0, limit: int = 10_000) -> list[AuditEntry]:
+        rows = self._conn.execute(
+            select(audit_log)
+            .where(audit_log.c.seq > after_seq)
+            .order_by(audit_log.c.seq)
+            .limit(max(0, limit))
+        )
+        return [_entry(row) for row in rows]

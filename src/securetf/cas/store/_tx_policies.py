@@ -1,0 +1,144 @@
+"""Policies, their history, the pending update of each, and seen request ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+
+from securetf.cas._records import PendingUpdate, PolicyVersion
+from securetf.cas.store._schema import pending_secrets, pending_updates, policies, request_ids
+from securetf.cas.store._sealing import KIND_PENDING_SECRET
+from securetf.cas.store._tx_base import TxBase, dump_blobs, load_blobs
+from securetf.errors import PolicyError
+
+__all__ = ["PolicyOps"]
+
+_ID_BATCH = 500  # ids per IN (...) clause, well under SQLite's parameter limit
+
+
+def _version(row: Any) -> PolicyVersion:
+    return PolicyVersion(
+        name=row.name,
+        version=row.version,
+        hash=row.hash,
+        yaml=bytes(row.yaml),
+        approvals=load_blobs(row.approvals),
+        created_at=row.created_at,
+    )
+
+
+class PolicyOps(TxBase):
+    # -- policies --------------------------------------------------------------------
+    def current_policy(self, name: str) -> PolicyVersion | None:
+        row = self._conn.execute(
+            select(policies)
+            .where(policies.c.name == name)
+            .order_by(policies.c.version.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else _version(row)
+
+    def policy_history(self, name: str) -> list[PolicyVersion]:
+        rows = self._conn.execute(
+            select(policies).where(policies.c.name == name).order_by(policies.c.version)
+        )
+        return [_version(row) for row in rows]
+
+    def policy_names(self) -> list[str]:
+        return list(
+            self._conn.execute(select(policies.c.name).distinct().order_by(policies.c.name))
+            .scalars()
+            .all()
+        )
+
+    def insert_policy(self, version: PolicyVersion) -> None:
+        exists = self._conn.execute(
+            select(func.count())
+            .select_from(policies)
+            .where(policies.c.name == version.name, policies.c.version == version.version)
+        ).scalar_one()
+        if exists:
+            raise PolicyError(
+                f"policy {version.name!r} version {version.version} exists already; "
+                "history is immutable"
+            )
+        self._conn.execute(
+            insert(policies).values(
+                name=version.name,
+                version=version.version,
+                hash=version.hash,
+                yaml=version.yaml,
+                approvals=dump_blobs(version.approvals),
+                created_at=version.created_at,
+            )
+        )
+
+    # -- pending updates -------------------------------------------------------------
+    def pending_update(self, name: str) -> PendingUpdate | None:
+        row = self._conn.execute(
+            select(pending_updates).where(pending_updates.c.name == name)
+        ).first()
+        if row is None:
+            return None
+        stored = self._conn.execute(
+            select(pending_secrets.c.name, pending_secrets.c.sealed)
+            .where(pending_secrets.c.policy == name)
+            .order_by(pending_secrets.c.position)
+        ).all()
+        opened = tuple(
+            (s.name, self._sealer.open(KIND_PENDING_SECRET, name, s.name, bytes(s.sealed)))
+            for s in stored
+        )
+        return PendingUpdate(
+            name=row.name,
+            version=row.version,
+            hash=row.hash,
+            yaml=bytes(row.yaml),
+            approvals=load_blobs(row.approvals),
+            secrets=opened,
+            created_at=row.created_at,
+        )
+
+    def put_pending(self, pending: PendingUpdate) -> None:
+        self.delete_pending(pending.name)
+        self._conn.execute(
+            insert(pending_updates).values(
+                name=pending.name,
+                version=pending.version,
+                hash=pending.hash,
+                yaml=pending.yaml,
+                approvals=dump_blobs(pending.approvals),
+                created_at=pending.created_at,
+            )
+        )
+        for position, (secret, value) in enumerate(pending.secrets):
+            sealed = self._sealer.seal(KIND_PENDING_SECRET, pending.name, secret, value)
+            self._conn.execute(
+                insert(pending_secrets).values(
+                    policy=pending.name, position=position, name=secret, sealed=sealed
+                )
+            )
+
+    def delete_pending(self, name: str) -> None:
+        # Explicit, not only ON DELETE CASCADE: foreign keys are per-connection in SQLite.
+        self._conn.execute(delete(pending_secrets).where(pending_secrets.c.policy == name))
+        self._conn.execute(delete(pending_updates).where(pending_updates.c.name == name))
+
+    # -- replay protection -----------------------------------------------------------
+    def seen_request_ids(self, ids: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(ids))
+        seen: set[str] = set()
+        for start in range(0, len(wanted), _ID_BATCH):
+            batch = wanted[start : start + _ID_BATCH]
+            seen.update(
+                self._conn.execute(select(request_ids.c.id).where(request_ids.c.id.in_(batch)))
+                .scalars()
+                .all()
+            )
+        return seen
+
+    def record_request_ids(self, ids: Iterable[str], now: float) -> None:
+        for request_id in dict.fromkeys(ids):
+            self._insert_absent(request_ids, {"id": request_id, "seen_at": now})

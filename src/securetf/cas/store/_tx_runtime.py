@@ -1,0 +1,114 @@
+"""What attested runtimes use: nonces, instances and their serials, volume tags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from securetf.cas._records import Instance, VolumeTag
+from securetf.cas._store_api import TagConflict
+from securetf.cas.store._errors import StoreError
+from securetf.cas.store._schema import instances, nonces, serials, volume_tags
+from securetf.cas.store._tx_base import TxBase
+from securetf.crypto import random_bytes
+
+__all__ = ["RuntimeOps"]
+
+_SERIAL_TRIES = 8  # 63-bit random serials: a single collision is already astronomically rare
+
+
+def _instance(row: Any) -> Instance:
+    return Instance(
+        serial=row.serial,
+        policy=row.policy,
+        policy_version=row.policy_version,
+        service=row.service,
+        instance=row.instance,
+        public_key_der=bytes(row.public_key_der),
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+    )
+
+
+class RuntimeOps(TxBase):
+    # -- nonces ------------------------------------------------------------------------
+    def add_nonce(self, nonce: bytes, expires_at: float) -> None:
+        self._conn.execute(insert(nonces).values(nonce=nonce, expires_at=expires_at))
+
+    def take_nonce(self, nonce: bytes, now: float) -> bool:
+        # One DELETE decides: of two concurrent takers only one sees rowcount 1 (SQLite
+        # runs them one at a time; PostgreSQL makes the loser wait, then fail and re-run).
+        live = self._conn.execute(
+            delete(nonces).where(nonces.c.nonce == nonce, nonces.c.expires_at > now)
+        ).rowcount
+        if live == 1:
+            return True
+        self._conn.execute(delete(nonces).where(nonces.c.nonce == nonce))  # expired: gone too
+        return False
+
+    def purge_nonces(self, now: float) -> None:
+        self._conn.execute(delete(nonces).where(nonces.c.expires_at <= now))
+
+    # -- instances ---------------------------------------------------------------------
+    def add_instance(self, instance: Instance) -> None:
+        self._insert_absent(serials, {"serial": instance.serial})
+        self._conn.execute(
+            insert(instances).values(
+                serial=instance.serial,
+                policy=instance.policy,
+                policy_version=instance.policy_version,
+                service=instance.service,
+                instance=instance.instance,
+                public_key_der=instance.public_key_der,
+                expires_at=instance.expires_at,
+                created_at=instance.created_at,
+            )
+        )
+
+    def get_instance(self, serial: int) -> Instance | None:
+        row = self._conn.execute(select(instances).where(instances.c.serial == serial)).first()
+        return None if row is None else _instance(row)
+
+    def next_serial(self) -> int:
+        # Random rather than a counter: no hot row for concurrent provisioning to fight
+        # over, and serials reveal nothing about how many certificates were issued.
+        for _ in range(_SERIAL_TRIES):
+            serial = int.from_bytes(random_bytes(8), "big") >> 1
+            if serial and self._insert_absent(serials, {"serial": serial}):
+                return serial
+        raise StoreError("could not draw an unused certificate serial number")  # pragma: no cover
+
+    # -- volume tags -------------------------------------------------------------------
+    def get_tag(self, policy: str, volume: str) -> VolumeTag | None:
+        row = self._conn.execute(
+            select(volume_tags).where(
+                volume_tags.c.policy == policy, volume_tags.c.volume == volume
+            )
+        ).first()
+        if row is None:
+            return None
+        return VolumeTag(row.policy, row.volume, row.tag, row.version, row.updated_at)
+
+    def swap_tag(self, expected: str | None, new: VolumeTag) -> None:
+        values = {"tag": new.tag, "version": new.version, "updated_at": new.updated_at}
+        if expected is None:
+            key = {"policy": new.policy, "volume": new.volume}
+            done = self._insert_absent(volume_tags, {**key, **values})
+        else:
+            # The compare and the swap are one statement; a lower version never lands.
+            done = (
+                self._conn.execute(
+                    update(volume_tags)
+                    .where(
+                        volume_tags.c.policy == new.policy,
+                        volume_tags.c.volume == new.volume,
+                        volume_tags.c.tag == expected,
+                        volume_tags.c.version <= new.version,
+                    )
+                    .values(**values)
+                ).rowcount
+                == 1
+            )
+        if not done:
+            raise TagConflict(self.get_tag(new.policy, new.volume))
