@@ -7,7 +7,7 @@ import sys
 import typer
 
 from securetf import __version__
-from securetf.cli import attest, volume
+from securetf.cli import attest, audit, cas, owner, policy, secret, volume
 from securetf.errors import Error
 
 app = typer.Typer(
@@ -19,6 +19,11 @@ app = typer.Typer(
 )
 app.add_typer(volume.app, name="volume")
 app.add_typer(attest.app, name="attest")
+app.add_typer(cas.app, name="cas")
+app.add_typer(owner.app, name="owner")
+app.add_typer(policy.app, name="policy")
+app.add_typer(secret.app, name="secret")
+app.add_typer(audit.app, name="audit")
 
 
 @app.command("version")

@@ -18,6 +18,7 @@ from securetf.policy._governance import (
     ThresholdNotMet,
     VerifiedChange,
     check_create,
+    check_read,
     check_update,
 )
 from securetf.policy._model import Governance, Owner, Policy, Tee, Volume
@@ -56,6 +57,7 @@ __all__ = [
     "X509Secret",
     "canonical_json",
     "check_create",
+    "check_read",
     "check_update",
     "parse_template",
     "policy_canonical_json",

@@ -233,3 +233,18 @@ def check_update(
             count=len(by_owner), needed=needed, approvals=approvals, request_ids=request_ids
         )
     return VerifiedChange(proposed, digest, approvals, request_ids)
+
+
+def check_read(
+    current: Policy,
+    current_hash: str,
+    signed: SignedRequest,
+    *,
+    now: float,
+    seen_request_ids: Collection[str],
+) -> Approval:
+    """Verify an owner's fresh, unreplayed ``read`` request for the version in force."""
+    expected = _Expected(current.governance, current, current_hash, ("read",))
+    approval = _verify(signed, expected)
+    _check_fresh(approval, now, seen_request_ids)
+    return approval

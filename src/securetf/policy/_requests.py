@@ -29,11 +29,12 @@ from securetf.policy._types import Digest, Name, PolicyModel
 SIGNING_CONTEXT = b"securetf-policy-request-v1\x00"
 """Prefix of every signed message, so a request signature can never pass for another one."""
 
-Action = Literal["create", "update", "approve"]
+Action = Literal["create", "update", "approve", "read"]
 
 
 class Request(PolicyModel):
-    """What an owner signs. ``update`` proposes a version, ``approve`` seconds it."""
+    """What an owner signs. ``update`` proposes a version, ``approve`` seconds it, ``read``
+    asks for an owner-only view of the version in force (an exported secret, the audit log)."""
 
     action: Action
     policy: Name

@@ -1,0 +1,226 @@
+"""Applying, approving and reading policies (inside one store transaction each)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from securetf.cas._records import PendingUpdate, PolicyCa, PolicyVersion
+from securetf.cas._store_api import Tx
+from securetf.cas.settings import CasSettings
+from securetf.crypto import random_bytes
+from securetf.crypto.x509ca import new_ca
+from securetf.errors import NotFoundError, PolicyError
+from securetf.policy import (
+    Policy,
+    RandomSecret,
+    SignedRequest,
+    ThresholdNotMet,
+    VerifiedChange,
+    VolumeKeySecret,
+    check_create,
+    check_update,
+    policy_hash,
+)
+from securetf.protocol import ApplyResult
+
+VOLUME_KEY_BYTES = 32
+
+
+def load(tx: Tx, name: str) -> tuple[PolicyVersion, Policy]:
+    stored = tx.current_policy(name)
+    if stored is None:
+        raise NotFoundError(f"no policy {name!r} at this CAS; apply it first")
+    return stored, Policy.from_yaml(stored.yaml)
+
+
+def _check_imports(policy: Policy, imported: Mapping[str, bytes], tx: Tx) -> None:
+    for name, value in imported.items():
+        secret = policy.secrets.get(name)
+        if not isinstance(secret, VolumeKeySecret) or secret.source != "imported":
+            raise PolicyError(
+                f"secret {name!r} was uploaded, but the policy does not define it as "
+                "{kind: volume-key, source: imported}"
+            )
+        if len(value) != VOLUME_KEY_BYTES:
+            raise PolicyError(f"secret {name!r} must be a {VOLUME_KEY_BYTES}-byte volume key")
+        existing = tx.get_secret(policy.name, name)
+        if existing is not None and existing != value:
+            raise PolicyError(
+                f"secret {name!r} is already stored with another value; volumes sealed "
+                "with it would become unreadable, so it cannot be replaced"
+            )
+    for name, secret in policy.secrets.items():
+        imported_key = isinstance(secret, VolumeKeySecret) and secret.source == "imported"
+        if imported_key and name not in imported and tx.get_secret(policy.name, name) is None:
+            raise PolicyError(
+                f"secret {name!r} is imported: upload it with --secret {name}=KEYFILE"
+            )
+
+
+def _materialize(tx: Tx, policy: Policy, imported: Mapping[str, bytes]) -> None:
+    """Store imported secrets and generate the generated ones that do not exist yet."""
+    for name, value in imported.items():
+        tx.put_secret(policy.name, name, value)
+    for name, secret in policy.secrets.items():
+        if tx.get_secret(policy.name, name) is not None:
+            continue
+        if isinstance(secret, VolumeKeySecret) and secret.source == "generated":
+            tx.put_secret(policy.name, name, random_bytes(VOLUME_KEY_BYTES))
+        elif isinstance(secret, RandomSecret):
+            tx.put_secret(policy.name, name, random_bytes(secret.bytes))
+
+
+def _activate(
+    tx: Tx,
+    change: VerifiedChange,
+    yaml: bytes,
+    imported: Mapping[str, bytes],
+    settings: CasSettings,
+    now: float,
+) -> ApplyResult:
+    policy = change.policy
+    tx.insert_policy(
+        PolicyVersion(
+            policy.name,
+            policy.version,
+            change.policy_hash,
+            yaml,
+            tuple(a.signed.to_json() for a in change.approvals),
+            now,
+        )
+    )
+    tx.record_request_ids(change.request_ids, now)
+    tx.delete_pending(policy.name)
+    _materialize(tx, policy, imported)
+    if tx.get_ca(policy.name) is None:
+        key, cert = new_ca(f"{policy.name} CA", now=now, valid_days=settings.ca_valid_days)
+        tx.put_ca(PolicyCa(policy.name, key.to_pem(), cert))
+    count = len(change.approvals)
+    tx.append_audit(
+        "policy.created" if policy.version == 1 else "policy.updated",
+        policy.name,
+        {
+            "version": policy.version,
+            "hash": change.policy_hash,
+            "approved_by": sorted(a.owner for a in change.approvals),
+            "imported_secrets": sorted(imported),
+        },
+        now,
+    )
+    return ApplyResult(
+        name=policy.name,
+        version=policy.version,
+        hash=change.policy_hash,
+        status="active",
+        signatures=count,
+        needed=count,
+    )
+
+
+def apply(
+    tx: Tx,
+    yaml: bytes,
+    signatures: Sequence[SignedRequest],
+    imported: Mapping[str, bytes],
+    *,
+    settings: CasSettings,
+    now: float,
+) -> ApplyResult:
+    """Create a policy, update it, or record a pending update short of its threshold."""
+    policy = Policy.from_yaml(yaml)
+    seen = tx.seen_request_ids(s.unverified_request().request_id for s in signatures)
+    current = tx.current_policy(policy.name)
+    if current is None:
+        change = check_create(policy, signatures, now=now, seen_request_ids=seen)
+        _check_imports(policy, imported, tx)
+        return _activate(tx, change, yaml, imported, settings, now)
+    pending = tx.pending_update(policy.name)
+    return _update(tx, current, policy, yaml, signatures, pending, imported, settings, now, seen)
+
+
+def approve(
+    tx: Tx, name: str, signed: SignedRequest, *, settings: CasSettings, now: float
+) -> ApplyResult:
+    """Add one owner's approval to the pending update of ``name``."""
+    current = tx.current_policy(name)
+    pending = tx.pending_update(name)
+    if current is None or pending is None:
+        raise NotFoundError(f"policy {name!r} has no pending update to approve")
+    seen = tx.seen_request_ids([signed.unverified_request().request_id])
+    proposed = Policy.from_yaml(pending.yaml)
+    return _update(
+        tx,
+        current,
+        proposed,
+        pending.yaml,
+        [signed],
+        pending,
+        dict(pending.secrets),
+        settings,
+        now,
+        seen,
+    )
+
+
+def _update(
+    tx: Tx,
+    current: PolicyVersion,
+    proposed: Policy,
+    yaml: bytes,
+    signatures: Sequence[SignedRequest],
+    pending: PendingUpdate | None,
+    imported: Mapping[str, bytes],
+    settings: CasSettings,
+    now: float,
+    seen: set[str],
+) -> ApplyResult:
+    kept = (
+        [SignedRequest.from_json(a) for a in pending.approvals]
+        if pending is not None and pending.yaml == yaml
+        else []
+    )
+    _check_imports(proposed, imported, tx)
+    try:
+        change = check_update(
+            Policy.from_yaml(current.yaml),
+            current.hash,
+            proposed,
+            signatures,
+            now=now,
+            seen_request_ids=seen,
+            pending=kept,
+        )
+    except ThresholdNotMet as short:
+        digest = policy_hash(proposed)
+        tx.record_request_ids(short.request_ids, now)
+        tx.put_pending(
+            PendingUpdate(
+                proposed.name,
+                proposed.version,
+                digest,
+                yaml,
+                tuple(a.signed.to_json() for a in short.approvals),
+                tuple(sorted(imported.items())),
+                now,
+            )
+        )
+        tx.append_audit(
+            "policy.pending",
+            proposed.name,
+            {
+                "version": proposed.version,
+                "hash": digest,
+                "approved_by": sorted(a.owner for a in short.approvals),
+                "needed": short.needed,
+            },
+            now,
+        )
+        return ApplyResult(
+            name=proposed.name,
+            version=proposed.version,
+            hash=digest,
+            status="pending",
+            signatures=short.count,
+            needed=short.needed,
+        )
+    return _activate(tx, change, yaml, imported, settings, now)

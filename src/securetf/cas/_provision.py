@@ -1,0 +1,240 @@
+"""Provisioning: verify a runtime's evidence against its policy, then hand out its secrets.
+
+Steps (each failure raises, and the core audits the refusal with its reason):
+
+1. The nonce is one the CAS issued, unused and unexpired (taken before anything else).
+2. The policy and the service exist; the instance number is within ``instances``.
+3. The evidence verifies for its TEE (signature chain, collateral, freshness).
+4. Appraisal: TEE allowed, TCB tolerated, not debug, measurement expected, and the report
+   data binds exactly this nonce and the runtime's two fresh public keys.
+5. Issue a certificate for the runtime's TLS key and seal the service's configuration
+   (environment, files, volume keys and tags) to the runtime's box key.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from securetf.attestation import Claims, Collateral, appraise, verify_evidence
+from securetf.cas._policies import load
+from securetf.cas._records import Instance, PolicyVersion
+from securetf.cas._store_api import Tx
+from securetf.cas.settings import CasSettings
+from securetf.crypto import VerifyKey
+from securetf.crypto.sealed_box import seal_to
+from securetf.crypto.x509ca import EcKey, issue_certificate
+from securetf.errors import AttestationError, NotFoundError, UsageError
+from securetf.policy import (
+    Policy,
+    RandomSecret,
+    Service,
+    X509Secret,
+    render,
+    render_bytes,
+    template_references,
+)
+from securetf.protocol import (
+    CONFIG_INFO,
+    ProvisionRequest,
+    ProvisionResponse,
+    ServiceConfig,
+    VolumeGrant,
+    provision_report_data,
+)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What steps 1-4 established."""
+
+    stored: PolicyVersion
+    policy: Policy
+    service: Service
+    claims: Claims
+
+
+def service_of(policy: Policy, name: str, instance: int) -> Service:
+    service = policy.services.get(name)
+    if service is None:
+        raise NotFoundError(
+            f"policy {policy.name!r} has no service {name!r} "
+            f"(services: {', '.join(sorted(policy.services))})"
+        )
+    if instance >= service.instances:
+        raise AttestationError(
+            f"service {name!r} has {service.instances} instance(s); instance {instance} "
+            "is not one of them"
+        )
+    return service
+
+
+def verify(
+    stored: PolicyVersion,
+    req: ProvisionRequest,
+    *,
+    now: float,
+    sim_trust: Collection[VerifyKey],
+) -> Verified:
+    """Steps 2-4 (the caller took the nonce in step 1)."""
+    policy = Policy.from_yaml(stored.yaml)
+    service = service_of(policy, req.service, req.instance)
+    if req.tee not in policy.tee.allow:
+        raise AttestationError(
+            f"policy {policy.name!r} does not allow TEE {req.tee} (tee.allow: "
+            f"{', '.join(policy.tee.allow)})"
+        )
+    collateral = Collateral.load(req.collateral.encode()) if req.collateral else None
+    claims = verify_evidence(
+        req.tee,
+        req.evidence,
+        now=int(now),
+        collateral=collateral,
+        vcek=req.vcek,
+        sim_trust=sim_trust,
+    )
+    appraise(
+        claims,
+        allowed_tees=policy.tee.allow,
+        expected_measurements=[bytes.fromhex(m.split(":", 1)[1]) for m in service.measurement],
+        expected_report_data=provision_report_data(
+            req.nonce, req.tls_public_key, req.box_public_key
+        ),
+        tolerate=policy.tee.tolerate,
+        ignore_advisories=policy.tee.ignore_advisories,
+    )
+    return Verified(stored, policy, service, claims)
+
+
+def _secret_values(
+    tx: Tx, policy: Policy, ca_key: EcKey, ca_pem: bytes, *, now: float
+) -> dict[str, bytes | str]:
+    """Every value a template of this policy may name (x509 secrets are issued fresh)."""
+    values: dict[str, bytes | str] = {}
+    for name, secret in policy.secrets.items():
+        if isinstance(secret, X509Secret):
+            key = EcKey.generate()
+            values[f"secrets.{name}.cert"] = issue_certificate(
+                ca_key,
+                ca_pem,
+                key.public_der(),
+                common_name=secret.common_name,
+                organization=policy.name,
+                alt_names=[secret.common_name],
+                server="server" in secret.usage,
+                client="client" in secret.usage,
+                serial=tx.next_serial(),
+                now=now,
+                valid_seconds=secret.valid_days * 86400.0,
+            )
+            values[f"secrets.{name}.key"] = key.to_pem()
+            values[f"secrets.{name}.ca"] = ca_pem
+            continue
+        raw = tx.get_secret(policy.name, name)
+        if raw is None:
+            raise NotFoundError(f"secret {name!r} of policy {policy.name!r} is missing")
+        if isinstance(secret, RandomSecret) and secret.encoding == "hex":
+            values[f"secrets.{name}"] = raw.hex()
+        elif isinstance(secret, RandomSecret) and secret.encoding == "base64":
+            values[f"secrets.{name}"] = base64.b64encode(raw).decode()
+        else:
+            values[f"secrets.{name}"] = raw
+    return values
+
+
+def grant(
+    tx: Tx, v: Verified, req: ProvisionRequest, *, settings: CasSettings, now: float
+) -> ProvisionResponse:
+    """Step 5: certificate, sealed configuration, and the instance's record."""
+    policy, service = v.policy, v.service
+    ca = tx.get_ca(policy.name)
+    if ca is None:
+        raise NotFoundError(f"policy {policy.name!r} has no CA")
+    ca_key = EcKey.from_pem(ca.key_pem, source="the policy CA key")
+    serial = tx.next_serial()
+    name = f"{req.service}-{req.instance}"
+    cert = issue_certificate(
+        ca_key,
+        ca.cert_pem,
+        req.tls_public_key,
+        common_name=name,
+        organization=policy.name,
+        alt_names=[f"{name}.{policy.name}", f"{req.service}.{policy.name}"],
+        server=True,
+        client=True,
+        serial=serial,
+        now=now,
+        valid_seconds=settings.instance_cert_seconds,
+    )
+    values = _secret_values(tx, policy, ca_key, ca.cert_pem, now=now)
+    volumes: dict[str, VolumeGrant] = {}
+    mounted = [m.volume for m in service.mounts] + ([service.code.volume] if service.code else [])
+    for volume_name in mounted:
+        volume = policy.volumes[volume_name]
+        key = tx.get_secret(policy.name, volume.key)
+        if key is None:
+            raise NotFoundError(f"the key of volume {volume_name!r} is missing")
+        tag = tx.get_tag(policy.name, volume_name)
+        volumes[volume_name] = VolumeGrant(
+            key=key,
+            tag=tag.tag if tag else None,
+            version=tag.version if tag else 0,
+            rollback=volume.rollback,
+        )
+    config = ServiceConfig(
+        policy=policy.name,
+        policy_version=policy.version,
+        service=req.service,
+        instance=req.instance,
+        command=list(service.command),
+        environment={k: render(t, values) for k, t in service.environment.items()},
+        files={path: render_bytes(t, values) for path, t in service.files.items()},
+        volumes=volumes,
+    )
+    if len(req.box_public_key) != 32:
+        raise UsageError("box_public_key must be a 32-byte X25519 public key")
+    sealed = seal_to(req.box_public_key, config.model_dump_json().encode(), info=CONFIG_INFO)
+    tx.add_instance(
+        Instance(
+            serial,
+            policy.name,
+            policy.version,
+            req.service,
+            req.instance,
+            req.tls_public_key,
+            now + settings.instance_cert_seconds,
+            now,
+        )
+    )
+    tx.append_audit(
+        "provision.accepted",
+        policy.name,
+        {
+            "service": req.service,
+            "instance": req.instance,
+            "serial": serial,
+            "tee": v.claims.tee,
+            "measurement": v.claims.measurement.hex(),
+            "tcb_status": v.claims.tcb_status,
+            "secrets_released": sorted({r.split(".")[1] for r in values} & _used_secrets(service))
+            + sorted(policy.volumes[n].key for n in volumes),
+        },
+        now,
+    )
+    return ProvisionResponse(
+        certificate_pem=cert.decode(),
+        ca_certificate_pem=ca.cert_pem.decode(),
+        serial=serial,
+        sealed_config=sealed,
+    )
+
+
+def _used_secrets(service: Service) -> set[str]:
+    used: set[str] = set()
+    for template in [*service.environment.values(), *service.files.values()]:
+        used.update(r.secret for r in template_references(template))
+    return used
+
+
+__all__ = ["Verified", "grant", "load", "service_of", "verify"]

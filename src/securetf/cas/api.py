@@ -1,0 +1,201 @@
+"""The CAS's HTTP API, version 1: thin handlers over :class:`securetf.cas.core.Cas`.
+
+Every error is a JSON body ``{"error": message, "type": class name, "exit_code": n}``
+with a status that says whose fault it was (docs/cas.md lists them).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+from securetf.cas.core import Cas
+from securetf.cas.identity import CasIdentity
+from securetf.errors import (
+    AttestationError,
+    AuthenticationError,
+    Error,
+    IntegrityError,
+    NotFoundError,
+    UsageError,
+)
+from securetf.policy import Policy, SignedRequest
+from securetf.protocol import (
+    ApplyResult,
+    AuditPage,
+    CasIdentityDoc,
+    NonceResponse,
+    PolicyApply,
+    PolicyApprove,
+    PolicyDoc,
+    PolicyHistory,
+    ProvisionRequest,
+    ProvisionResponse,
+    TagUpdate,
+)
+from securetf.protocol.messages import HistoryItem
+
+_STATUS: list[tuple[type[Error], int]] = [
+    (NotFoundError, 404),
+    (UsageError, 400),
+    (AuthenticationError, 403),
+    (AttestationError, 403),
+    (IntegrityError, 409),
+]
+
+
+def status_of(exc: Error) -> int:
+    return next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+
+
+def _approved_by(approvals: tuple[bytes, ...], owners: dict[str, str]) -> list[str]:
+    names = []
+    for raw in approvals:
+        signer = SignedRequest.from_json(raw).signer
+        names.append(owners.get(signer, signer[:24]))
+    return sorted(names)
+
+
+def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
+    app = FastAPI(title="securetf CAS", version="1", docs_url=None, redoc_url=None)
+    registry = CollectorRegistry()
+    requests = Counter(
+        "securetf_cas_requests", "HTTP requests", ["route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "securetf_cas_latency_seconds", "request latency", ["route"], registry=registry
+    )
+
+    @app.exception_handler(Error)
+    async def _error(_: Request, exc: Error) -> JSONResponse:
+        body = {"error": str(exc), "type": type(exc).__name__, "exit_code": exc.exit_code}
+        return JSONResponse(body, status_code=status_of(exc))
+
+    @app.middleware("http")
+    async def _measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        latency.labels(name).observe(time.perf_counter() - start)
+        requests.labels(name, str(response.status_code)).inc()
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/identity")
+    def get_identity(nonce: str) -> CasIdentityDoc:
+        raw = base64.urlsafe_b64decode(nonce.encode() + b"==")
+        if not 16 <= len(raw) <= 64:
+            raise UsageError("the nonce must be 16 to 64 bytes (base64url)")
+        evidence = identity.evidence(raw)
+        return CasIdentityDoc(
+            tee=evidence.tee,
+            evidence=evidence.data,
+            certificate_pem=identity.certificate_pem.decode(),
+            audit_public_key=identity.audit_key.verify_key().to_text(),
+            measurement="sha256:" + identity.measurement.hex(),
+        )
+
+    @app.post("/v1/policies")
+    def apply_policy(body: PolicyApply) -> ApplyResult:
+        signatures = [SignedRequest.from_json(s) for s in body.signatures]
+        return cas.apply_policy(body.policy_yaml, signatures, body.secrets)
+
+    @app.post("/v1/policies/{name}/approve")
+    def approve_policy(name: str, body: PolicyApprove) -> ApplyResult:
+        return cas.approve_policy(name, SignedRequest.from_json(body.signature))
+
+    @app.get("/v1/policies/{name}")
+    def get_policy(name: str) -> PolicyDoc:
+        stored, ca_pem = cas.policy(name)
+        return PolicyDoc(
+            name=stored.name,
+            version=stored.version,
+            hash=stored.hash,
+            policy_yaml=stored.yaml,
+            ca_certificate_pem=ca_pem.decode(),
+            created_at=stored.created_at,
+        )
+
+    @app.get("/v1/policies/{name}/history")
+    def get_history(name: str) -> PolicyHistory:
+        versions, pending = cas.history(name)
+        owners = {
+            o.public_key: o.name
+            for v in versions
+            for o in Policy.from_yaml(v.yaml).governance.owners
+        }
+        items = [
+            HistoryItem(
+                version=v.version,
+                hash=v.hash,
+                created_at=v.created_at,
+                approved_by=_approved_by(v.approvals, owners),
+            )
+            for v in versions
+        ]
+        pend = (
+            HistoryItem(
+                version=pending.version,
+                hash=pending.hash,
+                created_at=pending.created_at,
+                approved_by=_approved_by(pending.approvals, owners),
+            )
+            if pending
+            else None
+        )
+        return PolicyHistory(name=name, versions=items, pending=pend)
+
+    @app.post("/v1/nonce")
+    def nonce() -> NonceResponse:
+        return cas.nonce()
+
+    @app.post("/v1/provision")
+    def provision(body: ProvisionRequest) -> ProvisionResponse:
+        return cas.provision(body)
+
+    @app.post("/v1/tags", status_code=204)
+    def update_tag(body: TagUpdate) -> Response:
+        cas.update_tag(body)
+        return Response(status_code=204)
+
+    @app.post("/v1/policies/{name}/secrets/{secret}")
+    def export_secret(
+        name: str, secret: str, signed: Annotated[dict[str, Any], Body()]
+    ) -> dict[str, str]:
+        value = cas.export_secret(name, secret, _signed(signed))
+        return {"value": base64.b64encode(value).decode()}
+
+    @app.post("/v1/policies/{name}/audit")
+    def audit(name: str, signed: Annotated[dict[str, Any], Body()]) -> AuditPage:
+        entries = cas.audit(name, _signed(signed))
+        head = entries[-1]["chain"] if entries else ""
+        return AuditPage(entries=entries, head=head)
+
+    return app
+
+
+def _signed(body: dict[str, Any]) -> SignedRequest:
+    return SignedRequest.from_json(json.dumps(body).encode())

@@ -1,0 +1,88 @@
+"""The CAS's own identity: its TLS key and certificate, its audit key, and evidence that
+binds both to the code it runs.
+
+Under the sim TEE the keys are files in the data directory (mode 0600); under a hardware
+TEE they would be sealed to it. Clients pin the certificate only after verifying the
+evidence (``securetf cas attest``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import securetf
+from securetf._fsutil import write_private_file
+from securetf.attestation import Evidence, Producer
+from securetf.crypto import Certificate, SigningKey
+from securetf.crypto.x509ca import EcKey, self_signed
+from securetf.errors import UsageError
+from securetf.protocol import cas_report_data
+
+CERT_VALID_DAYS = 365
+DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def package_measurement() -> bytes:
+    """SHA-256 over the securetf package's Python files (path and content, sorted): the
+    code identity the CAS's evidence reports."""
+    root = Path(securetf.__file__).parent
+    h = hashlib.sha256(b"securetf/v1 package\x00")
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix().encode()
+        data = path.read_bytes()
+        h.update(len(rel).to_bytes(4, "big") + rel + len(data).to_bytes(8, "big") + data)
+    return h.digest()
+
+
+@dataclass(frozen=True)
+class CasIdentity:
+    tls_key: EcKey
+    certificate_pem: bytes
+    audit_key: SigningKey
+    producer: Producer
+    measurement: bytes
+
+    def evidence(self, nonce: bytes) -> Evidence:
+        """Fresh evidence binding the certificate, the audit key and the client's nonce."""
+        der = Certificate.load(self.certificate_pem).der
+        return self.producer.evidence(
+            cas_report_data(der, self.audit_key.verify_key().raw(), nonce)
+        )
+
+
+def _load_or_create(path: Path, make: bytes) -> bytes:
+    if path.exists():
+        mode = path.stat().st_mode & 0o077
+        if mode:
+            raise UsageError(f"{path} is readable by others; chmod 600 it")
+        return path.read_bytes()
+    write_private_file(path, make)
+    return make
+
+
+def load_identity(
+    data_dir: Path, producer: Producer, measurement: bytes, *, hosts: tuple[str, ...], now: float
+) -> CasIdentity:
+    """Load the identity from ``data_dir/identity``, creating it on first start."""
+    ident = data_dir / "identity"
+    ident.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tls_key = EcKey.from_pem(
+        _load_or_create(ident / "tls.key", EcKey.generate().to_pem()), source=str(ident / "tls.key")
+    )
+    audit_key = SigningKey.from_pem(
+        _load_or_create(ident / "audit.key", SigningKey.generate().to_pem()),
+        source=str(ident / "audit.key"),
+    )
+    names = tuple(dict.fromkeys((*hosts, *DEFAULT_NAMES)))
+    cert_path = ident / "tls.crt"
+    names_path = ident / "tls.names"
+    if not cert_path.exists() or names_path.read_text().split() != list(names):
+        cert = self_signed(tls_key, "securetf CAS", names, now=now, valid_days=CERT_VALID_DAYS)
+        tmp = cert_path.with_suffix(".tmp")
+        tmp.write_bytes(cert)
+        os.replace(tmp, cert_path)
+        names_path.write_text(" ".join(names))
+    return CasIdentity(tls_key, cert_path.read_bytes(), audit_key, producer, measurement)

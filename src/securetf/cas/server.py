@@ -1,0 +1,82 @@
+"""Starting the CAS: data directory, identity, store, verifiers, HTTPS."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+
+from securetf.attestation import default_sim_trust, producer_for
+from securetf.cas.api import create_app
+from securetf.cas.core import Cas
+from securetf.cas.identity import CasIdentity, load_identity, package_measurement
+from securetf.cas.master_key import MasterKey
+from securetf.cas.settings import CasSettings
+from securetf.cas.store import open_store
+from securetf.crypto import VerifyKey
+from securetf.errors import UsageError
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    data_dir: Path
+    db_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8081
+    tee: str = "sim"
+    sim_trust: Collection[VerifyKey] = ()
+    settings: CasSettings = field(default_factory=CasSettings)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen takes HOST:PORT, like 127.0.0.1:8081, not {listen!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def build(options: ServeOptions) -> tuple[Cas, CasIdentity]:
+    """Everything but the HTTP server: usable in-process by tests and benchmarks."""
+    data_dir = options.data_dir
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    measurement = package_measurement()
+    if options.tee == "sim":
+        _log.warning("CAS running on the SIMULATED TEE: no hardware protects its keys")
+    producer = producer_for(options.tee, measurement=measurement)
+    identity = load_identity(
+        data_dir, producer, measurement, hosts=(options.host,), now=time.time()
+    )
+    url = options.db_url or f"sqlite:///{data_dir / 'cas.db'}"
+    store = open_store(
+        url, master_key=MasterKey.load_or_create(data_dir), audit_key=identity.audit_key
+    )
+    trust = frozenset(options.sim_trust) | default_sim_trust()
+    cas = Cas(store, clock=time.time, sim_trust=trust, settings=options.settings)
+    return cas, identity
+
+
+def serve(options: ServeOptions) -> None:
+    """Run the CAS over HTTPS until interrupted."""
+    cas, identity = build(options)
+    ident = options.data_dir / "identity"
+    app = create_app(cas, identity)
+    print(
+        f"securetf CAS listening on https://{options.host}:{options.port} "
+        f"(tee {options.tee}, data {options.data_dir})",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=options.host,
+        port=options.port,
+        ssl_keyfile=str(ident / "tls.key"),
+        ssl_certfile=str(ident / "tls.crt"),
+        log_level="warning",
+        access_log=False,
+    )

@@ -1,0 +1,35 @@
+"""``securetf audit``: owners verify the CAS's hash-chained, signed audit trail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from securetf.cli.cas import CasUrl
+from securetf.cli.owner import load_owner_key
+from securetf.client import CasClient
+from securetf.client.audit import verify_audit_view
+from securetf.crypto import VerifyKey
+
+app = typer.Typer(help="The CAS's audit trail.", no_args_is_help=True)
+
+
+@app.command()
+def verify(
+    cas: CasUrl,
+    key: Annotated[Path, typer.Option("--key", help="Your owner key.")],
+    policy: Annotated[str, typer.Option(help="Your policy's name.")],
+    show: Annotated[bool, typer.Option("--show", help="Print your policy's entries.")] = False,
+) -> None:
+    """Check every link and signature of the audit chain; print your policy's entries."""
+    with CasClient.for_url(cas) as client:
+        page = client.audit(policy, load_owner_key(key))
+        audit_key = VerifyKey.from_text(client.pin.audit_public_key)
+    verify_audit_view(page.entries, audit_key, policy=policy)
+    mine = [e for e in page.entries if e.get("policy") == policy]
+    typer.echo(f"audit chain ok: {len(page.entries)} entries, {len(mine)} of policy {policy}")
+    if show:
+        for e in mine:
+            typer.echo(f"{e['seq']:>6} {e['kind']:<20} {e['detail']}")

@@ -1,0 +1,27 @@
+"""``securetf owner``: the keys of a policy's owners."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from securetf._fsutil import read_file, write_private_file
+from securetf.crypto import SigningKey
+
+app = typer.Typer(help="Policy owners' keys.", no_args_is_help=True)
+
+
+def load_owner_key(path: Path) -> SigningKey:
+    return SigningKey.from_pem(read_file(path, "owner key"), source=str(path))
+
+
+@app.command()
+def keygen(
+    keyfile: Annotated[Path, typer.Argument(help="Where to write the private key.")],
+) -> None:
+    """Write a new Ed25519 owner key (mode 0600) and print its public key for a policy."""
+    key = SigningKey.generate()
+    write_private_file(keyfile, key.to_pem())
+    typer.echo(key.verify_key().to_text())

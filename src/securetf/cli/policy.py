@@ -1,0 +1,111 @@
+"""``securetf policy``: apply, approve and inspect policies at a CAS."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from securetf._fsutil import read_file
+from securetf.cli._common import print_json
+from securetf.cli.cas import CasUrl
+from securetf.cli.owner import load_owner_key
+from securetf.client import CasClient
+from securetf.errors import UsageError
+from securetf.volume import VolumeKey
+
+app = typer.Typer(help="Signed, versioned policies.", no_args_is_help=True)
+KeyOpt = Annotated[Path, typer.Option("--key", help="Your owner key (from 'owner keygen').")]
+
+
+def _secrets(items: list[str]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--secret takes NAME=FILE, not {item!r}")
+        out[name] = VolumeKey.from_file(Path(path)).raw()
+    return out
+
+
+@app.command()
+def apply(
+    file: Annotated[Path, typer.Argument(help="The policy YAML.")],
+    cas: CasUrl,
+    key: KeyOpt,
+    secret: Annotated[
+        list[str] | None, typer.Option(help="NAME=FILE: an imported secret (a volume key).")
+    ] = None,
+) -> None:
+    """Upload a policy (new, or the next version) with your signature and imported secrets."""
+    yaml = read_file(file, "policy file")
+    with CasClient.for_url(cas) as client:
+        result = client.apply_policy(yaml, load_owner_key(key), _secrets(secret or []))
+    if result.status == "pending":
+        typer.echo(
+            f"policy {result.name} version {result.version} is pending: "
+            f"{result.signatures} of {result.needed} owner signatures "
+            f"(others run 'securetf policy approve {result.name} --version {result.version}')"
+        )
+    else:
+        typer.echo(
+            f"policy {result.name} version {result.version} is in force\nhash: {result.hash}"
+        )
+
+
+@app.command()
+def approve(
+    name: Annotated[str, typer.Argument(help="The policy's name.")],
+    version: Annotated[int, typer.Option(help="The pending version you approve.")],
+    cas: CasUrl,
+    key: KeyOpt,
+) -> None:
+    """Add your signature to a pending update."""
+    with CasClient.for_url(cas) as client:
+        result = client.approve_policy(name, version, load_owner_key(key))
+    state = (
+        "is in force"
+        if result.status == "active"
+        else f"has {result.signatures}/{result.needed} signatures"
+    )
+    typer.echo(f"policy {name} version {version} {state}")
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="The policy's name.")],
+    cas: CasUrl,
+    json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Print the version in force."""
+    with CasClient.for_url(cas) as client:
+        doc = client.policy(name)
+    if json:
+        print_json(
+            {
+                "name": doc.name,
+                "version": doc.version,
+                "hash": doc.hash,
+                "created_at": doc.created_at,
+                "ca_certificate_pem": doc.ca_certificate_pem,
+                "policy_yaml": doc.policy_yaml.decode(errors="replace"),
+            }
+        )
+        return
+    typer.echo(f"# {doc.name} version {doc.version} ({doc.hash})")
+    typer.echo(doc.policy_yaml.decode(errors="replace"))
+
+
+@app.command()
+def history(name: Annotated[str, typer.Argument(help="The policy's name.")], cas: CasUrl) -> None:
+    """List every version, who approved it, and any pending update."""
+    with CasClient.for_url(cas) as client:
+        hist = client.history(name)
+    for item in hist.versions:
+        when = datetime.datetime.fromtimestamp(item.created_at, tz=datetime.UTC).isoformat()
+        typer.echo(f"v{item.version} {when} {item.hash} approved by {', '.join(item.approved_by)}")
+    if hist.pending:
+        p = hist.pending
+        typer.echo(f"pending v{p.version} {p.hash} approved by {', '.join(p.approved_by)}")

@@ -1,0 +1,7 @@
+"""The securetf SDK for owners and clients: attest a CAS, talk to it, verify servers."""
+
+from securetf.client.attest_cas import attest_cas
+from securetf.client.cas import CasClient
+from securetf.client.pins import CasPin, load_pin, save_pin
+
+__all__ = ["CasClient", "CasPin", "attest_cas", "load_pin", "save_pin"]

@@ -1,0 +1,155 @@
+"""The CAS client: HTTPS to a pinned CAS only, errors turned back into securetf errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import time
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from securetf import errors
+from securetf.client.pins import CasPin, load_pin
+from securetf.crypto import SigningKey
+from securetf.errors import Error, UsageError
+from securetf.policy import Policy, SignedRequest, policy_hash, sign_request
+from securetf.protocol import (
+    ApplyResult,
+    AuditPage,
+    NonceResponse,
+    PolicyApply,
+    PolicyApprove,
+    PolicyDoc,
+    PolicyHistory,
+    ProvisionRequest,
+    ProvisionResponse,
+    TagUpdate,
+)
+
+M = TypeVar("M", bound=BaseModel)
+TIMEOUT = 30.0
+
+
+def _error_from(response: httpx.Response) -> Error:
+    try:
+        body = response.json()
+        cls = getattr(errors, str(body.get("type", "")), None)
+        message = str(body["error"])
+    except (ValueError, KeyError, AttributeError):
+        return Error(f"the CAS answered {response.status_code}: {response.text[:200]}")
+    if isinstance(cls, type) and issubclass(cls, errors.IntegrityError):
+        return errors.RollbackError(message)  # IntegrityError's message is fixed
+    if isinstance(cls, type) and issubclass(cls, Error):
+        return cls(message)
+    return Error(message)
+
+
+class CasClient:
+    """Talks to one CAS whose certificate was pinned by ``securetf cas attest``."""
+
+    def __init__(self, pin: CasPin, *, timeout: float = TIMEOUT) -> None:
+        ctx = ssl.create_default_context(cadata=pin.certificate_pem)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.pin = pin
+        self._http = httpx.Client(base_url=pin.url, verify=ctx, timeout=timeout)
+
+    @classmethod
+    def for_url(cls, url: str) -> CasClient:
+        return cls(load_pin(url))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CasClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport ---------------------------------------------------------------------
+    def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise UsageError(f"cannot reach the CAS at {self.pin.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response
+
+    def _model(self, model: type[M], method: str, path: str, body: Any = None) -> M:
+        return model.model_validate_json(self._call(method, path, body).content)
+
+    # -- owners ------------------------------------------------------------------------
+    def apply_policy(
+        self, yaml: bytes, key: SigningKey, secrets: dict[str, bytes] | None = None
+    ) -> ApplyResult:
+        policy = Policy.from_yaml(yaml)
+        signed = sign_request(
+            key,
+            action="create" if policy.version == 1 else "update",
+            policy=policy.name,
+            version=policy.version,
+            policy_hash=policy_hash(policy),
+            issued_at=int(time.time()),
+        )
+        body = PolicyApply(policy_yaml=yaml, signatures=[signed.to_json()], secrets=secrets or {})
+        return self._model(ApplyResult, "POST", "/v1/policies", body.model_dump(mode="json"))
+
+    def approve_policy(self, name: str, version: int, key: SigningKey) -> ApplyResult:
+        history = self.history(name)
+        if history.pending is None or history.pending.version != version:
+            raise UsageError(f"policy {name!r} has no pending version {version} to approve")
+        signed = sign_request(
+            key,
+            action="approve",
+            policy=name,
+            version=version,
+            policy_hash=history.pending.hash,
+            issued_at=int(time.time()),
+        )
+        body = PolicyApprove(signature=signed.to_json())
+        return self._model(
+            ApplyResult, "POST", f"/v1/policies/{name}/approve", body.model_dump(mode="json")
+        )
+
+    def policy(self, name: str) -> PolicyDoc:
+        return self._model(PolicyDoc, "GET", f"/v1/policies/{name}")
+
+    def history(self, name: str) -> PolicyHistory:
+        return self._model(PolicyHistory, "GET", f"/v1/policies/{name}/history")
+
+    def _read_request(self, name: str, key: SigningKey) -> dict[str, Any]:
+        doc = self.policy(name)
+        signed: SignedRequest = sign_request(
+            key,
+            action="read",
+            policy=name,
+            version=doc.version,
+            policy_hash=doc.hash,
+            issued_at=int(time.time()),
+        )
+        parsed: dict[str, Any] = json.loads(signed.to_json())
+        return parsed
+
+    def export_secret(self, policy: str, secret: str, key: SigningKey) -> bytes:
+        body = self._read_request(policy, key)
+        value = self._call("POST", f"/v1/policies/{policy}/secrets/{secret}", body).json()["value"]
+        return base64.b64decode(value)
+
+    def audit(self, policy: str, key: SigningKey) -> AuditPage:
+        return self._model(
+            AuditPage, "POST", f"/v1/policies/{policy}/audit", self._read_request(policy, key)
+        )
+
+    # -- runtimes ----------------------------------------------------------------------
+    def nonce(self) -> NonceResponse:
+        return self._model(NonceResponse, "POST", "/v1/nonce")
+
+    def provision(self, req: ProvisionRequest) -> ProvisionResponse:
+        return self._model(ProvisionResponse, "POST", "/v1/provision", req.model_dump(mode="json"))
+
+    def update_tag(self, req: TagUpdate) -> None:
+        self._call("POST", "/v1/tags", req.model_dump(mode="json"))

@@ -1,0 +1,156 @@
+"""JSON bodies of the CAS's HTTP API, version 1. Bytes travel as base64 strings."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
+
+
+def _from_wire(value: object) -> bytes:
+    """Bytes from Python stay bytes; text from JSON is strict base64."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("not valid base64") from None
+    raise ValueError("expected base64 text")
+
+
+Base64Bytes = Annotated[
+    bytes,
+    PlainValidator(_from_wire),
+    PlainSerializer(lambda b: base64.b64encode(b).decode(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CasIdentityDoc(_Msg):
+    """``GET /v1/identity``: the CAS's evidence binding its certificate and audit key."""
+
+    tee: str
+    evidence: Base64Bytes
+    certificate_pem: str
+    audit_public_key: str  # ed25519:...
+    measurement: str  # sha256:<hex>
+
+
+class PolicyApply(_Msg):
+    """``POST /v1/policies``: the exact YAML, owners' signed requests, imported secrets."""
+
+    policy_yaml: Base64Bytes
+    signatures: list[Base64Bytes] = Field(max_length=64)  # SignedRequest.to_json()
+    secrets: dict[str, Base64Bytes] = Field(default_factory=dict, max_length=256)
+
+
+class PolicyApprove(_Msg):
+    """``POST /v1/policies/{name}/approve``: one more owner's signature for a pending update."""
+
+    signature: Base64Bytes
+
+
+class ApplyResult(_Msg):
+    name: str
+    version: int
+    hash: str
+    status: Literal["active", "pending"]
+    signatures: int
+    needed: int
+
+
+class PolicyDoc(_Msg):
+    """``GET /v1/policies/{name}``: the version in force."""
+
+    name: str
+    version: int
+    hash: str
+    policy_yaml: Base64Bytes
+    ca_certificate_pem: str
+    created_at: float
+
+
+class HistoryItem(_Msg):
+    version: int
+    hash: str
+    created_at: float
+    approved_by: list[str]
+
+
+class PolicyHistory(_Msg):
+    name: str
+    versions: list[HistoryItem]
+    pending: HistoryItem | None = None
+
+
+class NonceResponse(_Msg):
+    nonce: Base64Bytes
+    expires_at: float
+
+
+class ProvisionRequest(_Msg):
+    """``POST /v1/provision``: evidence from a runtime that wants a service's secrets."""
+
+    policy: str
+    service: str
+    instance: Annotated[int, Field(ge=0)] = 0
+    tee: str
+    evidence: Base64Bytes
+    nonce: Base64Bytes
+    tls_public_key: Base64Bytes  # SubjectPublicKeyInfo DER, ECDSA P-256
+    box_public_key: Base64Bytes  # X25519, 32 bytes
+    collateral: str | None = None  # DCAP collateral JSON (SGX, TDX)
+    vcek: Base64Bytes | None = None  # SEV-SNP chip certificate (DER)
+
+
+class VolumeGrant(_Msg):
+    key: Base64Bytes
+    tag: str | None  # None: the volume has no state yet (the runtime creates it)
+    version: int
+    rollback: Literal["protected", "none"]
+
+
+class ServiceConfig(_Msg):
+    """Sealed to the runtime's box key: everything secret about one service instance."""
+
+    policy: str
+    policy_version: int
+    service: str
+    instance: int
+    command: list[str]
+    environment: dict[str, str]
+    files: dict[str, Base64Bytes]
+    volumes: dict[str, VolumeGrant]
+
+
+class ProvisionResponse(_Msg):
+    certificate_pem: str  # issued to tls_public_key by the policy's CA
+    ca_certificate_pem: str
+    serial: int
+    sealed_config: Base64Bytes  # ServiceConfig JSON, sealed to box_public_key
+
+
+class TagUpdate(_Msg):
+    """``POST /v1/tags``: an attested instance moves a volume's tag (compare-and-swap)."""
+
+    policy: str
+    volume: str
+    serial: int
+    expected: str | None
+    tag: str
+    version: int
+    signature: Base64Bytes  # ECDSA over tag_update_message(...) with the instance's TLS key
+
+
+class AuditPage(_Msg):
+    """``POST /v1/audit``: the chain; other policies' entries carry only their digest."""
+
+    entries: list[dict[str, object]]
+    head: str

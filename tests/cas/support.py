@@ -1,0 +1,163 @@
+"""Shared pieces of the CAS tests: owners, policies, a CAS over a real store, a runtime."""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from securetf.attestation import SimProducer, load_or_create_platform_key
+from securetf.cas import Cas
+from securetf.cas.master_key import MasterKey
+from securetf.cas.store import open_store
+from securetf.crypto import SigningKey, sha256
+from securetf.crypto.sealed_box import BoxKey
+from securetf.crypto.x509ca import EcKey
+from securetf.policy import Policy, SignedRequest, policy_hash, sign_request
+from securetf.protocol import (
+    CONFIG_INFO,
+    ProvisionRequest,
+    ProvisionResponse,
+    ServiceConfig,
+    provision_report_data,
+)
+
+MEASUREMENT = sha256(b"the train app")
+SERVE_MEASUREMENT = sha256(b"the serve app")
+DATASET_KEY = bytes(range(32))
+
+
+@dataclass
+class Clock:
+    now: float = field(default_factory=time.time)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Owners:
+    alice: SigningKey = field(default_factory=SigningKey.generate)
+    bob: SigningKey = field(default_factory=SigningKey.generate)
+    carol: SigningKey = field(default_factory=SigningKey.generate)
+
+
+def policy_yaml(
+    owners: Owners,
+    *,
+    version: int = 1,
+    predecessor: str | None = None,
+    allow: str = "[sim]",
+    measurement: bytes = MEASUREMENT,
+    extra_env: str = "",
+    threshold: int = 2,
+) -> bytes:
+    pred = f'"{predecessor}"' if predecessor else "null"
+    return f"""
+name: cancer
+version: {version}
+predecessor: {pred}
+governance:
+  owners:
+    - {{name: alice, public_key: "{owners.alice.verify_key().to_text()}"}}
+    - {{name: bob, public_key: "{owners.bob.verify_key().to_text()}"}}
+    - {{name: carol, public_key: "{owners.carol.verify_key().to_text()}"}}
+  update_threshold: {threshold}
+tee:
+  allow: {allow}
+secrets:
+  dataset-key: {{kind: volume-key, source: imported}}
+  model-key: {{kind: volume-key, source: generated, export_to_owners: true}}
+  api-token: {{kind: random, bytes: 16, encoding: hex}}
+  worker-cert: {{kind: x509, common_name: train, usage: [server, client]}}
+volumes:
+  dataset: {{key: dataset-key}}
+  model: {{key: model-key}}
+services:
+  train:
+    measurement: "sha256:{measurement.hex()}"
+    command: [python, train.py]
+    instances: 2
+    mounts:
+      - {{volume: dataset, path: /data, mode: ro}}
+      - {{volume: model, path: /model, mode: rw}}
+    environment:
+      API_TOKEN: "{{{{ secrets.api-token }}}}"{extra_env}
+    files:
+      /run/secrets/tls.key: "{{{{ secrets.worker-cert.key }}}}"
+  serve:
+    measurement: "sha256:{SERVE_MEASUREMENT.hex()}"
+    command: [securetf, serve]
+    mounts:
+      - {{volume: model, path: /model, mode: ro}}
+""".encode()
+
+
+def signed(key: SigningKey, yaml: bytes, now: float, action: str = "") -> SignedRequest:
+    policy = Policy.from_yaml(yaml)
+    act = action or ("create" if policy.version == 1 else "update")
+    return sign_request(
+        key,
+        action=act,  # type: ignore[arg-type]
+        policy=policy.name,
+        version=policy.version,
+        policy_hash=policy_hash(policy),
+        issued_at=int(now),
+    )
+
+
+AUDIT_KEY = SigningKey.generate()
+
+
+def make_cas(db_url: str, tmp_path: Path, clock: Clock) -> Cas:
+    """A CAS over a real store; its audit key is :data:`AUDIT_KEY`."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    platform = load_or_create_platform_key(home)
+    data = tmp_path / "cas-data"
+    data.mkdir(exist_ok=True)
+    store = open_store(db_url, master_key=MasterKey.load_or_create(data), audit_key=AUDIT_KEY)
+    return Cas(store, clock=clock, sim_trust=[platform.verify_key()])
+
+
+@dataclass
+class Runtime:
+    """What `securetf run` does to get provisioned, written out for tests."""
+
+    home: Path
+    measurement: bytes = MEASUREMENT
+    tls: EcKey = field(default_factory=EcKey.generate)
+    box: BoxKey = field(default_factory=BoxKey)
+
+    def request(
+        self,
+        nonce: bytes,
+        *,
+        service: str = "train",
+        instance: int = 0,
+        report_nonce: bytes | None = None,
+    ) -> ProvisionRequest:
+        data = provision_report_data(
+            report_nonce or nonce, self.tls.public_der(), self.box.public()
+        )
+        evidence = SimProducer(self.measurement, home=self.home).evidence(data)
+        return ProvisionRequest(
+            policy="cancer",
+            service=service,
+            instance=instance,
+            tee="sim",
+            evidence=evidence.data,
+            nonce=nonce,
+            tls_public_key=self.tls.public_der(),
+            box_public_key=self.box.public(),
+        )
+
+    def open(self, response: ProvisionResponse) -> ServiceConfig:
+        return ServiceConfig.model_validate_json(
+            self.box.open(response.sealed_config, info=CONFIG_INFO)
+        )
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

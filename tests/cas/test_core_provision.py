@@ -1,0 +1,280 @@
+"""Provisioning, volume tags and owner reads through the CAS core, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from securetf.attestation import load_or_create_platform_key
+from securetf.cas import Cas
+from securetf.client.audit import verify_audit_view
+from securetf.crypto import SigningKey
+from securetf.errors import (
+    AttestationError,
+    AuthenticationError,
+    NotFoundError,
+    PolicyError,
+    RollbackError,
+)
+from securetf.policy import GovernanceError, SignedRequest, sign_request
+from securetf.protocol import TagUpdate, tag_update_message
+
+from .support import (
+    AUDIT_KEY,
+    DATASET_KEY,
+    SERVE_MEASUREMENT,
+    Clock,
+    Owners,
+    Runtime,
+    make_cas,
+    policy_yaml,
+    signed,
+)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def owners() -> Owners:
+    return Owners()
+
+
+@pytest.fixture
+def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
+    cas = make_cas(db_url, tmp_path, clock)
+    yaml = policy_yaml(owners)
+    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now)], {"dataset-key": DATASET_KEY})
+    return cas
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Runtime:
+    return Runtime(home=tmp_path / "home")
+
+
+def _audit_kinds(cas: Cas, owners: Owners, clock: Clock) -> list[str]:
+    view = _audit(cas, owners, clock)
+    return [str(e["kind"]) for e in view if "kind" in e]
+
+
+def _audit(cas: Cas, owners: Owners, clock: Clock) -> list[dict[str, object]]:
+    stored, _ = cas.policy("cancer")
+    read = sign_request(
+        owners.carol,
+        action="read",
+        policy="cancer",
+        version=stored.version,
+        policy_hash=stored.hash,
+        issued_at=int(clock.now),
+    )
+    return cas.audit("cancer", read)
+
+
+def test_provision_releases_config_to_the_attested_runtime(
+    cas: Cas, runtime: Runtime, owners: Owners, clock: Clock
+) -> None:
+    response = cas.provision(runtime.request(cas.nonce().nonce, instance=1))
+    config = runtime.open(response)
+    assert config.command == ["python", "train.py"]
+    assert len(config.environment["API_TOKEN"]) == 32  # 16 random bytes, hex
+    assert config.volumes["dataset"].key == DATASET_KEY
+    assert config.volumes["dataset"].tag is None
+    assert b"PRIVATE KEY" in config.files["/run/secrets/tls.key"]
+    cert = x509.load_pem_x509_certificate(response.certificate_pem.encode())
+    ca = x509.load_pem_x509_certificate(response.ca_certificate_pem.encode())
+    cert.verify_directly_issued_by(ca)
+    assert cert.subject.rfc4514_string() == "O=cancer,CN=train-1"
+    assert "provision.accepted" in _audit_kinds(cas, owners, clock)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "replayed-nonce",
+        "unknown-nonce",
+        "expired-nonce",
+        "wrong-measurement",
+        "other-service",
+        "unknown-service",
+        "instance-out-of-range",
+        "report-data-of-other-key",
+        "untrusted-platform",
+    ],
+)
+def test_provision_refusals_are_audited(
+    cas: Cas, runtime: Runtime, owners: Owners, clock: Clock, tmp_path: Path, case: str
+) -> None:
+    nonce = cas.nonce().nonce
+    req = runtime.request(nonce)
+    expected: type[Exception] = AttestationError
+    if case == "replayed-nonce":
+        cas.provision(req)
+    elif case == "unknown-nonce":
+        req = runtime.request(bytes(32))
+    elif case == "expired-nonce":
+        clock.now += cas.settings.nonce_ttl_seconds + 1
+    elif case == "wrong-measurement":
+        req = Runtime(home=runtime.home, measurement=b"\x01" * 32).request(nonce)
+    elif case == "other-service":
+        req = runtime.request(nonce, service="serve")  # train's code asking for serve's secrets
+    elif case == "unknown-service":
+        req, expected = runtime.request(nonce, service="nope"), NotFoundError
+    elif case == "instance-out-of-range":
+        req = runtime.request(nonce, instance=2)
+    elif case == "report-data-of-other-key":
+        other = Runtime(home=runtime.home).request(nonce)  # evidence binds another key
+        req = req.model_copy(update={"evidence": other.evidence})
+    elif case == "untrusted-platform":
+        foreign = tmp_path / "foreign"
+        load_or_create_platform_key(foreign)
+        req = Runtime(home=foreign).request(nonce)
+    with pytest.raises(expected):
+        cas.provision(req)
+    kinds = _audit_kinds(cas, owners, clock)
+    assert kinds[-1] == "provision.refused"
+
+
+def test_policy_without_sim_refuses_sim_evidence(
+    db_url: str, tmp_path: Path, clock: Clock, owners: Owners, runtime: Runtime
+) -> None:
+    cas = make_cas(db_url, tmp_path, clock)
+    yaml = policy_yaml(owners, allow="[tdx, sgx]")
+    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now)], {"dataset-key": DATASET_KEY})
+    with pytest.raises(AttestationError, match="does not allow TEE sim"):
+        cas.provision(runtime.request(cas.nonce().nonce))
+
+
+def _tag_update(
+    runtime: Runtime, serial: int, volume: str, expected: str | None, tag: str, version: int
+) -> TagUpdate:
+    message = tag_update_message(
+        policy="cancer", volume=volume, serial=serial, expected=expected, tag=tag, version=version
+    )
+    return TagUpdate(
+        policy="cancer",
+        volume=volume,
+        serial=serial,
+        expected=expected,
+        tag=tag,
+        version=version,
+        signature=runtime.tls.sign(message),
+    )
+
+
+def test_tags_move_only_forward_by_read_write_instances(
+    cas: Cas, runtime: Runtime, tmp_path: Path
+) -> None:
+    serial = cas.provision(runtime.request(cas.nonce().nonce)).serial
+    cas.update_tag(_tag_update(runtime, serial, "model", None, "sha256:" + "01" * 32, 1))
+    cas.update_tag(
+        _tag_update(runtime, serial, "model", "sha256:" + "01" * 32, "sha256:" + "02" * 32, 2)
+    )
+    # The next provisioning sees the new tag.
+    config = runtime.open(cas.provision(runtime.request(cas.nonce().nonce)))
+    assert (config.volumes["model"].tag, config.volumes["model"].version) == (
+        "sha256:" + "02" * 32,
+        2,
+    )
+    with pytest.raises(RollbackError):  # back to an older state
+        cas.update_tag(
+            _tag_update(runtime, serial, "model", "sha256:" + "02" * 32, "sha256:" + "01" * 32, 1)
+        )
+    with pytest.raises(RollbackError):  # a stale expectation (lost update)
+        cas.update_tag(
+            _tag_update(runtime, serial, "model", "sha256:" + "01" * 32, "sha256:" + "03" * 32, 3)
+        )
+    with pytest.raises(AuthenticationError, match="read-write"):  # train mounts dataset ro
+        cas.update_tag(_tag_update(runtime, serial, "dataset", None, "sha256:" + "04" * 32, 1))
+    forged = _tag_update(
+        Runtime(home=runtime.home), serial, "model", "sha256:" + "02" * 32, "sha256:" + "05" * 32, 3
+    )
+    with pytest.raises(AuthenticationError):  # signed by a key the CAS never certified
+        cas.update_tag(forged)
+    serve = Runtime(home=runtime.home, measurement=SERVE_MEASUREMENT)
+    serve_serial = cas.provision(serve.request(cas.nonce().nonce, service="serve")).serial
+    with pytest.raises(AuthenticationError, match="read-write"):  # serve mounts model ro
+        cas.update_tag(
+            _tag_update(
+                serve, serve_serial, "model", "sha256:" + "02" * 32, "sha256:" + "06" * 32, 3
+            )
+        )
+
+
+def test_concurrent_tag_updates_lose_nothing(cas: Cas, runtime: Runtime) -> None:
+    serial = cas.provision(runtime.request(cas.nonce().nonce)).serial
+    wins: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(6):
+            # Read the current tag, propose the next; a conflict means another won: retry.
+            for _attempt in range(200):
+                current = _current(cas)
+                version = (current[1] if current else 0) + 1
+                try:
+                    cas.update_tag(
+                        _tag_update(
+                            runtime,
+                            serial,
+                            "model",
+                            current[0] if current else None,
+                            f"sha256:{version:064x}",
+                            version,
+                        )
+                    )
+                except RollbackError:
+                    continue
+                with lock:
+                    wins.append(version)
+                break
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = _current(cas)
+    assert final is not None
+    assert sorted(wins) == list(range(1, len(wins) + 1))  # every success is one step, none lost
+    assert final[1] == len(wins)
+
+
+def _current(cas: Cas) -> tuple[str, int] | None:
+    with cas._store.transaction() as tx:
+        tag = tx.get_tag("cancer", "model")
+        return (tag.tag, tag.version) if tag else None
+
+
+def test_owners_export_secrets_and_read_the_audit(cas: Cas, owners: Owners, clock: Clock) -> None:
+    stored, _ = cas.policy("cancer")
+
+    def read(key: SigningKey) -> SignedRequest:
+        return sign_request(
+            key,
+            action="read",
+            policy="cancer",
+            version=stored.version,
+            policy_hash=stored.hash,
+            issued_at=int(clock.now),
+        )
+
+    model_key = cas.export_secret("cancer", "model-key", read(owners.bob))
+    assert len(model_key) == 32
+    with pytest.raises(PolicyError, match="not exported"):
+        cas.export_secret("cancer", "dataset-key", read(owners.bob))
+    with pytest.raises(GovernanceError, match="not an owner"):
+        cas.export_secret("cancer", "model-key", read(SigningKey.generate()))
+    replay = read(owners.bob)
+    cas.export_secret("cancer", "model-key", replay)
+    with pytest.raises(GovernanceError, match="already used"):
+        cas.export_secret("cancer", "model-key", replay)
+    view = _audit(cas, owners, clock)
+    verify_audit_view(view, AUDIT_KEY.verify_key(), policy="cancer")
+    exported = [e for e in view if e.get("kind") == "secret.exported"]
+    assert [e["detail"] for e in exported] == [{"secret": "model-key", "owner": "bob"}] * 2
