@@ -35,7 +35,9 @@ class TxBase:
         """INSERT unless the primary key exists; True if this call inserted."""
         dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(table).values(**values).on_conflict_do_nothing()
-        return self._conn.execute(stmt).rowcount == 1
+        # RETURNING, not rowcount: drivers need not report a rowcount for INSERT.
+        first_key = next(iter(table.primary_key.columns))
+        return self._conn.execute(stmt.returning(first_key)).first() is not None
 
 
 def dump_blobs(blobs: Sequence[bytes]) -> str:
