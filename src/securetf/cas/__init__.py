@@ -1,7 +1,10 @@
-"""The Configuration and Attestation Service: policies, secrets, CAs, attestation, tags, audit."""
+"""The Configuration and Attestation Service: policies, secrets, CAs, attestation, tags, audit.
+
+The HTTP server lives in :mod:`securetf.cas.server` (imported on demand: it pulls in the
+web stack).
+"""
 
 from securetf.cas.core import Cas
-from securetf.cas.server import ServeOptions, build, serve
 from securetf.cas.settings import CasSettings
 
-__all__ = ["Cas", "CasSettings", "ServeOptions", "build", "serve"]
+__all__ = ["Cas", "CasSettings"]

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from securetf.attestation import default_sim_trust
-from securetf.cas.server import ServeOptions, parse_listen, serve
 from securetf.client import attest_cas, save_pin
 
 app = typer.Typer(help="The Configuration and Attestation Service.", no_args_is_help=True)
@@ -29,6 +28,8 @@ def serve_cmd(
     ] = "sim",
 ) -> None:
     """Run the CAS over HTTPS until interrupted."""
+    from securetf.cas.server import ServeOptions, parse_listen, serve  # the web stack, on demand
+
     host, port = parse_listen(listen)
     serve(ServeOptions(data_dir=data_dir, db_url=db, host=host, port=port, tee=tee))
 

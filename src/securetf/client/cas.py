@@ -33,18 +33,25 @@ M = TypeVar("M", bound=BaseModel)
 TIMEOUT = 30.0
 
 
+_BY_EXIT_CODE: dict[int, type[Error]] = {
+    errors.UsageError.exit_code: errors.UsageError,
+    errors.IntegrityError.exit_code: errors.RollbackError,  # IntegrityError's text is fixed
+    errors.AuthenticationError.exit_code: errors.AuthenticationError,
+    errors.AttestationError.exit_code: errors.AttestationError,
+}
+
+
 def _error_from(response: httpx.Response) -> Error:
+    """The CAS's error as the same family of securetf error (same exit code, same text)."""
     try:
         body = response.json()
-        cls = getattr(errors, str(body.get("type", "")), None)
         message = str(body["error"])
-    except (ValueError, KeyError, AttributeError):
+        code = int(body.get("exit_code", 1))
+    except (ValueError, KeyError, TypeError, AttributeError):
         return Error(f"the CAS answered {response.status_code}: {response.text[:200]}")
-    if isinstance(cls, type) and issubclass(cls, errors.IntegrityError):
-        return errors.RollbackError(message)  # IntegrityError's message is fixed
-    if isinstance(cls, type) and issubclass(cls, Error):
-        return cls(message)
-    return Error(message)
+    if response.status_code == 404:
+        return errors.NotFoundError(message)
+    return _BY_EXIT_CODE.get(code, Error)(message)
 
 
 class CasClient:

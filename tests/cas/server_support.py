@@ -1,0 +1,86 @@
+"""A real CAS process for end-to-end tests, and the CLI run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+EXE = [sys.executable, "-m", "securetf.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class CasProcess:
+    data: Path
+    home: Path
+    port: int
+    db: str | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SECURETF_HOME": str(self.home)}
+
+    def start(self) -> None:
+        args = [
+            *EXE,
+            "cas",
+            "serve",
+            "--data-dir",
+            str(self.data),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+        ]
+        if self.db:
+            args += ["--db", self.db]
+        self.proc = subprocess.Popen(
+            args, env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"the CAS exited: {err}")
+            try:
+                httpx.get(f"{self.url}/healthz", verify=False, timeout=1)  # noqa: S501 - liveness only
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the CAS did not start within 30 s")
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def cli(self, *args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*EXE, *map(str, args)], env=self.env(), capture_output=True, text=True, check=False
+        )
+        if ok and proc.returncode != 0:
+            raise AssertionError(f"securetf {' '.join(map(str, args))} failed:\n{proc.stderr}")
+        return proc
