@@ -15,6 +15,13 @@ from securetf.errors import IntegrityError, UsageError
 from tests.cas.store.conftest import raw_sql
 
 
+def assert_log_rejected(store: Store, audit_key: SigningKey, match: str) -> None:
+    with store.transaction() as tx:
+        entries = tx.audit_entries()
+    with pytest.raises(IntegrityError, match=match):
+        verify_audit_chain(entries, audit_key.verify_key())
+
+
 def fill(store: Store, n: int) -> None:
     with store.transaction() as tx:
         for i in range(n):
@@ -91,10 +98,7 @@ def test_tampered_row_is_detected(
     fill(store, 6)
     for statement in tamper.split(";"):
         raw_sql(db_url, statement)
-    with store.transaction() as tx:
-        entries = tx.audit_entries()
-    with pytest.raises(IntegrityError, match=bad_seq):
-        verify_audit_chain(entries, audit_key.verify_key())
+    assert_log_rejected(store, audit_key, bad_seq)
 
 
 def test_recomputed_chain_lacks_the_signature(
@@ -115,10 +119,7 @@ def test_recomputed_chain_lacks_the_signature(
         c=forged.chain,
         s=forged.signature,
     )
-    with store.transaction() as tx:
-        entries = tx.audit_entries()
-    with pytest.raises(IntegrityError, match="seq 2 is not signed"):
-        verify_audit_chain(entries, audit_key.verify_key())
+    assert_log_rejected(store, audit_key, "seq 2 is not signed")
 
 
 def test_removed_tail_is_detected_by_the_pinned_head(
@@ -136,9 +137,7 @@ def test_removed_tail_is_detected_by_the_pinned_head(
     # And the next append links to the removed entry, so the gap shows from then on.
     with store.transaction() as tx:
         tx.append_audit("k", None, {}, 9.0)
-        entries = tx.audit_entries()
-    with pytest.raises(IntegrityError, match="entry 4 has seq 5"):
-        verify_audit_chain(entries, audit_key.verify_key())
+    assert_log_rejected(store, audit_key, "entry 4 has seq 5")
 
 
 def test_empty_log_head_is_genesis(store: Store, audit_key: SigningKey) -> None:

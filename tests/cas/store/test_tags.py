@@ -56,7 +56,7 @@ def test_concurrent_increments_lose_no_update(store: Store) -> None:
     """16 threads x 50 read-then-swap increments: every success moves the version by one."""
     with store.transaction() as tx:
         tx.swap_tag(None, tag("v0", 0))
-    threads, per_thread = 16, 50
+    threads, per_thread = 16, 30
     start = threading.Barrier(threads)
 
     def swap(expected: str, new: VolumeTag, tx: Tx) -> None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from securetf.cas._records import PolicyCa, PolicyVersion, VolumeTag
 from securetf.cas._store_api import Store, Tx
 from securetf.cas.master_key import MasterKey
-from securetf.cas.store import MAX_ATTEMPTS, StoreError, TransactionConflictError, open_store
+from securetf.cas.store import (
+    MAX_ATTEMPTS,
+    StoreError,
+    TransactionConflictError,
+    _engine,
+    open_store,
+)
 from securetf.crypto import SigningKey
 from securetf.errors import UsageError
 from tests.cas.store.conftest import raw_sql
@@ -74,28 +83,22 @@ def test_run_returns_and_reruns_on_conflict(store: Store) -> None:
         assert [tx.get_secret("p", f"s{i}") for i in (1, 2, 3)] == [None, None, b"v"]
 
 
-def test_run_gives_up_after_bounded_attempts(store: Store) -> None:
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [(TransactionConflictError("simulated lost race"), MAX_ATTEMPTS), (UsageError("no"), 1)],
+)
+def test_run_stops_after_bounded_conflicts_and_at_other_errors(
+    store: Store, error: Exception, attempts: int
+) -> None:
     calls: list[int] = []
 
-    def always(_: Tx) -> None:
+    def failing(_: Tx) -> None:
         calls.append(1)
-        raise TransactionConflictError("simulated lost race")
+        raise error
 
-    with pytest.raises(TransactionConflictError):
-        store.run(always)
-    assert len(calls) == MAX_ATTEMPTS
-
-
-def test_run_does_not_rerun_other_errors(store: Store) -> None:
-    calls: list[int] = []
-
-    def refuse(_: Tx) -> None:
-        calls.append(1)
-        raise UsageError("no")
-
-    with pytest.raises(UsageError):
-        store.run(refuse)
-    assert calls == [1]
+    with pytest.raises(type(error)):
+        store.run(failing)
+    assert len(calls) == attempts
 
 
 def test_schema_from_a_newer_securetf_is_refused(db_url: str, store: Store) -> None:
@@ -130,3 +133,23 @@ def test_explicit_psycopg_url_and_reopen_are_accepted(db_url: str, store: Store)
     url = db_url.replace("postgresql://", "postgresql+psycopg://")
     for _ in range(2):  # schema creation is idempotent
         open_store(url, master_key=MasterKey.generate(), audit_key=SigningKey.generate()).close()
+
+
+def test_sqlite_locked_by_another_process_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite only: a writer holding the lock past the busy timeout is named, not re-run."""
+    monkeypatch.setattr(_engine, "SQLITE_BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "cas.db"
+    store = open_store(
+        f"sqlite:///{path}", master_key=MasterKey.generate(), audit_key=SigningKey.generate()
+    )
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="stayed locked") as caught:
+            store.run(lambda tx: tx.policy_names())
+        assert not isinstance(caught.value, TransactionConflictError)
+    finally:
+        holder.close()
+        store.close()

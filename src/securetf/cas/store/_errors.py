@@ -45,9 +45,10 @@ def translate(exc: sa_exc.SQLAlchemyError, where: str) -> StoreError:
                 f"a concurrent transaction on {where} conflicted with this one ({reason}); retry"
             )
         if _sqlite_busy(exc):
-            return TransactionConflictError(
-                f"the database {where} is locked by another process or transaction for too "
-                "long; retry, or stop the other process that holds it"
+            # Not a conflict to re-run: BEGIN IMMEDIATE already waited the busy timeout.
+            return StoreError(
+                f"the database {where} stayed locked by another process for the whole busy "
+                "timeout; stop the other process that holds it, or retry later"
             )
         if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
             return StoreError(f"lost the connection to the database {where}: {reason}")

@@ -29,6 +29,18 @@ def _version(row: Any) -> PolicyVersion:
     )
 
 
+def _columns(v: PolicyVersion | PendingUpdate) -> dict[str, Any]:
+    """The columns a policy version and a pending update share."""
+    return {
+        "name": v.name,
+        "version": v.version,
+        "hash": v.hash,
+        "yaml": v.yaml,
+        "approvals": dump_blobs(v.approvals),
+        "created_at": v.created_at,
+    }
+
+
 class PolicyOps(TxBase):
     # -- policies --------------------------------------------------------------------
     def current_policy(self, name: str) -> PolicyVersion | None:
@@ -64,16 +76,7 @@ class PolicyOps(TxBase):
                 f"policy {version.name!r} version {version.version} exists already; "
                 "history is immutable"
             )
-        self._conn.execute(
-            insert(policies).values(
-                name=version.name,
-                version=version.version,
-                hash=version.hash,
-                yaml=version.yaml,
-                approvals=dump_blobs(version.approvals),
-                created_at=version.created_at,
-            )
-        )
+        self._conn.execute(insert(policies).values(**_columns(version)))
 
     # -- pending updates -------------------------------------------------------------
     def pending_update(self, name: str) -> PendingUpdate | None:
@@ -103,16 +106,7 @@ class PolicyOps(TxBase):
 
     def put_pending(self, pending: PendingUpdate) -> None:
         self.delete_pending(pending.name)
-        self._conn.execute(
-            insert(pending_updates).values(
-                name=pending.name,
-                version=pending.version,
-                hash=pending.hash,
-                yaml=pending.yaml,
-                approvals=dump_blobs(pending.approvals),
-                created_at=pending.created_at,
-            )
-        )
+        self._conn.execute(insert(pending_updates).values(**_columns(pending)))
         for position, (secret, value) in enumerate(pending.secrets):
             sealed = self._sealer.seal(KIND_PENDING_SECRET, pending.name, secret, value)
             self._conn.execute(
