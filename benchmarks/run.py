@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmarks._common import Row
 
-SUITES = ["volume", "attestation"]
+SUITES = ["volume", "attestation", "cas"]
 
 
 def _fmt(x: float) -> str:

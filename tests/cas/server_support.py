@@ -29,6 +29,7 @@ class CasProcess:
     port: int
     db: str | None = None
     proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
 
     @property
     def url(self) -> str:
@@ -55,8 +56,7 @@ class CasProcess:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"the CAS exited: {err}")
+                raise RuntimeError(f"the CAS exited: {log_path.read_text()[-2000:]}")
             try:
                 httpx.get(f"{self.url}/healthz", verify=False, timeout=1)  # noqa: S501 - liveness only
                 return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
+from securetf._logutil import warn_loudly
 from securetf.attestation.claims import REPORT_DATA_SIZE, Claims, check_tee
 from securetf.attestation.tcb import appraise_platform
 from securetf.crypto import constant_time_equal
@@ -46,7 +47,7 @@ def appraise(
             f"allowed: {', '.join(sorted(allowed)) or 'none'}"
         )
     if claims.tee == "sim":
-        _log.warning("policy accepts SIMULATED evidence: no hardware protection at all")
+        warn_loudly(_log, "policy accepts SIMULATED evidence: no hardware protection at all")
     # 2. Platform: debug, TCB status, advisories.
     appraise_platform(
         claims, tolerate=tolerate, ignore_advisories=ignore_advisories, allow_debug=allow_debug

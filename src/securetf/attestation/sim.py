@@ -20,6 +20,7 @@ import logging
 import struct
 from collections.abc import Collection
 
+from securetf._logutil import warn_loudly
 from securetf.attestation.claims import REPORT_DATA_SIZE, Claims
 from securetf.attestation.tcb import SIMULATED
 from securetf.crypto import SigningKey, VerifyKey
@@ -60,7 +61,7 @@ def sign_sim_evidence(
     if not 0 <= timestamp < 2**64:
         raise UsageError("timestamp out of range")
     body = _BODY.pack(SIM_MAGIC, measurement, report_data, timestamp, key.verify_key().raw())
-    _log.warning(_WARNING, "evidence produced")
+    warn_loudly(_log, _WARNING, "evidence produced")
     return body + key.sign(body)
 
 
@@ -100,7 +101,7 @@ def verify_sim(evidence: bytes, *, trusted: Collection[VerifyKey], now: int) -> 
         raise AttestationError(
             f"sim evidence is {now - timestamp} s old, more than the {MAX_AGE} s allowed"
         )
-    _log.warning(_WARNING, "evidence accepted")
+    warn_loudly(_log, _WARNING, "evidence accepted")
     return Claims(
         tee="sim",
         measurement=measurement,

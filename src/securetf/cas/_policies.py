@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 from securetf.cas._records import PendingUpdate, PolicyCa, PolicyVersion
@@ -24,13 +25,22 @@ from securetf.policy import (
 from securetf.protocol import ApplyResult
 
 VOLUME_KEY_BYTES = 32
+#: Parsed policy versions kept in memory.
+POLICY_CACHE_SIZE = 256
+
+
+@functools.lru_cache(maxsize=POLICY_CACHE_SIZE)
+def parse(yaml: bytes) -> Policy:
+    """A stored policy's YAML, parsed once: stored versions never change, and parsing YAML
+    in Python costs milliseconds that every provisioning would otherwise pay."""
+    return Policy.from_yaml(yaml)
 
 
 def load(tx: Tx, name: str) -> tuple[PolicyVersion, Policy]:
     stored = tx.current_policy(name)
     if stored is None:
         raise NotFoundError(f"no policy {name!r} at this CAS; apply it first")
-    return stored, Policy.from_yaml(stored.yaml)
+    return stored, parse(stored.yaml)
 
 
 def _check_imports(policy: Policy, imported: Mapping[str, bytes], tx: Tx) -> None:
@@ -147,7 +157,7 @@ def approve(
     if current is None or pending is None:
         raise NotFoundError(f"policy {name!r} has no pending update to approve")
     seen = tx.seen_request_ids([signed.unverified_request().request_id])
-    proposed = Policy.from_yaml(pending.yaml)
+    proposed = parse(pending.yaml)
     return _update(
         tx,
         current,
@@ -182,7 +192,7 @@ def _update(
     _check_imports(proposed, imported, tx)
     try:
         change = check_update(
-            Policy.from_yaml(current.yaml),
+            parse(current.yaml),
             current.hash,
             proposed,
             signatures,

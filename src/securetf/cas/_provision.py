@@ -18,7 +18,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from securetf.attestation import Claims, Collateral, appraise, verify_evidence
-from securetf.cas._policies import load
+from securetf.cas._cache import SecretCache
+from securetf.cas._policies import load, parse
 from securetf.cas._records import Instance, PolicyVersion
 from securetf.cas._store_api import Tx
 from securetf.cas.settings import CasSettings
@@ -78,7 +79,7 @@ def verify(
     sim_trust: Collection[VerifyKey],
 ) -> Verified:
     """Steps 2-4 (the caller took the nonce in step 1)."""
-    policy = Policy.from_yaml(stored.yaml)
+    policy = parse(stored.yaml)
     service = service_of(policy, req.service, req.instance)
     if req.tee not in policy.tee.allow:
         raise AttestationError(
@@ -108,7 +109,7 @@ def verify(
 
 
 def _secret_values(
-    tx: Tx, policy: Policy, ca_key: EcKey, ca_pem: bytes, *, now: float
+    tx: Tx, cache: SecretCache, policy: Policy, ca_key: EcKey, ca_pem: bytes, *, now: float
 ) -> dict[str, bytes | str]:
     """Every value a template of this policy may name (x509 secrets are issued fresh)."""
     values: dict[str, bytes | str] = {}
@@ -131,9 +132,7 @@ def _secret_values(
             values[f"secrets.{name}.key"] = key.to_pem()
             values[f"secrets.{name}.ca"] = ca_pem
             continue
-        raw = tx.get_secret(policy.name, name)
-        if raw is None:
-            raise NotFoundError(f"secret {name!r} of policy {policy.name!r} is missing")
+        raw = cache.secret(tx, policy.name, name)
         if isinstance(secret, RandomSecret) and secret.encoding == "hex":
             values[f"secrets.{name}"] = raw.hex()
         elif isinstance(secret, RandomSecret) and secret.encoding == "base64":
@@ -144,19 +143,22 @@ def _secret_values(
 
 
 def grant(
-    tx: Tx, v: Verified, req: ProvisionRequest, *, settings: CasSettings, now: float
+    tx: Tx,
+    v: Verified,
+    req: ProvisionRequest,
+    *,
+    settings: CasSettings,
+    now: float,
+    cache: SecretCache,
 ) -> ProvisionResponse:
     """Step 5: certificate, sealed configuration, and the instance's record."""
     policy, service = v.policy, v.service
-    ca = tx.get_ca(policy.name)
-    if ca is None:
-        raise NotFoundError(f"policy {policy.name!r} has no CA")
-    ca_key = EcKey.from_pem(ca.key_pem, source="the policy CA key")
+    ca_key, ca_pem = cache.ca(tx, policy.name)
     serial = tx.next_serial()
     name = f"{req.service}-{req.instance}"
     cert = issue_certificate(
         ca_key,
-        ca.cert_pem,
+        ca_pem,
         req.tls_public_key,
         common_name=name,
         organization=policy.name,
@@ -167,14 +169,12 @@ def grant(
         now=now,
         valid_seconds=settings.instance_cert_seconds,
     )
-    values = _secret_values(tx, policy, ca_key, ca.cert_pem, now=now)
+    values = _secret_values(tx, cache, policy, ca_key, ca_pem, now=now)
     volumes: dict[str, VolumeGrant] = {}
     mounted = [m.volume for m in service.mounts] + ([service.code.volume] if service.code else [])
     for volume_name in mounted:
         volume = policy.volumes[volume_name]
-        key = tx.get_secret(policy.name, volume.key)
-        if key is None:
-            raise NotFoundError(f"the key of volume {volume_name!r} is missing")
+        key = cache.secret(tx, policy.name, volume.key)
         tag = tx.get_tag(policy.name, volume_name)
         volumes[volume_name] = VolumeGrant(
             key=key,
@@ -224,7 +224,7 @@ def grant(
     )
     return ProvisionResponse(
         certificate_pem=cert.decode(),
-        ca_certificate_pem=ca.cert_pem.decode(),
+        ca_certificate_pem=ca_pem.decode(),
         serial=serial,
         sealed_config=sealed,
     )

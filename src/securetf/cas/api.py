@@ -22,6 +22,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from securetf.cas._policies import parse
 from securetf.cas.core import Cas
 from securetf.cas.identity import CasIdentity
 from securetf.errors import (
@@ -32,7 +33,7 @@ from securetf.errors import (
     NotFoundError,
     UsageError,
 )
-from securetf.policy import Policy, SignedRequest
+from securetf.policy import SignedRequest
 from securetf.protocol import (
     ApplyResult,
     AuditPage,
@@ -142,11 +143,7 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
     @app.get("/v1/policies/{name}/history")
     def get_history(name: str) -> PolicyHistory:
         versions, pending = cas.history(name)
-        owners = {
-            o.public_key: o.name
-            for v in versions
-            for o in Policy.from_yaml(v.yaml).governance.owners
-        }
+        owners = {o.public_key: o.name for v in versions for o in parse(v.yaml).governance.owners}
         items = [
             HistoryItem(
                 version=v.version,

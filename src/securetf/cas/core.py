@@ -12,10 +12,12 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from securetf.cas import _owner, _policies, _provision
+from securetf.cas._cache import SecretCache
+from securetf.cas._nonces import NonceBook
 from securetf.cas._records import AuditEntry, PendingUpdate, PolicyVersion, VolumeTag
 from securetf.cas._store_api import Store, TagConflict, Tx
 from securetf.cas.settings import CasSettings
-from securetf.crypto import VerifyKey, random_bytes
+from securetf.crypto import VerifyKey
 from securetf.crypto.x509ca import verify_ec_signature
 from securetf.errors import AttestationError, AuthenticationError, Error, RollbackError
 from securetf.policy import SignedRequest
@@ -29,7 +31,6 @@ from securetf.protocol import (
 )
 
 _log = logging.getLogger(__name__)
-NONCE_BYTES = 32
 
 
 class Cas:
@@ -47,6 +48,8 @@ class Cas:
         self._clock = clock
         self._sim_trust = frozenset(sim_trust)
         self.settings = settings or CasSettings()
+        self._cache = SecretCache()
+        self._nonces = NonceBook(ttl=self.settings.nonce_ttl_seconds, clock=clock)
 
     # -- policies ----------------------------------------------------------------------
     def apply_policy(
@@ -87,22 +90,15 @@ class Cas:
 
     # -- provisioning ------------------------------------------------------------------
     def nonce(self) -> NonceResponse:
-        now = self._clock()
-        nonce = random_bytes(NONCE_BYTES)
-        expires = now + self.settings.nonce_ttl_seconds
-
-        def add(tx: Tx) -> None:
-            tx.purge_nonces(now)
-            tx.add_nonce(nonce, expires)
-
-        self._store.run(add)
+        nonce, expires = self._nonces.issue()
         return NonceResponse(nonce=nonce, expires_at=expires)
 
     def provision(self, req: ProvisionRequest) -> ProvisionResponse:
         now = self._clock()
         try:
             # 1. The nonce: single use, even when a later step fails.
-            if not self._store.run(lambda tx: tx.take_nonce(req.nonce, now)):
+            #    (Taken before anything else: a request refused later still used it up.)
+            if not self._nonces.take(req.nonce):
                 raise AttestationError(
                     "the nonce is unknown, used or expired; ask the CAS for a fresh one "
                     "(replayed or stale evidence is refused)"
@@ -116,7 +112,9 @@ class Cas:
                 current = tx.current_policy(req.policy)
                 if current is None or current.hash != stored.hash:
                     raise AttestationError("the policy changed during provisioning; retry")
-                return _provision.grant(tx, verified, req, settings=self.settings, now=now)
+                return _provision.grant(
+                    tx, verified, req, settings=self.settings, now=now, cache=self._cache
+                )
 
             return self._store.run(grant)
         except Error as exc:
