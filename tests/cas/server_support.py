@@ -50,9 +50,10 @@ class CasProcess:
         ]
         if self.db:
             args += ["--db", self.db]
-        self.proc = subprocess.Popen(
-            args, env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        # A file, not a pipe: nobody drains a pipe while the CAS runs, and a full one blocks it.
+        log_path = self.log = self.home / f"cas-{self.port}.log"
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, env=self.env(), stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
