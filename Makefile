@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.securetf-installed
 # Debian packages the project needs (FUSE, namespaces, redirection, openssl for benchmarks).
-APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux postgresql
+APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux gocryptfs postgresql
 
 .PHONY: setup apt test test-fast lint format bench demo clean
 

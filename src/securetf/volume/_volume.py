@@ -122,6 +122,10 @@ class Volume:
         return self._tag
 
     @property
+    def writable(self) -> bool:
+        return self._writable
+
+    @property
     def path(self) -> Path:
         return self._store.root
 
@@ -193,6 +197,18 @@ class Volume:
         if norm in self._files:
             raise UsageError(f"{norm} is a file")
         self._dirs.add(norm)
+        self._dirty = True
+
+    def rmdir(self, path: str) -> None:
+        """Forget an empty directory (one kept only by ``mkdir``; parents of files are implied)."""
+        self._check_writable()
+        norm = _paths.normalize(path)
+        inside = norm + "/"
+        if any(p.startswith(inside) for p in (*self._files, *self._dirs)):
+            raise UsageError(f"directory {norm} is not empty")
+        if norm not in self._dirs:
+            raise NotFoundError(f"no directory {norm} in the volume")
+        self._dirs.discard(norm)
         self._dirty = True
 
     def remove(self, path: str) -> None:

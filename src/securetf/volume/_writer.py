@@ -151,6 +151,7 @@ class VolumeFileWriter(io.RawIOBase):
             if self._base:
                 self._base.close()
             super().close()
+            self._on_close(None)  # the volume forgets this writer, keeping the file as it was
 
     # -- internals ---------------------------------------------------------------------
     def _chunk_size(self) -> int:
