@@ -171,16 +171,20 @@ def grant(
     )
     values = _secret_values(tx, cache, policy, ca_key, ca_pem, now=now)
     volumes: dict[str, VolumeGrant] = {}
-    mounted = [m.volume for m in service.mounts] + ([service.code.volume] if service.code else [])
-    for volume_name in mounted:
+    placed = [(m.volume, m.path, m.mode, False) for m in service.mounts]
+    if service.code is not None:
+        placed.append((service.code.volume, service.code.path, "ro", True))
+    for volume_name, path, mode, code in placed:
         volume = policy.volumes[volume_name]
-        key = cache.secret(tx, policy.name, volume.key)
         tag = tx.get_tag(policy.name, volume_name)
         volumes[volume_name] = VolumeGrant(
-            key=key,
+            key=cache.secret(tx, policy.name, volume.key),
             tag=tag.tag if tag else None,
             version=tag.version if tag else 0,
             rollback=volume.rollback,
+            path=path,
+            mode=mode,
+            code=code,
         )
     config = ServiceConfig(
         policy=policy.name,

@@ -8,6 +8,7 @@ import typer
 
 from securetf import __version__
 from securetf.cli import attest, audit, cas, owner, policy, secret, volume
+from securetf.cli.run import measure_cmd, run_cmd
 from securetf.errors import Error
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app.add_typer(owner.app, name="owner")
 app.add_typer(policy.app, name="policy")
 app.add_typer(secret.app, name="secret")
 app.add_typer(audit.app, name="audit")
+app.command("run")(run_cmd)
+app.command("measure")(measure_cmd)
 
 
 @app.command("version")

@@ -112,9 +112,12 @@ class ProvisionRequest(_Msg):
 
 class VolumeGrant(_Msg):
     key: Base64Bytes
-    tag: str | None  # None: the volume has no state yet (the runtime creates it)
+    tag: str | None  # None: the CAS has no state of it yet
     version: int
     rollback: Literal["protected", "none"]
+    path: str  # where the program sees it
+    mode: Literal["ro", "rw"]
+    code: bool = False  # the application itself ships in this volume
 
 
 class ServiceConfig(_Msg):

@@ -1,0 +1,65 @@
+"""``securetf run`` and ``securetf measure``: the runtime's commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from securetf._fsutil import read_file
+from securetf.errors import UsageError
+from securetf.policy import Policy
+from securetf.runtime import RunOptions, measure, measurement_text, run
+
+
+def _volumes(items: list[str]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--volume takes NAME=PATH, not {item!r}")
+        out[name] = Path(path)
+    return out
+
+
+def run_cmd(
+    cas: Annotated[
+        str, typer.Option("--cas", help="The attested CAS, like https://127.0.0.1:8081.")
+    ],
+    policy: Annotated[str, typer.Option(help="The policy's name at the CAS.")],
+    service: Annotated[str, typer.Option(help="The service to run.")],
+    app: Annotated[Path, typer.Option(help="The application directory (measured).")],
+    volume: Annotated[
+        list[str] | None, typer.Option(help="NAME=PATH: where a volume of the service is stored.")
+    ] = None,
+    tee: Annotated[str, typer.Option(help="The TEE to attest with (sim for development).")] = "sim",
+    instance: Annotated[int, typer.Option(help="Which instance of the service this is.")] = 0,
+) -> None:
+    """Measure the app, attest to the CAS, mount the volumes, run the program, commit."""
+    code = run(
+        RunOptions(
+            cas=cas,
+            policy=policy,
+            service=service,
+            app=app,
+            volumes=_volumes(volume or []),
+            tee=tee,
+            instance=instance,
+        )
+    )
+    sys.exit(code)
+
+
+def measure_cmd(
+    app: Annotated[Path, typer.Option(help="The application directory.")],
+    policy: Annotated[Path, typer.Option(help="The policy YAML that holds the service.")],
+    service: Annotated[str, typer.Option(help="The service whose command is measured.")],
+) -> None:
+    """Print the measurement to put into the policy for this app and service."""
+    doc = Policy.from_yaml(read_file(policy, "policy file"))
+    svc = doc.services.get(service)
+    if svc is None:
+        raise UsageError(f"the policy has no service {service!r}")
+    typer.echo(measurement_text(measure(app, svc.command)))

@@ -1,0 +1,158 @@
+"""``securetf run``: measure, attest, provision, mount, launch, commit (docs/runtime.md).
+
+If anything fails before the program starts, the program does not start. Mounts and
+secret files live in a private mount namespace: the host never sees them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from securetf.attestation import producer_for
+from securetf.client import CasClient
+from securetf.errors import AttestationError, Error, UsageError
+from securetf.policy import Policy
+from securetf.runtime import _linux
+from securetf.runtime.measure import snapshot
+from securetf.runtime.provision import Provisioned, move_tag, provision
+from securetf.runtime.volumes import MountedVolume, mount_all, unmount_all
+from securetf.shield.fs import check_fuse
+
+log = logging.getLogger("securetf.runtime")
+
+#: Environment variables of the operator's shell that the program keeps; all else comes
+#: from the policy.
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TZ")
+#: Where the instance's own certificate and key are placed (in memory).
+INSTANCE_DIR = Path("/run/securetf")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    cas: str
+    policy: str
+    service: str
+    app: Path
+    volumes: Mapping[str, Path] = field(default_factory=dict)
+    tee: str = "sim"
+    instance: int = 0
+    app_tmpfs_size: str = "1g"
+
+
+def _secret_files(files: Mapping[str, bytes], inst: Provisioned) -> list[Path]:
+    """Write the policy's files and the instance identity into tmpfs mounts."""
+    placed = dict(files)
+    placed[str(INSTANCE_DIR / "tls.crt")] = inst.certificate_pem.encode()
+    placed[str(INSTANCE_DIR / "tls.key")] = inst.tls_key.to_pem()
+    placed[str(INSTANCE_DIR / "ca.crt")] = inst.ca_certificate_pem.encode()
+    mounted: list[Path] = []
+    for parent in sorted({Path(p).parent for p in placed}):
+        _linux.mount_tmpfs(parent, size="16m", mode=0o755)
+        mounted.append(parent)
+    for path, content in placed.items():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+    return mounted
+
+
+def _environment(config_env: Mapping[str, str]) -> dict[str, str]:
+    env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+    env.update(config_env)
+    env["SECURETF_TLS_CERT"] = str(INSTANCE_DIR / "tls.crt")
+    env["SECURETF_TLS_KEY"] = str(INSTANCE_DIR / "tls.key")
+    env["SECURETF_CA_CERT"] = str(INSTANCE_DIR / "ca.crt")
+    return env
+
+
+def _launch(command: list[str], cwd: Path, env: dict[str, str]) -> int:
+    """Run the program; forward SIGINT/SIGTERM; return its exit code (128+N if killed)."""
+    try:
+        proc = subprocess.Popen(command, cwd=cwd, env=env)
+    except OSError as exc:
+        raise UsageError(f"cannot start {command[0]!r}: {exc.strerror}") from exc
+    previous = {
+        sig: signal.signal(sig, lambda s, _f: proc.send_signal(s))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - code if code < 0 else code
+
+
+def _service_command(client: CasClient, options: RunOptions) -> list[str]:
+    doc = client.policy(options.policy)
+    policy = Policy.from_yaml(doc.policy_yaml)
+    service = policy.services.get(options.service)
+    if service is None:
+        raise UsageError(
+            f"policy {options.policy!r} has no service {options.service!r} "
+            f"(services: {', '.join(sorted(policy.services))})"
+        )
+    return list(service.command)
+
+
+def run(options: RunOptions) -> int:
+    """Run the service; return the program's exit code."""
+    # 0. Privileges and the CAS, before anything changes.
+    _linux.require_root()
+    check_fuse()
+    client = CasClient.for_url(options.cas)
+    command = _service_command(client, options)
+    # 1. A private mount namespace, and the app measured while copied into memory.
+    _linux.private_mount_namespace()
+    work = Path(tempfile.mkdtemp(prefix="securetf-run-"))
+    mounted: list[MountedVolume] = []
+    tmpfs: list[Path] = []
+    try:
+        _linux.mount_tmpfs(work, size=options.app_tmpfs_size)
+        tmpfs.append(work)
+        app = work / "app"
+        app.mkdir()
+        measurement = snapshot(options.app, app, command)
+        log.info("measurement sha256:%s", measurement.hex())
+        # 2. Attest and provision.
+        producer = producer_for(options.tee, measurement=measurement)
+        inst = provision(
+            client,
+            producer,
+            policy=options.policy,
+            service=options.service,
+            instance=options.instance,
+        )
+        if inst.config.command != command:
+            raise AttestationError("the CAS configured another command than the one measured")
+        # 3. Volumes through the file system shield; 4. secret files in memory.
+        mounted = mount_all(inst.config.volumes, options.volumes)
+        tmpfs += _secret_files(inst.config.files, inst)
+        # 5. The program.
+        code = _launch(inst.config.command, app, _environment(inst.config.environment))
+        # 6. Commit written volumes (only after success) and record their tags.
+        changed = unmount_all(mounted, commit=code == 0)
+        mounted = []
+        for name, (tag, version) in changed.items():
+            move_tag(
+                client, inst, name, expected=inst.config.volumes[name].tag, tag=tag, version=version
+            )
+            log.info("volume %s committed: version %d, %s", name, version, tag)
+        return code
+    finally:
+        if mounted:
+            unmount_all(mounted, commit=False)
+        for path in reversed(tmpfs):
+            with contextlib.suppress(Error):
+                _linux.umount(path)
+        shutil.rmtree(work, ignore_errors=True)
+        client.close()

@@ -1,0 +1,84 @@
+"""Opening the service's volumes as the CAS says, and mounting them through the shield."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from securetf.errors import RollbackError, UsageError
+from securetf.protocol import VolumeGrant
+from securetf.shield.fs import Mount, mount
+from securetf.volume import Volume, VolumeKey
+
+
+@dataclass
+class MountedVolume:
+    name: str
+    grant: VolumeGrant
+    volume: Volume
+    mount: Mount
+
+
+def open_volume(name: str, grant: VolumeGrant, storage: Path) -> Volume:
+    """Open ``storage`` with the CAS's key; refuse any state other than the CAS's.
+
+    A read-write volume that does not exist yet, and that the CAS knows no state of, is
+    created empty (its first commit becomes version 1).
+    """
+    key = VolumeKey(grant.key)
+    writable = grant.mode == "rw"
+    if not storage.exists():
+        if not writable or grant.tag is not None:
+            what = "has a recorded state" if grant.tag else "is mounted read-only"
+            raise UsageError(f"volume {name!r} is missing at {storage}, but it {what}")
+        return Volume.create(storage, key)
+    vol = Volume.open(storage, key, writable=writable, expect_tag=grant.tag)
+    if vol.version < grant.version:
+        vol.close()
+        raise RollbackError(f"volume {name!r} is older than the state the CAS recorded")
+    return vol
+
+
+def mount_all(
+    grants: Mapping[str, VolumeGrant], storage: Mapping[str, Path]
+) -> list[MountedVolume]:
+    """Open and mount every volume; on any failure unmount what was mounted and raise."""
+    missing = sorted(set(grants) - set(storage))
+    if missing:
+        raise UsageError(
+            "the policy mounts volumes with no storage given: "
+            + ", ".join(f"--volume {n}=PATH" for n in missing)
+        )
+    mounted: list[MountedVolume] = []
+    try:
+        for name, grant in sorted(grants.items()):
+            vol = open_volume(name, grant, storage[name])
+            target = Path(grant.path)
+            target.mkdir(parents=True, exist_ok=True)
+            try:
+                m = mount(vol, target, read_only=grant.mode == "ro")
+            except BaseException:
+                vol.close()
+                raise
+            mounted.append(MountedVolume(name, grant, vol, m))
+    except BaseException:
+        unmount_all(mounted, commit=False)
+        raise
+    return mounted
+
+
+def unmount_all(mounted: list[MountedVolume], *, commit: bool) -> dict[str, tuple[str, int]]:
+    """Unmount every volume; commit the writable ones when ``commit``.
+
+    Returns the new (tag, version) of each volume whose state changed.
+    """
+    changed: dict[str, tuple[str, int]] = {}
+    for mv in reversed(mounted):
+        try:
+            tag = mv.mount.unmount(commit=commit and mv.grant.mode == "rw")
+            if tag is not None and tag != mv.grant.tag:
+                changed[mv.name] = (tag, mv.volume.version)
+        finally:
+            mv.volume.close()
+    return changed
