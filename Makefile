@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory apt
 	@test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,tf]'
 	@touch $@
 
 apt:

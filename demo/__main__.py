@@ -1,107 +1,276 @@
-"""``make demo``: the main securetf job end to end, printing each step and its command.
+"""``make demo``: the main securetf job end to end on embedded defaults.
 
-Today it runs the sealed-volume round trip: generate a key, seal a dataset, verify it,
-add a file, detect tampering and a rollback, unseal. It exits non-zero if any check fails.
+A CAS (SQLite, simulated TEE) starts; the data owner attests it, seals scikit-learn's
+breast-cancer dataset and applies a policy; an untrusted operator runs an unmodified
+Keras training program under ``securetf run``; the owner fetches the model volume's key,
+unseals the model and evaluates it. Along the way, a modified program is refused and a
+flipped bit in the sealed data is detected. It prints each command and exits non-zero if
+any check fails.
 """
 
 from __future__ import annotations
 
-import csv
-import filecmp
-import random
+import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent
 SECURETF = [sys.executable, "-m", "securetf.cli.main"]
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+MARKER = "mean radius"  # a column name of the dataset: must never appear on the host
+
+
+class DemoFailed(SystemExit):
+    def __init__(self, why: str) -> None:
+        super().__init__(f"\ndemo FAILED: {why}")
 
 
 def step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def securetf(*args: str | Path, expect: int = 0) -> str:
-    shown = " ".join(str(a) for a in args)
-    print(f"$ securetf {shown}", flush=True)
-    proc = subprocess.run([*SECURETF, *map(str, args)], capture_output=True, text=True, check=False)
-    print((proc.stdout + proc.stderr).rstrip(), flush=True)
+def securetf(*args: str | Path, expect: int = 0, quiet: bool = False) -> str:
+    print("$ securetf " + " ".join(str(a) for a in args), flush=True)
+    proc = subprocess.run(
+        [*SECURETF, *map(str, args)], env=ENV, capture_output=True, text=True, check=False
+    )
+    shown = "\n".join(
+        line
+        for line in (proc.stdout + proc.stderr).splitlines()
+        if "SIMULATED" not in line and "absl" not in line and "node_def_util" not in line
+    )
+    if shown and not quiet:
+        print(shown, flush=True)
     if proc.returncode != expect:
-        raise SystemExit(f"demo failed: exit code {proc.returncode}, expected {expect}")
+        raise DemoFailed(f"exit code {proc.returncode}, expected {expect}:\n{proc.stderr[-2000:]}")
     return proc.stdout
 
 
-def make_dataset(root: Path) -> None:
-    rng = random.Random(7)  # noqa: S311 - synthetic records, not secrets
-    (root / "train").mkdir(parents=True)
-    with open(root / "train" / "patients.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["age", "marker_a", "marker_b", "label"])
-        for _ in range(20_000):
-            a, b = rng.gauss(0, 1), rng.gauss(0, 1)
-            w.writerow([rng.randint(20, 90), f"{a:.5f}", f"{b:.5f}", int(a + b > 0)])
-    (root / "README.txt").write_text("confidential patient records\n")
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_dataset(directory: Path) -> None:
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    table = np.column_stack([data.data, data.target])
+    header = ",".join([*data.feature_names, "label"])
+    directory.mkdir()
+    np.savetxt(
+        directory / "breast_cancer.csv",
+        table,
+        delimiter=",",
+        header=header,
+        fmt="%.6g",
+        comments="",
+    )
+
+
+POLICY = """\
+name: breast-cancer-training
+version: 1
+governance:
+  owners: [{{name: alice, public_key: "{alice}"}}]
+  update_threshold: 1
+tee:
+  allow: [sim]            # development only: named explicitly
+secrets:
+  dataset-key: {{kind: volume-key, source: imported}}
+  model-key: {{kind: volume-key, source: generated, export_to_owners: true}}
+volumes:
+  dataset: {{key: dataset-key, rollback: protected}}
+  model: {{key: model-key, rollback: protected}}
+services:
+  train:
+    measurement: "{measurement}"
+    command: [python, train.py]
+    mounts:
+      - {{volume: dataset, path: {data}, mode: ro}}
+      - {{volume: model, path: {model}, mode: rw}}
+    environment:
+      DATA_DIR: "{data}"
+      MODEL_DIR: "{model}"
+      EPOCHS: "30"
+      TF_CPP_MIN_LOG_LEVEL: "3"
+"""
+
+
+def evaluate(model_dir: Path, dataset: Path) -> float:
+    import numpy as np
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    model = tf.keras.models.load_model(model_dir / "model.keras")
+    norm = np.load(model_dir / "normalization.npz")
+    table = np.loadtxt(dataset / "breast_cancer.csv", delimiter=",", skiprows=1)
+    split = int(0.8 * len(table))
+    x = (table[split:, :-1] - norm["mean"]) / norm["std"]
+    predicted = (model.predict(x, verbose=0)[:, 0] > 0.5).astype("float32")
+    return float((predicted == table[split:, -1]).mean())
 
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="securetf-demo-"))
+    ENV["SECURETF_HOME"] = str(work / "home")
+    url = f"https://127.0.0.1:{free_port()}"
+    cas_log = open(work / "cas.log", "wb")  # noqa: SIM115 - closed in finally
+    cas = subprocess.Popen(
+        [*SECURETF, "cas", "serve", "--data-dir", str(work / "cas"), "--listen", url[8:]],
+        env=ENV,
+        stdout=cas_log,
+        stderr=cas_log,
+    )
     try:
-        data, vol, out, key = work / "data", work / "sealed", work / "unsealed", work / "vol.key"
-        step("1. the data owner generates a volume key and seals a dataset")
-        make_dataset(data)
-        securetf("volume", "keygen", key)
-        securetf("volume", "seal", data, vol, "--key-file", key)
-        stored = b"".join(p.read_bytes() for p in vol.rglob("*") if p.is_file())
-        if b"patients" in stored or b"marker_a" in stored:
-            raise SystemExit("demo failed: plaintext visible in the sealed volume")
-        print("storage holds only random-named objects; no name or record is visible")
+        step("1. a CAS starts (SQLite, simulated TEE); the owner verifies it before trusting it")
+        for _ in range(150):
+            if "listening" in (work / "cas.log").read_text():
+                break
+            time.sleep(0.1)
+        securetf("cas", "attest", "--cas", url, "--allow-sim")
 
-        step("2. verify every byte, and note the volume's tag")
-        tag1 = securetf("volume", "verify", vol, "--key-file", key).split("tag: ")[1].strip()
-        securetf("volume", "ls", vol, "--key-file", key)
-
-        step("3. add a file: a new version, a new tag")
-        extra = work / "labels.txt"
-        extra.write_text("0: benign\n1: malignant\n")
-        securetf("volume", "put", vol, extra, "train/labels.txt", "--key-file", key)
-
-        step("4. after version 3, storage serves the older version 2 again: refused")
-        backup = work / "backup"
-        shutil.copytree(vol, backup)
-        securetf("volume", "put", vol, extra, "train/labels2.txt", "--key-file", key)
-        tag3 = securetf("volume", "verify", vol, "--key-file", key).split("tag: ")[1].strip()
-        shutil.rmtree(vol)
-        shutil.copytree(backup, vol)
-        securetf("volume", "verify", vol, "--key-file", key, "--expect-tag", tag3, expect=3)
-        shutil.rmtree(vol)
-        shutil.copytree(backup, vol)
-        print(f"(version 1 was {tag1}; every state has its own tag)")
-
-        step("5. storage flips one bit of the dataset: detected, nothing unsealed")
-        biggest = max((p for p in vol.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
-        original = biggest.read_bytes()
-        raw = bytearray(original)
-        raw[len(raw) // 2] ^= 1
-        biggest.write_bytes(raw)
-        securetf("volume", "unseal", vol, out, "--key-file", key, expect=3)
-        if out.exists():
-            raise SystemExit("demo failed: partial plaintext left behind")
-        biggest.write_bytes(
-            bytes(raw[: len(raw) // 2])
-            + bytes([raw[len(raw) // 2] ^ 1])
-            + bytes(raw[len(raw) // 2 + 1 :])
+        step("2. the owner seals the breast-cancer dataset")
+        write_dataset(work / "data")
+        alice = securetf("owner", "keygen", work / "alice.key").strip()
+        securetf("volume", "keygen", work / "dataset.key")
+        securetf(
+            "volume",
+            "seal",
+            work / "data",
+            work / "sealed-dataset",
+            "--key-file",
+            work / "dataset.key",
         )
 
-        step("6. the owner unseals the dataset: identical to the original")
-        securetf("volume", "unseal", vol, out, "--key-file", key)
-        cmp = filecmp.dircmp(data, out)
-        same = filecmp.cmpfiles(data / "train", out / "train", ["patients.csv"], shallow=False)
-        if cmp.left_only or cmp.diff_files or same[0] != ["patients.csv"]:
-            raise SystemExit("demo failed: unsealed data differs")
-        print("\ndemo passed: sealed, verified, versioned, tamper and rollback refused, unsealed")
+        step("3. the owner measures the training program and applies a signed policy")
+        mounts = work / "mnt"
+        text = POLICY.format(
+            alice=alice,
+            measurement="sha256:" + "0" * 64,
+            data=mounts / "data",
+            model=mounts / "model",
+        )
+        (work / "policy.yaml").write_text(text)
+        measurement = securetf(
+            "measure", "--app", ROOT / "app", "--policy", work / "policy.yaml", "--service", "train"
+        ).strip()
+        (work / "policy.yaml").write_text(text.replace("sha256:" + "0" * 64, measurement))
+        securetf(
+            "policy",
+            "apply",
+            work / "policy.yaml",
+            "--cas",
+            url,
+            "--key",
+            work / "alice.key",
+            "--secret",
+            f"dataset-key={work / 'dataset.key'}",
+        )
+
+        step("4. an operator who is not trusted runs the unmodified Keras program")
+        run = [
+            "run",
+            "--cas",
+            url,
+            "--policy",
+            "breast-cancer-training",
+            "--service",
+            "train",
+            "--app",
+            ROOT / "app",
+            "--volume",
+            f"dataset={work / 'sealed-dataset'}",
+            "--volume",
+            f"model={work / 'sealed-model'}",
+        ]
+        securetf(*run)
+
+        step("5. nothing readable reached the host: only random-named ciphertext")
+        for directory in (work / "sealed-dataset", work / "sealed-model", mounts):
+            for path in directory.rglob("*"):
+                if path.is_file() and MARKER.encode() in path.read_bytes():
+                    raise DemoFailed(f"plaintext found in {path}")
+        print(f"searched the sealed volumes and {mounts} for the dataset's text: not found")
+
+        step("6. a modified program is refused before it starts")
+        tampered = work / "tampered-app"
+        shutil.copytree(ROOT / "app", tampered)
+        with open(tampered / "train.py", "a") as f:
+            f.write(
+                "\nopen('/tmp/stolen.csv', 'w').write(open(DATA + '/breast_cancer.csv').read())\n"
+            )
+        securetf(*[str(a) if a != ROOT / "app" else str(tampered) for a in run], expect=5)
+
+        step("7. storage flips one bit of the sealed dataset: the program gets an I/O error")
+        obj = max(
+            (p for p in (work / "sealed-dataset").rglob("*") if p.is_file()),
+            key=lambda p: p.stat().st_size,
+        )
+        original = obj.read_bytes()
+        flipped = bytearray(original)
+        flipped[len(flipped) // 2] ^= 1
+        obj.write_bytes(flipped)
+        securetf(*run, expect=1, quiet=True)
+        print("the run failed: reading the tampered chunk gave the program an I/O error")
+        obj.write_bytes(original)
+
+        step("8. the owner fetches the model key, unseals the model and evaluates it")
+        securetf(
+            "secret",
+            "get",
+            "model-key",
+            "--policy",
+            "breast-cancer-training",
+            "--cas",
+            url,
+            "--key",
+            work / "alice.key",
+            "--out",
+            work / "model.key",
+        )
+        securetf(
+            "volume",
+            "unseal",
+            work / "sealed-model",
+            work / "model",
+            "--key-file",
+            work / "model.key",
+        )
+        metrics = json.loads((work / "model" / "metrics.json").read_text())
+        accuracy = evaluate(work / "model", work / "data")
+        reported = metrics["test_accuracy"]
+        print(f"held-out accuracy, measured by the owner: {accuracy:.3f} (reported {reported:.3f})")
+        if accuracy < 0.9:
+            raise DemoFailed(f"accuracy {accuracy:.3f} is too low")
+
+        step("9. the owner checks the CAS's signed audit trail")
+        securetf(
+            "audit",
+            "verify",
+            "--cas",
+            url,
+            "--key",
+            work / "alice.key",
+            "--policy",
+            "breast-cancer-training",
+            "--show",
+        )
+        print(f"\ndemo passed: final accuracy {accuracy:.3f}")
         return 0
     finally:
+        cas.terminate()
+        cas.wait(10)
+        cas_log.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
