@@ -178,7 +178,7 @@ def main() -> int:
         )
 
         step("4. an operator who is not trusted runs the unmodified Keras program")
-        run = [
+        run: list[str | Path] = [
             "run",
             "--cas",
             url,
@@ -209,7 +209,7 @@ def main() -> int:
             f.write(
                 "\nopen('/tmp/stolen.csv', 'w').write(open(DATA + '/breast_cancer.csv').read())\n"
             )
-        securetf(*[str(a) if a != ROOT / "app" else str(tampered) for a in run], expect=5)
+        securetf(*[tampered if a == ROOT / "app" else a for a in run], expect=5)
 
         step("7. storage flips one bit of the sealed dataset: the program gets an I/O error")
         obj = max(
