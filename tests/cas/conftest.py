@@ -21,6 +21,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.cas.support import Clock, Owners
+
 PG_GLOB = "/usr/lib/postgresql/*/bin"
 PG_START_TIMEOUT_S = 60
 
@@ -149,3 +151,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'cas.db'}"
     server: PgServer = request.getfixturevalue("postgres_server")
     return server.create_database()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The CAS core's clock, which tests move by hand."""
+    return Clock()
+
+
+@pytest.fixture
+def owners() -> Owners:
+    return Owners()

@@ -14,16 +14,6 @@ from .support import DATASET_KEY, Clock, Owners, make_cas, policy_yaml, signed
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def owners() -> Owners:
-    return Owners()
-
-
-@pytest.fixture
 def cas(db_url: str, tmp_path: Path, clock: Clock) -> Cas:
     return make_cas(db_url, tmp_path, clock)
 

@@ -36,16 +36,6 @@ from .support import (
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def owners() -> Owners:
-    return Owners()
-
-
-@pytest.fixture
 def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
     cas = make_cas(db_url, tmp_path, clock)
     yaml = policy_yaml(owners)

@@ -17,8 +17,21 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from securetf.errors import UsageError
+
 #: Below this many bytes a progress bar is noise.
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+
+
+def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
+    """``NAME=VALUE`` option values as a dict; a malformed one is a usage error."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UsageError(f"{option} takes NAME=VALUE, not {item!r}")
+        out[name] = value
+    return out
 
 
 def print_json(obj: Any) -> None:

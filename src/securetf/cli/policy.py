@@ -9,25 +9,19 @@ from typing import Annotated
 import typer
 
 from securetf._fsutil import read_file
-from securetf.cli._common import print_json
+from securetf.cli._common import parse_assignments, print_json
 from securetf.cli.cas import CasUrl
 from securetf.cli.owner import load_owner_key
 from securetf.client import CasClient
-from securetf.errors import UsageError
 from securetf.volume import VolumeKey
 
 app = typer.Typer(help="Signed, versioned policies.", no_args_is_help=True)
 KeyOpt = Annotated[Path, typer.Option("--key", help="Your owner key (from 'owner keygen').")]
 
 
-def _secrets(items: list[str]) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise UsageError(f"--secret takes NAME=FILE, not {item!r}")
-        out[name] = VolumeKey.from_file(Path(path)).raw()
-    return out
+def _secrets(items: list[str] | None) -> dict[str, bytes]:
+    pairs = parse_assignments(items, "--secret")
+    return {name: VolumeKey.from_file(Path(path)).raw() for name, path in pairs.items()}
 
 
 @app.command()
@@ -42,7 +36,7 @@ def apply(
     """Upload a policy (new, or the next version) with your signature and imported secrets."""
     yaml = read_file(file, "policy file")
     with CasClient.for_url(cas) as client:
-        result = client.apply_policy(yaml, load_owner_key(key), _secrets(secret or []))
+        result = client.apply_policy(yaml, load_owner_key(key), _secrets(secret))
     if result.status == "pending":
         typer.echo(
             f"policy {result.name} version {result.version} is pending: "

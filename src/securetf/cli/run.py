@@ -9,19 +9,14 @@ from typing import Annotated
 import typer
 
 from securetf._fsutil import read_file
+from securetf.cli._common import parse_assignments
 from securetf.errors import UsageError
 from securetf.policy import Policy
 from securetf.runtime import RunOptions, measure, measurement_text, run
 
 
-def _volumes(items: list[str]) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise UsageError(f"--volume takes NAME=PATH, not {item!r}")
-        out[name] = Path(path)
-    return out
+def _volumes(items: list[str] | None) -> dict[str, Path]:
+    return {name: Path(p) for name, p in parse_assignments(items, "--volume").items()}
 
 
 def run_cmd(
@@ -44,7 +39,7 @@ def run_cmd(
             policy=policy,
             service=service,
             app=app,
-            volumes=_volumes(volume or []),
+            volumes=_volumes(volume),
             tee=tee,
             instance=instance,
         )

@@ -12,6 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from securetf.crypto._pem import load_private_pem
 from securetf.errors import AuthenticationError, UsageError
 
 _PREFIX = "ed25519:"
@@ -75,10 +76,7 @@ class SigningKey:
 
     @classmethod
     def from_pem(cls, data: bytes, *, source: str = "key") -> SigningKey:
-        try:
-            key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as exc:
-            raise UsageError(f"{source} is not an unencrypted PEM private key") from exc
+        key = load_private_pem(data, source=source)
         if not isinstance(key, Ed25519PrivateKey):
             raise UsageError(f"{source} does not hold an Ed25519 private key")
         return cls(key)

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from securetf.crypto._pem import load_private_pem
 from securetf.errors import AuthenticationError, UsageError
 
 __all__ = ["EcKey", "issue_certificate", "new_ca", "self_signed", "verify_ec_signature"]
@@ -35,10 +36,7 @@ class EcKey:
 
     @classmethod
     def from_pem(cls, data: bytes, *, source: str = "key") -> EcKey:
-        try:
-            key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as exc:
-            raise UsageError(f"{source} is not an unencrypted PEM private key") from exc
+        key = load_private_pem(data, source=source)
         if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
             raise UsageError(f"{source} is not an ECDSA P-256 private key")
         return cls(key)
@@ -99,11 +97,11 @@ def _when(unix: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(unix, tz=datetime.UTC)
 
 
-def new_ca(common_name: str, *, now: float, valid_days: int) -> tuple[EcKey, bytes]:
-    """A new self-signed CA (path length 0); returns its key and PEM certificate."""
-    key = EcKey.generate()
-    name = _name(common_name, "securetf policy CA")
-    builder = (
+def _self_signed_base(
+    key: EcKey, name: x509.Name, *, now: float, valid_days: int, ca: bool
+) -> x509.CertificateBuilder:
+    path_length = 0 if ca else None
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -111,7 +109,16 @@ def new_ca(common_name: str, *, now: float, valid_days: int) -> tuple[EcKey, byt
         .serial_number(x509.random_serial_number())
         .not_valid_before(_when(now - 300))
         .not_valid_after(_when(now + valid_days * 86400))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+    )
+
+
+def new_ca(common_name: str, *, now: float, valid_days: int) -> tuple[EcKey, bytes]:
+    """A new self-signed CA (path length 0); returns its key and PEM certificate."""
+    key = EcKey.generate()
+    name = _name(common_name, "securetf policy CA")
+    builder = (
+        _self_signed_base(key, name, now=now, valid_days=valid_days, ca=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
@@ -192,14 +199,7 @@ def self_signed(
     """A self-signed server certificate (the CAS's own identity, pinned by its clients)."""
     name = _name(common_name, "securetf CAS")
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.raw.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_when(now - 300))
-        .not_valid_after(_when(now + valid_days * 86400))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        _self_signed_base(key, name, now=now, valid_days=valid_days, ca=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(_alt_names(alt_names), critical=False)
         .sign(key.raw, hashes.SHA256())

@@ -44,17 +44,13 @@ class ObjectSource:
             self._fd = None
 
 
-class VolumeFileReader(io.RawIOBase):
-    """A read-only binary file inside a volume (``read``, ``readinto``, ``seek``, ``tell``)."""
+class SeekableFile(io.RawIOBase):
+    """Position handling shared by the volume's file objects; ``_length()`` is the size."""
 
-    def __init__(self, source: ObjectSource, entry: FileEntry) -> None:
-        super().__init__()
-        self._src = source
-        self.entry = entry
-        self.name = entry.path
-        self._pos = 0
-        self._cache_index = -1
-        self._cache = bytearray(source.chunk_size)
+    _pos: int
+
+    def _length(self) -> int:
+        raise NotImplementedError
 
     def readable(self) -> bool:
         return True
@@ -66,11 +62,27 @@ class VolumeFileReader(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.entry.size}[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length()}[whence]
         if base + offset < 0:
             raise UsageError(f"negative seek position {base + offset}")
         self._pos = base + offset
         return self._pos
+
+
+class VolumeFileReader(SeekableFile):
+    """A read-only binary file inside a volume (``read``, ``readinto``, ``seek``, ``tell``)."""
+
+    def __init__(self, source: ObjectSource, entry: FileEntry) -> None:
+        super().__init__()
+        self._src = source
+        self.entry = entry
+        self.name = entry.path
+        self._pos = 0
+        self._cache_index = -1
+        self._cache = bytearray(source.chunk_size)
+
+    def _length(self) -> int:
+        return self.entry.size
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         out = memoryview(buffer).cast("B")

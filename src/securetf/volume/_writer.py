@@ -9,18 +9,17 @@ key, copying what was stored, so nonces never repeat and stale chunks cannot be 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 from securetf.errors import UsageError
 from securetf.volume._objects import FileEntry, root_of
 from securetf.volume._padding import padded_size
-from securetf.volume._reader import ObjectSource
+from securetf.volume._reader import ObjectSource, SeekableFile
 from securetf.volume._settings import WRITE_CACHE_BYTES
 from securetf.volume._store import NewObject
 
 
-class VolumeFileWriter(io.RawIOBase):
+class VolumeFileWriter(SeekableFile):
     """A writable binary file inside a volume; ``close()`` hands the new entry to the volume."""
 
     def __init__(
@@ -50,24 +49,11 @@ class VolumeFileWriter(io.RawIOBase):
         self._changed = base is None
 
     # -- io.RawIOBase ----------------------------------------------------------------
-    def readable(self) -> bool:
-        return True
-
     def writable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise UsageError(f"negative seek position {base + offset}")
-        self._pos = base + offset
-        return self._pos
+    def _length(self) -> int:
+        return self._size
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         out = memoryview(buffer).cast("B")
