@@ -268,3 +268,33 @@ def test_owners_export_secrets_and_read_the_audit(cas: Cas, owners: Owners, cloc
     verify_audit_view(view, AUDIT_KEY.verify_key(), policy="cancer")
     exported = [e for e in view if e.get("kind") == "secret.exported"]
     assert [e["detail"] for e in exported] == [{"secret": "model-key", "owner": "bob"}] * 2
+
+
+def test_concurrent_provisioning_all_succeed_with_distinct_serials(
+    cas: Cas, runtime: Runtime, owners: Owners, clock: Clock
+) -> None:
+    serials: list[int] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        try:
+            for _ in range(4):
+                response = cas.provision(runtime.request(cas.nonce().nonce))
+                runtime.open(response)
+                with lock:
+                    serials.append(response.serial)
+        except BaseException as exc:  # reported below
+            with lock:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(set(serials)) == 24
+    view = _audit(cas, owners, clock)
+    verify_audit_view(view, AUDIT_KEY.verify_key(), policy="cancer")
+    assert sum(1 for e in view if e.get("kind") == "provision.accepted") == 24

@@ -176,6 +176,11 @@ def test_owner_workflow_survives_kill_9(cas: CasProcess, tmp_path: Path) -> None
     assert "audit chain ok" in audit.stdout
     for kind in ("policy.created", "policy.pending", "policy.updated", "secret.exported"):
         assert kind in audit.stdout
+    # Without --policy: every policy the key owns.
+    owned = cas.cli("audit", "verify", "--cas", cas.url, "--key", tmp_path / "bob.key")
+    assert "of policy demo" in owned.stdout
+    none = cas.cli("audit", "verify", "--cas", cas.url, "--key", tmp_path / "eve.key", ok=False)
+    assert "owns no policy" in none.stderr
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -128,6 +128,10 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
     def approve_policy(name: str, body: PolicyApprove) -> ApplyResult:
         return cas.approve_policy(name, SignedRequest.from_json(body.signature))
 
+    @app.get("/v1/policies")
+    def list_policies() -> dict[str, list[str]]:
+        return {"policies": cas.policy_names()}
+
     @app.get("/v1/policies/{name}")
     def get_policy(name: str) -> PolicyDoc:
         stored, ca_pem = cas.policy(name)

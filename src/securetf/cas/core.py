@@ -78,6 +78,9 @@ class Cas:
 
         return self._store.run(read)
 
+    def policy_names(self) -> list[str]:
+        return self._store.run(lambda tx: tx.policy_names())
+
     def history(self, name: str) -> tuple[list[PolicyVersion], PendingUpdate | None]:
 
         def read(tx: Tx) -> tuple[list[PolicyVersion], PendingUpdate | None]:

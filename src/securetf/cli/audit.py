@@ -12,6 +12,7 @@ from securetf.cli.owner import load_owner_key
 from securetf.client import CasClient
 from securetf.client.audit import verify_audit_view
 from securetf.crypto import VerifyKey
+from securetf.errors import UsageError
 
 app = typer.Typer(help="The CAS's audit trail.", no_args_is_help=True)
 
@@ -20,16 +21,23 @@ app = typer.Typer(help="The CAS's audit trail.", no_args_is_help=True)
 def verify(
     cas: CasUrl,
     key: Annotated[Path, typer.Option("--key", help="Your owner key.")],
-    policy: Annotated[str, typer.Option(help="Your policy's name.")],
+    policy: Annotated[
+        str | None, typer.Option(help="Your policy (default: every policy the key owns).")
+    ] = None,
     show: Annotated[bool, typer.Option("--show", help="Print your policy's entries.")] = False,
 ) -> None:
-    """Check every link and signature of the audit chain; print your policy's entries."""
+    """Check every link and signature of the audit chain; print your policies' entries."""
+    owner = load_owner_key(key)
     with CasClient.for_url(cas) as client:
-        page = client.audit(policy, load_owner_key(key))
+        names = [policy] if policy else client.owned_policies(owner)
+        if not names:
+            raise UsageError(f"this key owns no policy at {cas}; name one with --policy")
         audit_key = VerifyKey.from_text(client.pin.audit_public_key)
-    verify_audit_view(page.entries, audit_key, policy=policy)
-    mine = [e for e in page.entries if e.get("policy") == policy]
-    typer.echo(f"audit chain ok: {len(page.entries)} entries, {len(mine)} of policy {policy}")
-    if show:
-        for e in mine:
-            typer.echo(f"{e['seq']:>6} {e['kind']:<20} {e['detail']}")
+        for name in names:
+            page = client.audit(name, owner)
+            verify_audit_view(page.entries, audit_key, policy=name)
+            mine = [e for e in page.entries if e.get("policy") == name]
+            typer.echo(f"audit chain ok: {len(page.entries)} entries, {len(mine)} of policy {name}")
+            if show:
+                for e in mine:
+                    typer.echo(f"{e['seq']:>6} {e['kind']:<20} {e['detail']}")

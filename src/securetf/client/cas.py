@@ -122,6 +122,20 @@ class CasClient:
             ApplyResult, "POST", f"/v1/policies/{name}/approve", body.model_dump(mode="json")
         )
 
+    def policy_names(self) -> list[str]:
+        names = self._call("GET", "/v1/policies").json()["policies"]
+        return [str(n) for n in names]
+
+    def owned_policies(self, key: SigningKey) -> list[str]:
+        """The policies in force that list ``key`` among their owners."""
+        mine = key.verify_key()
+        owned = []
+        for name in self.policy_names():
+            policy = Policy.from_yaml(self.policy(name).policy_yaml)
+            if any(o.verify_key() == mine for o in policy.governance.owners):
+                owned.append(name)
+        return owned
+
     def policy(self, name: str) -> PolicyDoc:
         return self._model(PolicyDoc, "GET", f"/v1/policies/{name}")
 
