@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from securetf.errors import RollbackError, UsageError
+from securetf.errors import IntegrityError, RollbackError, UsageError
 from securetf.protocol import VolumeGrant
 from securetf.shield.fs import Mount, mount
 from securetf.volume import Volume, VolumeKey
@@ -33,7 +33,15 @@ def open_volume(name: str, grant: VolumeGrant, storage: Path) -> Volume:
             what = "has a recorded state" if grant.tag else "is mounted read-only"
             raise UsageError(f"volume {name!r} is missing at {storage}, but it {what}")
         return Volume.create(storage, key)
-    vol = Volume.open(storage, key, writable=writable, expect_tag=grant.tag)
+    try:
+        vol = Volume.open(storage, key, writable=writable, expect_tag=grant.tag)
+    except RollbackError:
+        raise
+    except IntegrityError as exc:
+        # The volume's own message is deliberately bare; say which volume failed.
+        raise IntegrityError(
+            f"volume {name!r} at {storage} failed its integrity check (damaged or tampered)"
+        ) from exc
     if vol.version < grant.version:
         vol.close()
         raise RollbackError(f"volume {name!r} is older than the state the CAS recorded")
