@@ -1,0 +1,49 @@
+"""One CAS for the runtime tests (a real process, SQLite, sim TEE), attested, and an owner."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cas.server_support import CasProcess, free_port
+
+from .support import Deployment, Job, make_job
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    base = tmp_path_factory.mktemp("runtime-cas")
+    home = base / "home"
+    home.mkdir()
+    cas = CasProcess(data=base / "cas", home=home, port=free_port())
+    cas.start()
+    try:
+        cas.cli("cas", "attest", "--cas", cas.url, "--allow-sim")
+        public = cas.cli("owner", "keygen", base / "alice.key").stdout.strip()
+        yield Deployment(cas, base / "alice.key", public)
+    finally:
+        cas.stop()
+
+
+@pytest.fixture
+def new_job(deployment: Deployment) -> Iterator[Callable[..., Job]]:
+    """Make jobs (see support.make_job); their directories go when the test ends."""
+    jobs: list[Job] = []
+
+    def make(**kwargs: Any) -> Job:
+        job = make_job(deployment, **kwargs)
+        jobs.append(job)
+        return job
+
+    yield make
+    for job in jobs:
+        shutil.rmtree(job.root, ignore_errors=True)
+
+
+@pytest.fixture
+def cas_data(deployment: Deployment) -> Path:
+    return deployment.cas.data

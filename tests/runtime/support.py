@@ -1,0 +1,358 @@
+"""Shared pieces of the runtime tests: a deployment (a real CAS, attested, and an owner),
+jobs (a policy, its app, its sealed volumes) and ``securetf run`` as an operator runs it.
+
+Every job gets its own policy at the CAS and its own directory
+``/tmp/securetf-test-<random>``: the volumes' mount points (absolute host paths, created
+by the runtime inside its private mount namespace), the sealed volumes, the app and a
+plain ``markers`` directory where test programs leave evidence that they started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from securetf.runtime import measure, measurement_text
+from securetf.volume import VolumeKey, seal_tree
+from tests.cas.server_support import EXE, CasProcess
+
+VENV_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT_S = 180
+
+#: The programs the fast tests run, by their first argument. Each first records that it
+#: started (and from where) in $MARKERS, a plain host directory.
+PROGRAM = r"""
+import hashlib, json, os, signal, sys, time
+
+markers, data, model = os.environ["MARKERS"], os.environ["DATA_DIR"], os.environ["MODEL_DIR"]
+with open(os.path.join(markers, "started"), "w") as f:
+    f.write(os.getcwd())
+mode = sys.argv[1]
+# Derived here, so the marker's text is in no file on the host unless the program wrote it.
+MODEL_MARKER = "model-marker-" + hashlib.sha256(b"securetf runtime tests").hexdigest()
+
+if mode == "ok":
+    with open(os.path.join(data, "table.csv")) as f:
+        assert "data-marker-" in f.read()
+    out = os.path.join(model, "out.txt")
+    runs = int(open(out).read().split()[1]) + 1 if os.path.exists(out) else 1
+    with open(out, "w") as f:
+        f.write(f"runs {runs} {MODEL_MARKER}\n")
+    with open(os.path.join(model, "big.bin"), "wb") as f:
+        f.write((MODEL_MARKER + "\n").encode() * 20000)
+    print(f"ok run {runs}")
+elif mode == "read-big":
+    got, h = 0, hashlib.sha256()
+    try:
+        with open(os.path.join(data, "big.bin"), "rb", buffering=0) as f:
+            while block := f.read(65536):
+                got += len(block)
+                h.update(block)
+    except OSError as exc:
+        with open(os.path.join(markers, "read.json"), "w") as f:
+            json.dump({"got": got, "sha256": h.hexdigest(), "errno": exc.errno}, f)
+        raise
+    with open(os.path.join(markers, "read.json"), "w") as f:
+        json.dump({"got": got, "sha256": h.hexdigest(), "errno": 0}, f)
+elif mode == "kill":
+    half = open(os.path.join(model, "out.txt"), "w")
+    half.write("half-written\n")
+    half.flush()
+    big = open(os.path.join(model, "partial.bin"), "wb")
+    big.write(os.urandom(12 * 1024 * 1024))  # past the writer's memory: chunks reach storage
+    big.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+elif mode == "wait":
+    with open("/proc/self/mounts") as f:
+        mounts = f.read()
+    with open(os.path.join(markers, "mounts.txt"), "w") as f:
+        f.write(mounts)
+    open(os.path.join(markers, "ready"), "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(markers, "go")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+else:
+    sys.exit(f"unknown mode {mode}")
+"""
+
+#: Every service of a fast job: its command (each measured on its own).
+SERVICES = {mode: ["python", "prog.py", mode] for mode in ("ok", "read-big", "kill", "wait")}
+
+
+@dataclass
+class Deployment:
+    """A running CAS that the CLI has attested, and one owner's key."""
+
+    cas: CasProcess
+    owner_key: Path
+    owner_public: str
+
+    def cli(self, *args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.cas.cli(*args, ok=ok)
+
+
+@dataclass
+class Job:
+    """One policy at the CAS, with its app, sealed volumes and directories."""
+
+    dep: Deployment
+    name: str
+    root: Path
+    app: Path
+    services: dict[str, list[str]]
+    environment: dict[str, str] = field(default_factory=dict)
+    allow: str = "sim"
+
+    @property
+    def data_mount(self) -> Path:
+        return self.root / "mnt" / "data"
+
+    @property
+    def model_mount(self) -> Path:
+        return self.root / "mnt" / "model"
+
+    @property
+    def sealed_data(self) -> Path:
+        return self.root / "sealed-data"
+
+    @property
+    def sealed_model(self) -> Path:
+        return self.root / "sealed-model"
+
+    @property
+    def dataset_key(self) -> Path:
+        return self.root / "dataset.key"
+
+    @property
+    def markers(self) -> Path:
+        return self.root / "markers"
+
+    @property
+    def policy_file(self) -> Path:
+        return self.root / "policy.yaml"
+
+    def policy_yaml(self) -> str:
+        env = {
+            "MARKERS": str(self.markers),
+            "DATA_DIR": str(self.data_mount),
+            "MODEL_DIR": str(self.model_mount),
+            **self.environment,
+        }
+        lines = [
+            f"name: {self.name}",
+            "version: 1",
+            "governance:",
+            f'  owners: [{{name: alice, public_key: "{self.dep.owner_public}"}}]',
+            "  update_threshold: 1",
+            f"tee: {{allow: [{self.allow}]}}",
+            "secrets:",
+            "  dataset-key: {kind: volume-key, source: imported}",
+            "  model-key: {kind: volume-key, source: generated, export_to_owners: true}",
+            "volumes:",
+            "  dataset: {key: dataset-key}",
+            "  model: {key: model-key}",
+            "services:",
+        ]
+        for service, command in self.services.items():
+            lines += [
+                f"  {service}:",
+                f'    measurement: "{measurement_text(measure(self.app, command))}"',
+                f"    command: {json.dumps(command)}",
+                "    mounts:",
+                f"      - {{volume: dataset, path: {self.data_mount}, mode: ro}}",
+                f"      - {{volume: model, path: {self.model_mount}, mode: rw}}",
+                f"    environment: {json.dumps(env)}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def apply(self) -> None:
+        self.policy_file.write_text(self.policy_yaml())
+        self.dep.cli(
+            "policy",
+            "apply",
+            self.policy_file,
+            "--cas",
+            self.dep.cas.url,
+            "--key",
+            self.dep.owner_key,
+            "--secret",
+            f"dataset-key={self.dataset_key}",
+        )
+
+    def run(
+        self, service: str, *, extra: Sequence[str] = (), prefix: Sequence[str] = ()
+    ) -> subprocess.CompletedProcess[str]:
+        """``securetf run`` as an operator runs it; afterwards nothing of it stays mounted."""
+        proc = subprocess.run(
+            [*prefix, *self.run_args(service), *extra],
+            env=self.run_env(),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            check=False,
+        )
+        self.assert_nothing_left()
+        return proc
+
+    def run_args(self, service: str) -> list[str]:
+        return [
+            *EXE,
+            "run",
+            "--cas",
+            self.dep.cas.url,
+            "--policy",
+            self.name,
+            "--service",
+            service,
+            "--app",
+            str(self.app),
+            "--volume",
+            f"dataset={self.sealed_data}",
+            "--volume",
+            f"model={self.sealed_model}",
+        ]
+
+    def run_env(self) -> dict[str, str]:
+        """The operator's environment: ``python`` is the venv's (the runtime keeps PATH)."""
+        env = self.dep.cas.env()
+        env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+        return env
+
+    def started(self) -> bool:
+        return (self.markers / "started").exists()
+
+    def assert_nothing_left(self) -> None:
+        """No mount of the job in this (the host's) namespace; the runtime's work dir gone."""
+        leftover = [m for m in mount_points() if m.startswith((str(self.root), "/run/securetf"))]
+        assert not leftover, f"left mounted: {leftover}"
+        started = self.markers / "started"
+        if started.exists():
+            work = Path(started.read_text()).parent  # the program ran in <work>/app
+            assert work.name.startswith("securetf-run-")
+            assert not work.exists(), f"the runtime's work dir {work} was left behind"
+
+    def model_key(self) -> Path:
+        """The model volume's key, fetched from the CAS as the owner."""
+        out = self.root / "model.key"
+        if not out.exists():
+            self.dep.cli(
+                "secret",
+                "get",
+                "model-key",
+                "--policy",
+                self.name,
+                "--cas",
+                self.dep.cas.url,
+                "--key",
+                self.dep.owner_key,
+                "--out",
+                out,
+            )
+        return out
+
+    def model_tag(self, *, expect: str | None = None) -> str:
+        """Verify every byte of the sealed model volume (at ``expect``); its tag."""
+        args: list[str | Path] = ["volume", "verify", self.sealed_model, "--json"]
+        args += ["--key-file", self.model_key()]
+        if expect:
+            args += ["--expect-tag", expect]
+        report = json.loads(self.dep.cli(*args).stdout)
+        tag: str = report["tag"]
+        return tag
+
+    def reset_markers(self) -> None:
+        shutil.rmtree(self.markers)
+        self.markers.mkdir()
+
+
+def mount_points() -> list[str]:
+    with open("/proc/self/mounts") as f:
+        return [line.split()[1] for line in f]
+
+
+def make_job(
+    dep: Deployment,
+    *,
+    app_files: Mapping[str, str],
+    services: Mapping[str, list[str]],
+    dataset: Mapping[str, bytes],
+    environment: Mapping[str, str] | None = None,
+    allow: str = "sim",
+    apply: bool = True,
+) -> Job:
+    """Write the app, seal the dataset (its plaintext is then deleted), apply the policy."""
+    root = Path("/tmp") / f"securetf-test-{os.urandom(6).hex()}"
+    root.mkdir()
+    job = Job(
+        dep,
+        name=f"t{os.urandom(5).hex()}",
+        root=root,
+        app=root / "app",
+        services=dict(services),
+        environment=dict(environment or {}),
+        allow=allow,
+    )
+    job.app.mkdir()
+    job.markers.mkdir()
+    for rel, text in app_files.items():
+        (job.app / rel).write_text(text)
+    plain = root / "plain-data"
+    plain.mkdir()
+    for rel, content in dataset.items():
+        (plain / rel).write_bytes(content)
+    key = VolumeKey.generate()
+    fd = os.open(job.dataset_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.raw())
+    seal_tree(plain, job.sealed_data, key)
+    shutil.rmtree(plain)
+    if apply:
+        job.apply()
+    return job
+
+
+def find_plaintext(roots: Sequence[Path], needles: Sequence[bytes]) -> list[str]:
+    """Every regular file under ``roots`` that holds one of ``needles``: 'path: needle'."""
+    hits: list[str] = []
+    overlap = max(len(n) for n in needles)
+    for root in roots:
+        for current, _dirs, names in os.walk(root, onerror=lambda _e: None):
+            for name in names:
+                path = os.path.join(current, name)
+                try:
+                    if not os.path.isfile(path) or os.path.islink(path):
+                        continue
+                    with open(path, "rb") as f:
+                        tail = b""
+                        while block := f.read(1 << 20):
+                            window = tail + block
+                            hits += [f"{path}: {n!r}" for n in needles if n in window]
+                            tail = window[-overlap:]
+                except OSError:
+                    continue
+    return sorted(set(hits))
+
+
+def dataset_csv(marker: str, rows: int = 200) -> bytes:
+    """A small CSV table whose second line holds ``marker`` (a known plaintext)."""
+    lines = ["id,value", f"0,{marker}"] + [f"{i},{i * i}" for i in range(1, rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def fast_job_args(
+    data_marker: str | None = None, extra: Mapping[str, bytes] | None = None
+) -> dict[str, object]:
+    """make_job's arguments for a job running the small programs of :data:`PROGRAM`."""
+    marker = data_marker or f"data-marker-{os.urandom(8).hex()}"
+    return {
+        "app_files": {"prog.py": PROGRAM},
+        "services": SERVICES,
+        "dataset": {"table.csv": dataset_csv(marker), **(extra or {})},
+    }

@@ -1,0 +1,85 @@
+"""Whatever is wrong before the program's start, the program never starts, the run ends
+non-zero, and the message says why: a rolled-back or damaged volume, changed code, an
+unknown service, a TEE the policy does not allow, missing privileges.
+
+Each program first creates ``started`` in a plain host directory, so "never started" is
+checked, not assumed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+
+from securetf.errors import AttestationError, IntegrityError, UsageError
+
+from .support import Job, fast_job_args
+
+NewJob = Callable[..., Job]
+
+
+def _refused(job: Job, proc: subprocess.CompletedProcess[str], exit_code: int) -> str:
+    assert proc.returncode == exit_code, proc.stderr
+    assert not job.started(), "the program started"
+    return proc.stderr
+
+
+def test_rolled_back_model_volume(new_job: NewJob) -> None:
+    job = new_job(**fast_job_args())
+    assert job.run("ok").returncode == 0
+    old = job.root / "model-copy"
+    shutil.copytree(job.sealed_model, old)
+    assert job.run("ok").returncode == 0  # committed: the CAS's tag moved on
+    shutil.rmtree(job.sealed_model)
+    shutil.copytree(old, job.sealed_model)  # the operator restores the older copy
+    job.reset_markers()
+    err = _refused(job, job.run("ok"), IntegrityError.exit_code)
+    assert f"volume {job.sealed_model} is in state" in err
+    assert "rolled back" in err
+
+
+def test_modified_app_code(new_job: NewJob) -> None:
+    job = new_job(**fast_job_args())
+    with open(job.app / "prog.py", "a") as f:
+        f.write("\nprint('a line added after the policy measured the app')\n")
+    err = _refused(job, job.run("ok"), AttestationError.exit_code)
+    assert "is not one the policy expects" in err
+    assert "measurement" in err
+
+
+def test_unknown_service(new_job: NewJob) -> None:
+    job = new_job(**fast_job_args())
+    err = _refused(job, job.run("nope"), UsageError.exit_code)
+    assert f"policy {job.name!r} has no service 'nope'" in err
+    assert "services: kill, ok, read-big, wait" in err
+
+
+def test_policy_not_allowing_sim(new_job: NewJob) -> None:
+    job = new_job(**fast_job_args(), allow="sgx")
+    err = _refused(job, job.run("ok"), AttestationError.exit_code)
+    assert f"policy {job.name!r} does not allow TEE sim" in err
+
+
+def test_damaged_manifest(new_job: NewJob) -> None:
+    job = new_job(**fast_job_args())
+    manifest = job.sealed_data / "securetf-volume"
+    raw = bytearray(manifest.read_bytes())
+    raw[len(raw) // 2] ^= 1  # inside the encrypted body
+    manifest.write_bytes(bytes(raw))
+    err = _refused(job, job.run("ok"), IntegrityError.exit_code)
+    assert f"volume 'dataset' at {job.sealed_data} failed its integrity check" in err
+
+
+def test_without_root_fails_at_once_naming_the_privilege(new_job: NewJob) -> None:
+    job = new_job(**fast_job_args())
+    job.markers.chmod(0o777)  # so that a program that did start could say so
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    start = time.monotonic()
+    proc = job.run("ok", prefix=nobody)
+    elapsed = time.monotonic() - start
+    err = _refused(job, proc, UsageError.exit_code)
+    assert "needs root (CAP_SYS_ADMIN)" in err
+    assert elapsed < 15  # before any contact with the CAS: only the interpreter's start
+    assert not job.sealed_model.exists()
