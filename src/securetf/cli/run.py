@@ -12,7 +12,7 @@ from securetf._fsutil import read_file
 from securetf.cli._common import parse_assignments
 from securetf.errors import UsageError
 from securetf.policy import Policy
-from securetf.runtime import RunOptions, measure, measurement_text, run
+from securetf.runtime import RunOptions, measure, measure_launcher, measurement_text, run
 
 
 def _volumes(items: list[str] | None) -> dict[str, Path]:
@@ -25,7 +25,10 @@ def run_cmd(
     ],
     policy: Annotated[str, typer.Option(help="The policy's name at the CAS.")],
     service: Annotated[str, typer.Option(help="The service to run.")],
-    app: Annotated[Path, typer.Option(help="The application directory (measured).")],
+    app: Annotated[
+        Path | None,
+        typer.Option(help="The application directory (measured); not for code volumes."),
+    ] = None,
     volume: Annotated[
         list[str] | None, typer.Option(help="NAME=PATH: where a volume of the service is stored.")
     ] = None,
@@ -48,13 +51,22 @@ def run_cmd(
 
 
 def measure_cmd(
-    app: Annotated[Path, typer.Option(help="The application directory.")],
     policy: Annotated[Path, typer.Option(help="The policy YAML that holds the service.")],
     service: Annotated[str, typer.Option(help="The service whose command is measured.")],
+    app: Annotated[
+        Path | None, typer.Option(help="The application directory (not for code volumes).")
+    ] = None,
 ) -> None:
     """Print the measurement to put into the policy for this app and service."""
     doc = Policy.from_yaml(read_file(policy, "policy file"))
     svc = doc.services.get(service)
     if svc is None:
         raise UsageError(f"the policy has no service {service!r}")
+    if svc.code is not None:
+        if app is not None:
+            raise UsageError(f"service {service!r} runs code from a sealed volume; omit --app")
+        typer.echo(measurement_text(measure_launcher(svc.command, svc.code.volume)))
+        return
+    if app is None:
+        raise UsageError("--app DIR is required (the service has no code volume)")
     typer.echo(measurement_text(measure(app, svc.command)))

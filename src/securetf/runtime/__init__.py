@@ -1,6 +1,13 @@
 """``securetf run``: the runtime that measures, attests, provisions, mounts and launches."""
 
-from securetf.runtime.measure import measure, measurement_text, snapshot
+from securetf.runtime.measure import measure, measure_launcher, measurement_text, snapshot
 from securetf.runtime.run import RunOptions, run
 
-__all__ = ["RunOptions", "measure", "measurement_text", "run", "snapshot"]
+__all__ = [
+    "RunOptions",
+    "measure",
+    "measure_launcher",
+    "measurement_text",
+    "run",
+    "snapshot",
+]

@@ -91,5 +91,18 @@ def snapshot(app: Path, dest: Path, command: Sequence[str]) -> bytes:
     return _digest(command, [list(d) for d in dirs], entries)  # type: ignore[misc]
 
 
+def measure_launcher(command: Sequence[str], code_volume: str) -> bytes:
+    """The measurement of a service whose code ships in a sealed volume.
+
+    The code is encrypted until the CAS releases the volume's key, so the evidence
+    measures what runs before that: the runtime, the command and the name of the code
+    volume. The code's integrity then rests on the volume (authenticated encryption
+    under a key only the CAS and the owners hold, at the tag the CAS records); the runtime
+    still measures the decrypted code it copies and runs, and logs that measurement.
+    """
+    doc = {"runtime": __version__, "command": list(command), "code_volume": code_volume}
+    return hashlib.sha256(b"securetf/v1 launcher\x00" + canonical_json(doc)).digest()
+
+
 def measurement_text(digest: bytes) -> str:
     return "sha256:" + digest.hex()

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from securetf.attestation import producer_for
 from securetf.client import CasClient
-from securetf.errors import AttestationError, Error, UsageError
-from securetf.policy import Policy
+from securetf.errors import AttestationError, Error, IntegrityError, UsageError
+from securetf.policy import Policy, Service
 from securetf.runtime import _linux
-from securetf.runtime.measure import snapshot
+from securetf.runtime.measure import measure_launcher, snapshot
 from securetf.runtime.provision import Provisioned, move_tag, provision
 from securetf.runtime.volumes import MountedVolume, mount_all, unmount_all
 from securetf.shield.fs import check_fuse
@@ -41,7 +41,7 @@ class RunOptions:
     cas: str
     policy: str
     service: str
-    app: Path
+    app: Path | None
     volumes: Mapping[str, Path] = field(default_factory=dict)
     tee: str = "sim"
     instance: int = 0
@@ -92,7 +92,7 @@ def _launch(command: list[str], cwd: Path, env: dict[str, str]) -> int:
     return 128 - code if code < 0 else code
 
 
-def _service_command(client: CasClient, options: RunOptions) -> list[str]:
+def _service(client: CasClient, options: RunOptions) -> Service:
     doc = client.policy(options.policy)
     policy = Policy.from_yaml(doc.policy_yaml)
     service = policy.services.get(options.service)
@@ -101,7 +101,24 @@ def _service_command(client: CasClient, options: RunOptions) -> list[str]:
             f"policy {options.policy!r} has no service {options.service!r} "
             f"(services: {', '.join(sorted(policy.services))})"
         )
-    return list(service.command)
+    if service.code is not None and options.app is not None:
+        raise UsageError(
+            f"service {options.service!r} runs code from the sealed volume "
+            f"{service.code.volume!r}; give it with --volume {service.code.volume}=PATH, not --app"
+        )
+    if service.code is None and options.app is None:
+        raise UsageError(f"service {options.service!r} needs its application: --app DIR")
+    return service
+
+
+def _measure(service: Service, options: RunOptions, app: Path) -> bytes:
+    """The app copied into memory while measured, or, for code volumes, the launcher."""
+    command = list(service.command)
+    if service.code is not None:
+        return measure_launcher(command, service.code.volume)
+    if options.app is None:  # checked by _service
+        raise UsageError("--app DIR is required")
+    return snapshot(options.app, app, command)
 
 
 def run(options: RunOptions) -> int:
@@ -110,7 +127,8 @@ def run(options: RunOptions) -> int:
     _linux.require_root()
     check_fuse()
     client = CasClient.for_url(options.cas)
-    command = _service_command(client, options)
+    service = _service(client, options)
+    command = list(service.command)
     # 1. A private mount namespace, and the app measured while copied into memory.
     _linux.private_mount_namespace()
     work = Path(tempfile.mkdtemp(prefix="securetf-run-"))
@@ -121,7 +139,7 @@ def run(options: RunOptions) -> int:
         tmpfs.append(work)
         app = work / "app"
         app.mkdir()
-        measurement = snapshot(options.app, app, command)
+        measurement = _measure(service, options, app)
         log.info("measurement sha256:%s", measurement.hex())
         # 2. Attest and provision.
         producer = producer_for(options.tee, measurement=measurement)
@@ -136,6 +154,16 @@ def run(options: RunOptions) -> int:
             raise AttestationError("the CAS configured another command than the one measured")
         # 3. Volumes through the file system shield; 4. secret files in memory.
         mounted = mount_all(inst.config.volumes, options.volumes)
+        if service.code is not None:
+            # The code, decrypted only here, copied into memory while measured.
+            try:
+                digest = snapshot(Path(service.code.path), app, command)
+            except OSError:
+                raise IntegrityError(
+                    f"the code volume {service.code.volume!r} failed its integrity check; "
+                    "the program was not started"
+                ) from None
+            log.info("code volume %s measured sha256:%s", service.code.volume, digest.hex())
         tmpfs += _secret_files(inst.config.files, inst)
         # 5. The program.
         code = _launch(inst.config.command, app, _environment(inst.config.environment))
