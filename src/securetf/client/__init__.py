@@ -3,5 +3,14 @@
 from securetf.client.attest_cas import attest_cas
 from securetf.client.cas import CasClient
 from securetf.client.pins import CasPin, load_pin, save_pin
+from securetf.client.serving import ServingClient, serving_name
 
-__all__ = ["CasClient", "CasPin", "attest_cas", "load_pin", "save_pin"]
+__all__ = [
+    "CasClient",
+    "CasPin",
+    "ServingClient",
+    "attest_cas",
+    "load_pin",
+    "save_pin",
+    "serving_name",
+]

@@ -1,0 +1,174 @@
+"""TensorFlow Serving's gRPC services: ``PredictionService`` and ``ModelService``.
+
+The official ``tensorflow-serving-api`` stubs talk to these unchanged. Tensors arrive as
+``TensorProto``s; each is checked for size before it is expanded (a one-value proto can
+claim a shape of a trillion elements) and for its dtype and shape against the signature.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import grpc
+import numpy as np
+import numpy.typing as npt
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from securetf.errors import Error, NotFoundError, UsageError
+from securetf.serve.metadata import signature_def_map
+from securetf.serve.metrics import ServeMetrics
+from securetf.serve.repository import ModelRepository, ServedModel
+from securetf.serve.rest_codec import array_for
+from securetf.serve.signature import Arrays, Signature
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ModelServicer", "PredictionServicer", "add_services"]
+
+#: How long a gRPC call waits for its batch before giving up.
+PREDICT_TIMEOUT_SECONDS = 300.0
+
+
+def _code(exc: Error) -> grpc.StatusCode:
+    if isinstance(exc, NotFoundError):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, UsageError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    return grpc.StatusCode.INTERNAL
+
+
+def _lookup(repo: ModelRepository, spec: Any) -> ServedModel:
+    if not spec.name:
+        raise UsageError("model_spec.name is required")
+    if spec.HasField("version_label"):
+        raise UsageError("version labels are not supported; name a version number")
+    version = spec.version.value if spec.HasField("version") else None
+    if spec.signature_name not in ("", "serving_default"):
+        raise UsageError(f"Serving signature name: {spec.signature_name!r} not found")
+    return repo.get(spec.name, version)
+
+
+def tensor_to_array(proto: Any, *, max_bytes: int) -> npt.NDArray[Any]:
+    """A ``TensorProto`` as an array, refusing any that would expand past ``max_bytes``."""
+    import tensorflow as tf
+
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        raise UsageError("a tensor's shape has a negative dimension")
+    try:
+        itemsize = np.dtype(tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype).itemsize
+    except (TypeError, ValueError):
+        raise UsageError("a tensor has an unsupported dtype") from None
+    if int(np.prod(dims, dtype=object)) * max(itemsize, 1) > max_bytes:
+        raise UsageError(f"a tensor would exceed the limit of {max_bytes} bytes")
+    try:
+        return np.asarray(tf.make_ndarray(proto))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"malformed tensor: {str(exc)[:200]}") from None
+
+
+def _inputs(sig: Signature, request: Any, max_bytes: int) -> Arrays:
+    names = sig.input_names
+    got = list(request.inputs.keys())
+    missing = [n for n in names if n not in request.inputs]
+    extra = [n for n in got if n not in names]
+    if missing or extra:
+        raise UsageError(f"expected inputs {names}, missing {missing}, unknown {extra}")
+    out: Arrays = {}
+    for name in names:
+        info = sig.input(name)
+        arr = tensor_to_array(request.inputs[name], max_bytes=max_bytes)
+        if arr.dtype != info.dtype and not (info.dtype == object and arr.dtype.kind in "OS"):
+            raise UsageError(f"input {name!r} expects {info.dt_name}, got {arr.dtype.name}")
+        out[name] = array_for(info, arr, batched_rows=False) if arr.dtype != object else arr
+    return out
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):  # type: ignore[misc]
+    """``Predict`` and ``GetModelMetadata``; Classify, Regress and MultiInference are not served."""
+
+    def __init__(self, repo: ModelRepository, metrics: ServeMetrics, *, max_bytes: int) -> None:
+        self._repo = repo
+        self._metrics = metrics
+        self._max_bytes = max_bytes
+
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        import tensorflow as tf
+
+        start, code, name = time.perf_counter(), "OK", request.model_spec.name
+        try:
+            served = _lookup(self._repo, request.model_spec)
+            sig = served.model.signature
+            unknown = [n for n in request.output_filter if n not in sig.output_names]
+            if unknown:
+                raise UsageError(f"unknown outputs in output_filter: {unknown}")
+            with served.batcher.admit():
+                future = served.batcher.submit(_inputs(sig, request, self._max_bytes))
+                outputs = future.result(timeout=PREDICT_TIMEOUT_SECONDS)
+            response = predict_pb2.PredictResponse()
+            response.model_spec.name = served.name
+            response.model_spec.version.value = served.version
+            response.model_spec.signature_name = "serving_default"
+            wanted = list(request.output_filter) or list(outputs)
+            for out_name in wanted:
+                response.outputs[out_name].CopyFrom(tf.make_tensor_proto(outputs[out_name]))
+            return response
+        except Error as exc:
+            code = _code(exc).name
+            context.abort(_code(exc), str(exc))
+        finally:
+            self._metrics.observe("grpc", "predict", name, code, time.perf_counter() - start)
+
+    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            served = _lookup(self._repo, request.model_spec)
+            fields = list(request.metadata_field)
+            if fields != ["signature_def"]:
+                raise UsageError("metadata_field must be exactly ['signature_def']")
+        except Error as exc:
+            context.abort(_code(exc), str(exc))
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = served.name
+        response.model_spec.version.value = served.version
+        response.metadata["signature_def"].Pack(signature_def_map(served.model.signature))
+        return response
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignore[misc]
+    """``GetModelStatus``; ``HandleReloadConfigRequest`` is not served."""
+
+    def __init__(self, repo: ModelRepository) -> None:
+        self._repo = repo
+
+    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        spec = request.model_spec
+        try:
+            if spec.HasField("version"):
+                versions = [self._repo.get(spec.name, spec.version.value)]
+            else:
+                versions = self._repo.versions(spec.name)
+        except Error as exc:
+            context.abort(_code(exc), str(exc))
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for served in versions:
+            status = response.model_version_status.add()
+            status.version = served.version
+            status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        return response
+
+
+def add_services(
+    server: grpc.Server, repo: ModelRepository, metrics: ServeMetrics, *, max_bytes: int
+) -> None:
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServicer(repo, metrics, max_bytes=max_bytes), server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repo), server)

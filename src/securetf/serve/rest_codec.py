@@ -1,0 +1,152 @@
+"""TensorFlow Serving's REST predict bodies, parsed and validated against a signature.
+
+Row format: ``{"instances": [row, ...]}``, each row a value (one input) or an object of
+named values; answered with ``{"predictions": [...]}``. Columnar format:
+``{"inputs": value-or-object}``; answered with ``{"outputs": value-or-object}``.
+Everything the client sends is checked here (types, names, dtypes, shapes) so the model
+only ever sees arrays that fit its signature; every failure is a :class:`UsageError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from securetf.errors import UsageError
+from securetf.serve.signature import Arrays, Signature, TensorInfo
+
+__all__ = ["PredictRequest", "array_for", "encode_response", "parse_predict"]
+
+_SIGNATURE = "serving_default"
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    inputs: Arrays
+    row_format: bool
+
+
+def _kinds_for(dtype: np.dtype[Any]) -> str:
+    if dtype.kind == "b":
+        return "b"
+    if dtype.kind in "iu":
+        return "biu"
+    if dtype.kind in "fc":
+        return "biuf"
+    return "U"
+
+
+def array_for(info: TensorInfo, value: Any, *, batched_rows: bool) -> npt.NDArray[Any]:
+    """``value`` as an array of ``info``'s dtype and shape, or a :class:`UsageError`."""
+    try:
+        raw = np.asarray(value)
+    except (ValueError, TypeError, RecursionError):
+        raise UsageError(f"input {info.name!r} is not a rectangular array") from None
+    if raw.dtype.kind not in _kinds_for(info.dtype) or raw.dtype == object:
+        raise UsageError(
+            f"input {info.name!r} expects {info.dt_name} values, got {raw.dtype.name} ones"
+        )
+    if raw.dtype.kind == "U":
+        arr = np.asarray([s.encode() for s in raw.ravel()], dtype=object).reshape(raw.shape)
+    else:
+        with np.errstate(all="ignore"):
+            arr = raw.astype(info.dtype)
+        if info.dtype.kind in "iu" and not np.array_equal(arr, raw):
+            raise UsageError(f"input {info.name!r} has values out of range for {info.dt_name}")
+    _check_shape(info, arr.shape, batched_rows=batched_rows)
+    return arr
+
+
+def _check_shape(info: TensorInfo, shape: tuple[int, ...], *, batched_rows: bool) -> None:
+    if info.shape is None:
+        return
+    if len(shape) != len(info.shape):
+        raise UsageError(
+            f"input {info.name!r} must have rank {len(info.shape)}, got shape {list(shape)}"
+        )
+    start = 1 if batched_rows or info.batched else 0
+    for want, got in zip(info.shape[start:], shape[start:], strict=True):
+        if want is not None and want != got:
+            want_s = ["?" if d is None else d for d in info.shape]
+            raise UsageError(f"input {info.name!r} must have shape {want_s}, got {list(shape)}")
+    if shape and shape[0] == 0:
+        raise UsageError(f"input {info.name!r} is empty")
+
+
+def _named(sig: Signature, value: Any, where: str) -> dict[str, Any]:
+    """A value for a one-input model, or an object naming every input exactly once."""
+    names = sig.input_names
+    if isinstance(value, Mapping) and not (len(names) == 1 and names[0] not in value):
+        missing = [n for n in names if n not in value]
+        extra = [str(k) for k in value if k not in names]
+        if missing or extra:
+            raise UsageError(
+                f"{where}: expected inputs {names}, missing {missing}, unknown {extra}"
+            )
+        return dict(value)
+    if len(names) != 1:
+        raise UsageError(f"{where}: the model has inputs {names}; name them in an object")
+    return {names[0]: value}
+
+
+def _rows(sig: Signature, instances: Any) -> Arrays:
+    if not isinstance(instances, list) or not instances:
+        raise UsageError("'instances' must be a non-empty list")
+    per_input: dict[str, list[Any]] = {n: [] for n in sig.input_names}
+    for i, row in enumerate(instances):
+        for name, value in _named(sig, row, f"instance {i}").items():
+            per_input[name].append(value)
+    return {n: array_for(sig.input(n), v, batched_rows=True) for n, v in per_input.items()}
+
+
+def _columns(sig: Signature, inputs: Any) -> Arrays:
+    named = _named(sig, inputs, "'inputs'")
+    return {n: array_for(sig.input(n), v, batched_rows=False) for n, v in named.items()}
+
+
+def parse_predict(body: bytes, sig: Signature) -> PredictRequest:
+    """A predict request body as validated arrays; :class:`UsageError` for anything else."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        raise UsageError("the request body is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise UsageError("the request body must be a JSON object")
+    name = doc.get("signature_name", _SIGNATURE)
+    if name not in (_SIGNATURE, ""):
+        raise UsageError(f"Serving signature name: {name!r} not found in signature def")
+    has_rows, has_cols = "instances" in doc, "inputs" in doc
+    if has_rows == has_cols:
+        raise UsageError("the request must have exactly one of 'instances' or 'inputs'")
+    if has_rows:
+        return PredictRequest(_rows(sig, doc["instances"]), row_format=True)
+    return PredictRequest(_columns(sig, doc["inputs"]), row_format=False)
+
+
+def _json_value(arr: npt.NDArray[Any]) -> Any:
+    if arr.dtype == object or arr.dtype.kind == "S":
+        return np.vectorize(
+            lambda b: b.decode("utf-8", "replace") if isinstance(b, bytes) else str(b),
+            otypes=[object],
+        )(arr).tolist()
+    return arr.tolist()
+
+
+def encode_response(outputs: Arrays, sig: Signature, *, row_format: bool) -> bytes:
+    """TensorFlow Serving's answer: ``predictions`` (rows) or ``outputs`` (columns)."""
+    names = [n for n in sig.output_names if n in outputs] or sorted(outputs)
+    values = {n: _json_value(outputs[n]) for n in names}
+    if row_format:
+        if len(names) == 1:
+            doc: dict[str, Any] = {"predictions": values[names[0]]}
+        else:
+            count = len(values[names[0]])
+            doc = {"predictions": [{n: values[n][i] for n in names} for i in range(count)]}
+    else:
+        doc = {"outputs": values[names[0]] if len(names) == 1 else values}
+    return json.dumps(doc, separators=(",", ":")).encode()

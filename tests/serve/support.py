@@ -1,0 +1,223 @@
+"""Test material for the model server: a test CA, small models of every format, a real server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from securetf.crypto.x509ca import EcKey, issue_certificate, new_ca, self_signed
+
+EXE = [sys.executable, "-m", "securetf.cli.main"]
+POLICY, SERVICE = "clinic", "classifier"
+INPUT_DIM = 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class TlsPair:
+    cert: Path
+    key: Path
+
+
+@dataclass
+class TestCa:
+    """A policy CA as the CAS would make one, issuing instance certificates like the CAS."""
+
+    key: EcKey
+    pem: bytes
+    serial: int = 1
+
+    @classmethod
+    def create(cls, name: str = "policy CA") -> TestCa:
+        key, pem = new_ca(name, now=time.time(), valid_days=1)
+        return cls(key, pem)
+
+    def instance(self, out: Path, service: str = SERVICE, policy: str = POLICY) -> TlsPair:
+        """An instance certificate named as the runtime names them (``<service>.<policy>``)."""
+        key = EcKey.generate()
+        self.serial += 1
+        cert = issue_certificate(
+            self.key,
+            self.pem,
+            key.public_der(),
+            common_name=f"{service}-0",
+            organization=policy,
+            alt_names=[f"{service}-0.{policy}", f"{service}.{policy}"],
+            server=True,
+            client=True,
+            serial=self.serial,
+            now=time.time(),
+            valid_seconds=3600,
+        )
+        return _write(out, cert, key)
+
+
+def self_signed_pair(out: Path, service: str = SERVICE, policy: str = POLICY) -> TlsPair:
+    """A certificate naming the right service, signed by nobody but itself."""
+    key = EcKey.generate()
+    cert = self_signed(key, f"{service}-0", [f"{service}.{policy}"], now=time.time(), valid_days=1)
+    return _write(out, cert, key)
+
+
+def _write(out: Path, cert: bytes, key: EcKey) -> TlsPair:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tls.crt").write_bytes(cert)
+    (out / "tls.key").write_bytes(key.to_pem())
+    (out / "tls.key").chmod(0o600)
+    return TlsPair(out / "tls.crt", out / "tls.key")
+
+
+# -- models ------------------------------------------------------------------------------
+def dense_model(seed: int) -> Any:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((INPUT_DIM,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(3),
+        ]
+    )
+
+
+def two_input_model() -> Any:
+    import keras
+
+    keras.utils.set_random_seed(7)
+    a = keras.Input((2,), name="a")
+    b = keras.Input((3,), name="b")
+    joined = keras.layers.Concatenate()([a, b])
+    return keras.Model(
+        {"a": a, "b": b}, {"score": keras.layers.Dense(1)(joined), "twice": joined * 2}
+    )
+
+
+def build_models(root: Path) -> None:
+    """``dense`` (SavedModel v1, v2), ``kdense`` (.keras), ``ldense`` (.tflite), ``multi``."""
+    import tensorflow as tf
+
+    v1, v2 = dense_model(1), dense_model(2)
+    v1.export(str(root / "dense" / "1"), verbose=False)
+    v2.export(str(root / "dense" / "2"), verbose=False)
+    (root / "kdense" / "3").mkdir(parents=True)
+    v1.save(root / "kdense" / "3" / "model.keras")
+    (root / "ldense" / "1").mkdir(parents=True)
+    tflite = tf.lite.TFLiteConverter.from_keras_model(v1).convert()
+    (root / "ldense" / "1" / "model.tflite").write_bytes(tflite)
+    (root / "multi" / "1").mkdir(parents=True)
+    two_input_model().save(root / "multi" / "1" / "model.keras")
+
+
+# -- a real server -----------------------------------------------------------------------
+@dataclass
+class ServerProcess:
+    model_dir: Path
+    tls: TlsPair | None
+    ca_pem: bytes | None
+    log: Path
+    extra: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def http(self) -> httpx.Client:
+        """A client for checks of the server itself (not the SDK under test)."""
+        if self.ca_pem is None:
+            return httpx.Client(base_url=self.url, timeout=30)
+        ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
+        ctx.check_hostname = False  # the SDK's own name check is tested on its own
+        return httpx.Client(base_url=self.url, verify=ctx, timeout=30)
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        args = [*EXE, "serve", "--model-dir", str(self.model_dir), "--port", str(self.port)]
+        args += ["--grpc-port", str(self.grpc_port), *self.extra]
+        if self.tls is not None and env is None:
+            args += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                args, env={**os.environ, **(env or {})}, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + 90
+        with self.http() as http:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"the server exited: {self.log.read_text()[-3000:]}")
+                try:
+                    http.get("/healthz", timeout=1)
+                    return
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+        raise RuntimeError("the server did not start within 90 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class RecordingTlsServer:
+    """A TLS server that records every application byte a client sends it."""
+
+    def __init__(self, tls: TlsPair) -> None:
+        self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._ctx.load_cert_chain(tls.cert, tls.key)
+        self._ctx.set_alpn_protocols(["h2", "http/1.1"])
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.2)
+        self.port = int(self._sock.getsockname()[1])
+        self.received = bytearray()
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            conn.settimeout(2)
+            try:
+                with self._ctx.wrap_socket(conn, server_side=True) as tls:
+                    while chunk := tls.recv(65536):
+                        self.received += chunk
+            except (OSError, ssl.SSLError):
+                conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
+def rows(n: int, seed: int = 0) -> np.ndarray[Any, np.dtype[np.float32]]:
+    return np.random.default_rng(seed).normal(size=(n, INPUT_DIM)).astype(np.float32)
