@@ -10,11 +10,14 @@ APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux gocryptfs 
 
 setup: $(STAMP)
 
+# tensorflow-serving-api goes in with --no-deps: its dependencies would pull in the full
+# tensorflow wheel next to tensorflow-cpu, which serves its stubs as well.
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory apt
 	@test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,tf]'
+	$(PY) -m pip install --quiet -e '.[dev,tf,serve]'
+	$(PY) -m pip install --quiet --no-deps 'tensorflow-serving-api==2.21.*'
 	@touch $@
 
 apt:
