@@ -19,10 +19,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 SECURETF = [sys.executable, "-m", "securetf.cli.main"]
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+POLICY_NAME = "breast-cancer-training"
 MARKER = "mean radius"  # a column name of the dataset: must never appear on the host
 
 
@@ -77,7 +79,7 @@ def write_dataset(directory: Path) -> None:
 
 
 POLICY = """\
-name: breast-cancer-training
+name: {name}
 version: 1
 governance:
   owners: [{{name: alice, public_key: "{alice}"}}]
@@ -102,22 +104,75 @@ services:
       MODEL_DIR: "{model}"
       EPOCHS: "30"
       TF_CPP_MIN_LOG_LEVEL: "3"
+  serve:
+    measurement: "{serve_measurement}"
+    command: [securetf, serve, --model-dir, "{model}/serving", --port, "{port}"]
+    mounts:
+      - {{volume: model, path: {model}, mode: ro}}
+    environment:
+      TF_CPP_MIN_LOG_LEVEL: "3"
+    network:
+      public: [{port}]
 """
 
 
-def evaluate(model_dir: Path, dataset: Path) -> float:
+def test_split(dataset: Path) -> tuple[Any, Any]:
     import numpy as np
 
+    table = np.loadtxt(dataset / "breast_cancer.csv", delimiter=",", skiprows=1)
+    split = int(0.8 * len(table))
+    return table[split:, :-1].astype("float32"), table[split:, -1]
+
+
+def evaluate(model_dir: Path, dataset: Path) -> tuple[float, Any]:
+    """The owner's own accuracy of the model, and its predictions on the test split."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
     model = tf.keras.models.load_model(model_dir / "model.keras")
-    norm = np.load(model_dir / "normalization.npz")
-    table = np.loadtxt(dataset / "breast_cancer.csv", delimiter=",", skiprows=1)
-    split = int(0.8 * len(table))
-    x = (table[split:, :-1] - norm["mean"]) / norm["std"]
-    predicted = (model.predict(x, verbose=0)[:, 0] > 0.5).astype("float32")
-    return float((predicted == table[split:, -1]).mean())
+    x, y = test_split(dataset)
+    scores = model.predict(x, verbose=0)[:, 0]
+    return float(((scores > 0.5) == y).mean()), scores
+
+
+def serve_and_query(run: list[str | Path], url: str, port: int, work: Path) -> Any:
+    """Run `securetf serve` under the runtime; query it only after verifying it."""
+    from securetf.client import CasClient
+    from securetf.client.serving import ServingClient
+    from securetf.errors import UsageError
+
+    os.environ["SECURETF_HOME"] = ENV["SECURETF_HOME"]
+    print("$ securetf " + " ".join(str(a) for a in run) + " &", flush=True)
+    log = open(work / "serve.log", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen([*SECURETF, *map(str, run)], env=ENV, stdout=log, stderr=log)
+    try:
+        with CasClient.for_url(url) as cas:
+            client = ServingClient.from_cas(
+                cas, f"https://127.0.0.1:{port}", policy=POLICY_NAME, service="serve"
+            )
+        for _ in range(600):
+            if server.poll() is not None:
+                raise DemoFailed(f"the server exited: {(work / 'serve.log').read_text()[-2000:]}")
+            try:
+                client.verify()  # a wrong certificate raises at once
+                break
+            except UsageError:  # not listening yet
+                time.sleep(0.2)
+        else:
+            raise DemoFailed("the server did not start within two minutes")
+        print("server verified: its certificate chains to the policy's CA and names serve")
+        x, _ = test_split(work / "data")
+        with client:
+            return client.predict("breast_cancer", x)
+    finally:
+        server.terminate()  # the runtime forwards it to the server, then unmounts
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise DemoFailed("the serving run did not stop within a minute") from None
+        finally:
+            log.close()
 
 
 def main() -> int:
@@ -152,19 +207,23 @@ def main() -> int:
             work / "dataset.key",
         )
 
-        step("3. the owner measures the training program and applies a signed policy")
-        mounts = work / "mnt"
+        step("3. the owner measures both programs and applies a signed policy")
+        mounts, zero, serve_port = work / "mnt", "sha256:" + "0" * 64, free_port()
+        policy = work / "policy.yaml"
         text = POLICY.format(
+            name=POLICY_NAME,
             alice=alice,
-            measurement="sha256:" + "0" * 64,
+            measurement=zero,
+            serve_measurement=zero,
             data=mounts / "data",
             model=mounts / "model",
+            port=serve_port,
         )
-        (work / "policy.yaml").write_text(text)
-        measurement = securetf(
-            "measure", "--app", ROOT / "app", "--policy", work / "policy.yaml", "--service", "train"
-        ).strip()
-        (work / "policy.yaml").write_text(text.replace("sha256:" + "0" * 64, measurement))
+        policy.write_text(text)
+        for service, app in (("train", ROOT / "app"), ("serve", ROOT / "serve_app")):
+            digest = securetf("measure", "--app", app, "--policy", policy, "--service", service)
+            text = text.replace(f'measurement: "{zero}"', f'measurement: "{digest.strip()}"', 1)
+        policy.write_text(text)
         securetf(
             "policy",
             "apply",
@@ -183,7 +242,7 @@ def main() -> int:
             "--cas",
             url,
             "--policy",
-            "breast-cancer-training",
+            POLICY_NAME,
             "--service",
             "train",
             "--app",
@@ -230,7 +289,7 @@ def main() -> int:
             "get",
             "model-key",
             "--policy",
-            "breast-cancer-training",
+            POLICY_NAME,
             "--cas",
             url,
             "--key",
@@ -247,13 +306,35 @@ def main() -> int:
             work / "model.key",
         )
         metrics = json.loads((work / "model" / "metrics.json").read_text())
-        accuracy = evaluate(work / "model", work / "data")
+        accuracy, local_scores = evaluate(work / "model", work / "data")
         reported = metrics["test_accuracy"]
         print(f"held-out accuracy, measured by the owner: {accuracy:.3f} (reported {reported:.3f})")
         if accuracy < 0.9:
             raise DemoFailed(f"accuracy {accuracy:.3f} is too low")
 
-        step("9. the owner checks the CAS's signed audit trail")
+        step("9. the model is served from its sealed volume; a client verifies the server first")
+        serve_run: list[str | Path] = [
+            "run",
+            "--cas",
+            url,
+            "--policy",
+            POLICY_NAME,
+            "--service",
+            "serve",
+            "--app",
+            ROOT / "serve_app",
+            "--volume",
+            f"model={work / 'sealed-model'}",
+        ]
+        served = serve_and_query(serve_run, url, serve_port, work)
+        import numpy as np
+
+        served_scores = np.asarray(served, dtype="float64").reshape(-1)
+        if not np.allclose(served_scores, local_scores, atol=1e-5):
+            raise DemoFailed("the served predictions differ from the model's own")
+        print(f"{len(served_scores)} predictions over TLS equal the model's own")
+
+        step("10. the owner checks the CAS's signed audit trail")
         securetf(
             "audit",
             "verify",
@@ -262,7 +343,7 @@ def main() -> int:
             "--key",
             work / "alice.key",
             "--policy",
-            "breast-cancer-training",
+            POLICY_NAME,
             "--show",
         )
         print(f"\ndemo passed: final accuracy {accuracy:.3f}")

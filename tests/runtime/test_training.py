@@ -99,7 +99,7 @@ def test_same_model_through_the_shield(trained: Trained) -> None:
     assert f"trained {EPOCHS} epochs" in trained.run.stdout
     names = sorted(p.name for p in trained.shielded_model.iterdir())
     assert names == sorted(p.name for p in trained.plain_model.iterdir())
-    assert names == ["metrics.json", "model.keras", "normalization.npz"]
+    assert names == ["metrics.json", "model.keras", "serving"]
     metrics = [
         json.loads((d / "metrics.json").read_text())
         for d in (trained.plain_model, trained.shielded_model)

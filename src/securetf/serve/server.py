@@ -57,6 +57,10 @@ def _start_grpc(
     return server
 
 
+#: How long a stopping server waits for open connections before it closes them.
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
 def serve(settings: ServeSettings) -> None:
     """Run the server in this thread until SIGINT or SIGTERM."""
     settings.check()
@@ -84,6 +88,8 @@ def serve(settings: ServeSettings) -> None:
             port=settings.port,
             access_log=False,
             log_level="warning",
+            # On SIGTERM, open keep-alive connections must not hold the server up forever.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             **tls_args,
         )
         scheme = "http" if tls is None else "https"
