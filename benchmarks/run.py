@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmarks._common import Row
 
-SUITES = ["volume", "attestation", "cas", "fs", "serve"]
+SUITES = ["volume", "attestation", "cas", "fs", "serve", "runtime"]
 
 
 def _fmt(x: float) -> str:
