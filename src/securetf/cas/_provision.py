@@ -44,6 +44,7 @@ from securetf.protocol import (
     VolumeGrant,
     provision_report_data,
 )
+from securetf.protocol.messages import NetworkGrant, PeerService
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ def grant(
         environment={k: render(t, values) for k, t in service.environment.items()},
         files={path: render_bytes(t, values) for path, t in service.files.items()},
         volumes=volumes,
+        network=_network(policy, req.service),
     )
     if len(req.box_public_key) != 32:
         raise UsageError("box_public_key must be a 32-byte X25519 public key")
@@ -231,6 +233,21 @@ def grant(
         ca_certificate_pem=ca_pem.decode(),
         serial=serial,
         sealed_config=sealed,
+    )
+
+
+def _network(policy: Policy, name: str) -> NetworkGrant:
+    """The service's network section, and the size and ports of itself and its peers."""
+    net = policy.services[name].network
+    cluster = {
+        s: PeerService(
+            instances=policy.services[s].instances, listen=list(policy.services[s].network.listen)
+        )
+        for s in {name, *net.peers}
+        if s in policy.services
+    }
+    return NetworkGrant(
+        peers=list(net.peers), listen=list(net.listen), egress=list(net.egress), cluster=cluster
     )
 
 

@@ -120,6 +120,22 @@ class VolumeGrant(_Msg):
     code: bool = False  # the application itself ships in this volume
 
 
+class PeerService(_Msg):
+    """How many instances a service of the cluster has, and the ports they listen on."""
+
+    instances: int
+    listen: list[int]
+
+
+class NetworkGrant(_Msg):
+    """The service's ``network`` section, with the instance counts of the cluster."""
+
+    peers: list[str] = Field(default_factory=list)
+    listen: list[int] = Field(default_factory=list)
+    egress: list[str] = Field(default_factory=list)
+    cluster: dict[str, PeerService] = Field(default_factory=dict)  # the service and its peers
+
+
 class ServiceConfig(_Msg):
     """Sealed to the runtime's box key: everything secret about one service instance."""
 
@@ -131,6 +147,7 @@ class ServiceConfig(_Msg):
     environment: dict[str, str]
     files: dict[str, Base64Bytes]
     volumes: dict[str, VolumeGrant]
+    network: NetworkGrant = Field(default_factory=NetworkGrant)
 
 
 class ProvisionResponse(_Msg):
