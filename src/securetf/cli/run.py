@@ -13,6 +13,7 @@ from securetf.cli._common import parse_assignments
 from securetf.errors import UsageError
 from securetf.policy import Policy
 from securetf.runtime import RunOptions, measure, measure_launcher, measurement_text, run
+from securetf.shield.net import parse_peers
 
 
 def _volumes(items: list[str] | None) -> dict[str, Path]:
@@ -34,6 +35,13 @@ def run_cmd(
     ] = None,
     tee: Annotated[str, typer.Option(help="The TEE to attest with (sim for development).")] = "sim",
     instance: Annotated[int, typer.Option(help="Which instance of the service this is.")] = 0,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SERVICE-INSTANCE=HOST:PORT: where an instance's runtime accepts tunnels "
+            "(this instance's own entry is where it listens); see docs/net-shield.md."
+        ),
+    ] = None,
 ) -> None:
     """Measure the app, attest to the CAS, mount the volumes, run the program, commit."""
     code = run(
@@ -45,6 +53,7 @@ def run_cmd(
             volumes=_volumes(volume),
             tee=tee,
             instance=instance,
+            peers=parse_peers(peer or []),
         )
     )
     sys.exit(code)

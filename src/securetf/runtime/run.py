@@ -26,6 +26,7 @@ from securetf.runtime.measure import measure_launcher, snapshot
 from securetf.runtime.provision import Provisioned, move_tag, provision
 from securetf.runtime.volumes import MountedVolume, mount_all, unmount_all
 from securetf.shield.fs import check_fuse
+from securetf.shield.net import Endpoint, Identity, NetShield, plan
 
 log = logging.getLogger("securetf.runtime")
 
@@ -46,6 +47,8 @@ class RunOptions:
     tee: str = "sim"
     instance: int = 0
     app_tmpfs_size: str = "1g"
+    peers: Mapping[str, Endpoint] = field(default_factory=dict)
+    """Where instances' runtimes accept tunnels (``worker-1`` -> host:port); untrusted."""
 
 
 def _secret_files(files: Mapping[str, bytes], inst: Provisioned) -> list[Path]:
@@ -74,10 +77,13 @@ def _environment(config_env: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def _launch(command: list[str], cwd: Path, env: dict[str, str]) -> int:
+def _launch(
+    command: list[str], cwd: Path, env: dict[str, str], shield: NetShield | None = None
+) -> int:
     """Run the program; forward SIGINT/SIGTERM; return its exit code (128+N if killed)."""
     try:
-        proc = subprocess.Popen(command, cwd=cwd, env=env)
+        with shield.program_namespace() if shield else contextlib.nullcontext():
+            proc = subprocess.Popen(command, cwd=cwd, env=env)
     except OSError as exc:
         raise UsageError(f"cannot start {command[0]!r}: {exc.strerror}") from exc
     previous = {
@@ -121,6 +127,30 @@ def _measure(service: Service, options: RunOptions, app: Path) -> bytes:
     return snapshot(options.app, app, command)
 
 
+def _stop(shield: NetShield | None) -> None:
+    if shield is not None:
+        shield.stop()
+
+
+def _network(inst: Provisioned, options: RunOptions) -> NetShield | None:
+    """The network shield, when the service has peers or listens (docs/net-shield.md)."""
+    net = inst.config.network
+    if not net.peers and not net.listen:
+        return None
+    shield = NetShield(
+        plan(
+            net,
+            policy=inst.config.policy,
+            service=inst.config.service,
+            instance=inst.config.instance,
+            peers=options.peers,
+        ),
+        Identity(INSTANCE_DIR / "tls.crt", INSTANCE_DIR / "tls.key", INSTANCE_DIR / "ca.crt"),
+    )
+    shield.start()
+    return shield
+
+
 def run(options: RunOptions) -> int:
     """Run the service; return the program's exit code."""
     # 0. Privileges and the CAS, before anything changes.
@@ -134,6 +164,7 @@ def run(options: RunOptions) -> int:
     work = Path(tempfile.mkdtemp(prefix="securetf-run-"))
     mounted: list[MountedVolume] = []
     tmpfs: list[Path] = []
+    shield: NetShield | None = None
     try:
         _linux.mount_tmpfs(work, size=options.app_tmpfs_size)
         tmpfs.append(work)
@@ -165,8 +196,14 @@ def run(options: RunOptions) -> int:
                 ) from None
             log.info("code volume %s measured sha256:%s", service.code.volume, digest.hex())
         tmpfs += _secret_files(inst.config.files, inst)
-        # 5. The program.
-        code = _launch(inst.config.command, app, _environment(inst.config.environment))
+        # 5. The network shield, then the program (in its namespace when there is one).
+        env = _environment(inst.config.environment)
+        shield = _network(inst, options)
+        if shield is not None and "TF_CONFIG" not in inst.config.environment:
+            env["TF_CONFIG"] = shield.tf_config()
+        code = _launch(inst.config.command, app, env, shield)
+        _stop(shield)
+        shield = None
         # 6. Commit written volumes (only after success) and record their tags.
         changed = unmount_all(mounted, commit=code == 0)
         mounted = []
@@ -177,6 +214,7 @@ def run(options: RunOptions) -> int:
             log.info("volume %s committed: version %d, %s", name, version, tag)
         return code
     finally:
+        _stop(shield)
         if mounted:
             unmount_all(mounted, commit=False)
         for path in reversed(tmpfs):

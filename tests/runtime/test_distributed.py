@@ -1,0 +1,132 @@
+"""``securetf run`` with the network shield: two instances of a service, a real CAS.
+
+Both runtimes run in this (the test's) network namespace and accept tunnels on loopback
+ports; each program runs in its own namespace with only loopback, and reaches the other
+only through the shield (docs/net-shield.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from securetf.runtime import measure, measurement_text
+from tests.cas.server_support import EXE, free_port
+
+from .support import REPO, RUN_TIMEOUT_S, VENV_BIN, Deployment
+
+APPS = REPO / "tests" / "shield" / "net"
+
+
+def _job(dep: Deployment, tmp: Path, command: list[str], files: dict[str, Path]) -> str:
+    """A policy with one two-instance service that peers with itself on port 5000."""
+    app = tmp / "app"
+    app.mkdir()
+    for name, source in files.items():
+        (app / name).write_text(source.read_text())
+    name = f"t{os.urandom(5).hex()}"
+    policy = tmp / "policy.yaml"
+    policy.write_text(
+        "\n".join(
+            [
+                f"name: {name}",
+                "version: 1",
+                "governance:",
+                f'  owners: [{{name: alice, public_key: "{dep.owner_public}"}}]',
+                "  update_threshold: 1",
+                "tee: {allow: [sim]}",
+                "services:",
+                "  worker:",
+                f'    measurement: "{measurement_text(measure(app, command))}"',
+                f"    command: {json.dumps(command)}",
+                "    instances: 2",
+                "    network: {peers: [worker], listen: [5000]}",
+                '    environment: {TF_CPP_MIN_LOG_LEVEL: "2"}',
+                "",
+            ]
+        )
+    )
+    dep.cli("policy", "apply", policy, "--cas", dep.cas.url, "--key", dep.owner_key)
+    return name
+
+
+def _run_both(dep: Deployment, policy: str, app: Path) -> list[dict[str, Any]]:
+    env = dep.cas.env()
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+    ports = [free_port(), free_port()]
+    peers = [f"--peer=worker-{k}=127.0.0.1:{p}" for k, p in enumerate(ports)]
+    procs = [
+        subprocess.Popen(
+            [
+                *EXE,
+                "run",
+                "--cas",
+                dep.cas.url,
+                "--policy",
+                policy,
+                "--service",
+                "worker",
+                "--app",
+                str(app),
+                "--instance",
+                str(k),
+                *peers,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(2)
+    ]
+    results = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def test_two_instances_talk_only_through_the_shield(deployment: Deployment, tmp_path: Path) -> None:
+    # Instance 1 echoes one connection; instance 0 sends through the tunnel and then probes
+    # the CAS's own address: on the host's loopback, which the program must not reach.
+    script = (
+        "import json, os, sys, apps\n"
+        "if json.loads(os.environ['TF_CONFIG'])['task']['index'] == 1:\n"
+        "    apps.echo(5000, 1); print(json.dumps({'result': 'served'}))\n"
+        "else:\n"
+        "    v = apps.send('worker', 1, 1 << 20, b'runtime-marker')\n"
+        "    v['probe'] = apps.probe([sys.argv[1]]); print(json.dumps(v))\n"
+    )
+    (tmp_path / "main.py").write_text(script)
+    cas = deployment.cas.url.split("//", 1)[1]
+    command = ["python", "main.py", cas]
+    policy = _job(
+        deployment,
+        tmp_path,
+        command,
+        {"main.py": tmp_path / "main.py", "apps.py": APPS / "apps.py"},
+    )
+    sent, served = _run_both(deployment, policy, tmp_path / "app")
+    assert served == {"result": "served"}
+    assert sent["result"] == "ok", sent
+    # 127.0.0.1 in the program's namespace is its own loopback: the CAS is not there.
+    assert sent["probe"][cas].startswith("refused"), sent
+
+
+@pytest.mark.slow
+def test_multi_worker_training_identical_weights(deployment: Deployment, tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow")
+    command = ["python", "worker.py", "20"]
+    policy = _job(deployment, tmp_path, command, {"worker.py": APPS / "tf_worker.py"})
+    first, second = _run_both(deployment, policy, tmp_path / "app")
+    assert first["weights"] == second["weights"]
+    assert first["loss"] == pytest.approx(second["loss"])

@@ -1,0 +1,112 @@
+"""Hosts on a bridge, a policy CA, and shielded instances started as separate processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from securetf.protocol.messages import NetworkGrant, PeerService
+
+from .lab import ROOT, Lab, namespaces
+from .node import node_config
+from .pki import Pki
+
+PORT = 5000  # the program's listen port
+TUNNEL = 7000  # where each runtime accepts tunnels
+PY = sys.executable
+
+Node = subprocess.Popen[bytes]
+StartNode = Callable[..., Node]
+
+
+def _usable() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root"
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            return f"needs {tool}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    if (why := _usable()) is not None:
+        pytest.skip(why)
+    before = namespaces()
+    the_lab = Lab()
+    try:
+        yield the_lab.start(["a", "b", "c"])
+    finally:
+        the_lab.close()
+    assert namespaces() <= before, "a namespace of the test was left behind"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
+def workers(instances: int = 2, *, peers: tuple[str, ...] = ("worker",)) -> NetworkGrant:
+    """Service ``worker``: peers with itself, listens on PORT."""
+    return NetworkGrant(
+        peers=list(peers),
+        listen=[PORT],
+        cluster={"worker": PeerService(instances=instances, listen=[PORT])},
+    )
+
+
+def peer_map(lab: Lab, instances: int = 2, *, where: dict[int, str] | None = None) -> list[str]:
+    """worker-K at host a, b, c... (or as ``where`` says)."""
+    hosts = where or {k: "abc"[k] for k in range(instances)}
+    return [f"worker-{k}={lab.addresses[h]}:{TUNNEL}" for k, h in hosts.items()]
+
+
+def app(*args: str | int) -> list[str]:
+    return [PY, "-m", "tests.shield.net.apps", *map(str, args)]
+
+
+@pytest.fixture
+def start_node(lab: Lab, pki: Pki, tmp_path: Path) -> Iterator[StartNode]:
+    """Start a shielded instance in a host; every node is killed when the test ends."""
+    started: list[Node] = []
+
+    def start(host: str, instance: int, command: list[str], **kw: Any) -> Node:
+        kw.setdefault("network", workers())
+        kw.setdefault("peers", peer_map(lab))
+        kw.setdefault("identity", pki.identity("worker", instance))
+        cfg = node_config(service="worker", instance=instance, command=command, **kw)
+        path = tmp_path / f"node-{host}-{instance}-{len(started)}.json"
+        path.write_text(json.dumps(cfg))
+        node = lab.popen(
+            host,
+            [PY, "-m", "tests.shield.net.node", str(path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        if node.poll() is None:
+            os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+        if node.stdout is not None:
+            node.stdout.close()
+
+
+def verdict(node: Node, timeout: float = 60) -> dict[str, Any]:
+    out, _ = node.communicate(timeout=timeout)
+    lines = out.decode().strip().splitlines()
+    assert lines, f"the program printed nothing (exit {node.returncode})"
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result

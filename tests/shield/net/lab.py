@@ -1,0 +1,194 @@
+"""Separate "hosts" on this machine: network namespaces on one bridge, removed afterwards.
+
+Every address used lives inside namespaces the test created; nothing touches the host's own
+network. ``Lab.close`` removes every namespace (their veths and nftables tables go with them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from securetf.shield.net import _netns
+
+_count = itertools.count()
+SUBNET = "10.231.7"
+SO_RCVBUFFORCE = 33  # socket.h; missing from Python's socket module
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@dataclass
+class Lab:
+    prefix: str = field(default_factory=lambda: f"stf{os.getpid() % 100000}n{next(_count)}")
+    hosts: dict[str, str] = field(default_factory=dict)  # name -> namespace
+    addresses: dict[str, str] = field(default_factory=dict)
+    _namespaces: list[str] = field(default_factory=list)
+
+    @property
+    def bridge_ns(self) -> str:
+        return f"{self.prefix}br"
+
+    def start(self, names: list[str]) -> Lab:
+        self._add(self.bridge_ns)
+        ip("-n", self.bridge_ns, "link", "add", "br0", "type", "bridge")
+        ip("-n", self.bridge_ns, "link", "set", "br0", "up")
+        for k, name in enumerate(names, start=1):
+            ns = f"{self.prefix}{name}"
+            self._add(ns)
+            port = f"p{k}"
+            ip(
+                "-n",
+                ns,
+                "link",
+                "add",
+                "eth0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                port,
+                "netns",
+                self.bridge_ns,
+            )
+            ip("-n", self.bridge_ns, "link", "set", port, "master", "br0", "up")
+            ip("-n", ns, "addr", "add", f"{SUBNET}.{k}/24", "dev", "eth0")
+            ip("-n", ns, "link", "set", "eth0", "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+            self.hosts[name] = ns
+            self.addresses[name] = f"{SUBNET}.{k}"
+        return self
+
+    def _add(self, ns: str) -> None:
+        ip("netns", "add", ns)
+        self._namespaces.append(ns)
+
+    def close(self) -> None:
+        for ns in reversed(self._namespaces):
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+        self._namespaces.clear()
+
+    def socket(self, host: str) -> socket.socket:
+        """A blocking TCP socket inside a host (or the bridge, for ``host='bridge'``)."""
+        ns = self.bridge_ns if host == "bridge" else self.hosts[host]
+        fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+        try:
+            sock = _netns.socket_inside(fd)
+        finally:
+            os.close(fd)
+        sock.setblocking(True)
+        return sock
+
+    def popen(self, host: str, argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+            ["ip", "netns", "exec", self.hosts[host], *argv], start_new_session=True, **kw
+        )
+
+
+def namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+
+
+class Capture:
+    """Every frame on host a's link (its bridge port), from a raw AF_PACKET socket.
+
+    Frames switched between bridge ports never pass the bridge device itself, so the capture
+    listens on the port of host a, which every tunnel of these tests crosses.
+    """
+
+    def __init__(self, lab: Lab) -> None:
+        fd = os.open(f"/run/netns/{lab.bridge_ns}", os.O_RDONLY)
+        try:
+            with _netns.inside(fd):
+                self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+        finally:
+            os.close(fd)
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 256 * 1024 * 1024)
+        self._sock.bind(("p1", 0))
+        self._sock.settimeout(0.2)
+        self.frames: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.frames.append(self._sock.recv(262144))
+            except TimeoutError:
+                continue
+
+    def stop(self) -> list[bytes]:
+        self._stop.set()
+        self._thread.join()
+        self._sock.close()
+        return self.frames
+
+
+def tcp_segments(frames: list[bytes]) -> list[tuple[tuple[str, int, str, int], int, bytes]]:
+    """(src, sport, dst, dport), sequence number, payload of every IPv4 TCP frame."""
+    out = []
+    for frame in frames:
+        if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+            continue
+        ip_hdr = frame[14:]
+        ihl = (ip_hdr[0] & 0x0F) * 4
+        if ip_hdr[9] != 6:
+            continue
+        total = int.from_bytes(ip_hdr[2:4], "big") or len(ip_hdr)
+        tcp = ip_hdr[ihl:total]
+        off = (tcp[12] >> 4) * 4
+        key = (
+            socket.inet_ntoa(ip_hdr[12:16]),
+            int.from_bytes(tcp[0:2], "big"),
+            socket.inet_ntoa(ip_hdr[16:20]),
+            int.from_bytes(tcp[2:4], "big"),
+        )
+        out.append((key, int.from_bytes(tcp[4:8], "big"), bytes(tcp[off:])))
+    return out
+
+
+def streams(frames: list[bytes]) -> dict[tuple[str, int, str, int], bytes]:
+    """Each TCP direction's bytes in order, up to the first gap in the capture."""
+    by_key: dict[tuple[str, int, str, int], dict[int, bytes]] = {}
+    for key, seq, payload in tcp_segments(frames):
+        if payload:
+            by_key.setdefault(key, {})[seq] = payload
+    result = {}
+    for key, segs in by_key.items():
+        seq = min(segs)
+        data = bytearray()
+        while seq in segs:
+            data += segs[seq]
+            seq = (seq + len(segs[seq])) % 2**32
+        result[key] = bytes(data)
+    return result
+
+
+def tls_records(data: bytes) -> list[int]:
+    """The content types of the TLS records ``data`` consists of; raise if it is not TLS."""
+    types, at = [], 0
+    while at + 5 <= len(data):
+        kind, version, length = (
+            data[at],
+            data[at + 1 : at + 3],
+            int.from_bytes(data[at + 3 : at + 5], "big"),
+        )
+        if kind not in (20, 21, 22, 23) or version not in (b"\x03\x01", b"\x03\x03"):
+            raise ValueError(f"not a TLS record at byte {at}: {data[at : at + 5].hex()}")
+        if length > 2**14 + 256:
+            raise ValueError(f"TLS record too long at byte {at}")
+        types.append(kind)
+        at += 5 + length
+    return types
+
+
+ROOT = Path(__file__).resolve().parents[3]

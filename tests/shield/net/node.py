@@ -1,0 +1,65 @@
+"""One shielded instance without a CAS: what ``securetf run`` does for the network.
+
+``python -m tests.shield.net.node CONFIG.json``, run by the tests inside a host namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from securetf.protocol.messages import NetworkGrant
+from securetf.shield.net import Identity, NetShield, Timing, parse_peers, plan
+
+
+def node_config(
+    *,
+    network: NetworkGrant,
+    service: str,
+    instance: int,
+    identity: Identity,
+    peers: list[str],
+    command: list[str],
+    policy: str = "pol",
+    patience: float = 5.0,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "network": network.model_dump(),
+        "policy": policy,
+        "service": service,
+        "instance": instance,
+        "identity": [str(identity.certificate), str(identity.key), str(identity.ca)],
+        "peers": peers,
+        "command": command,
+        "patience": patience,
+        "env": env or {},
+    }
+
+
+def main(path: str) -> int:
+    logging.basicConfig(level=logging.INFO, format="node %(name)s: %(message)s")
+    cfg = json.loads(Path(path).read_text())
+    the_plan = plan(
+        NetworkGrant.model_validate(cfg["network"]),
+        policy=cfg["policy"],
+        service=cfg["service"],
+        instance=cfg["instance"],
+        peers=parse_peers(cfg["peers"]),
+    )
+    cert, key, ca = (Path(p) for p in cfg["identity"])
+    timing = Timing(connect_patience=cfg["patience"], keepalive_idle=2, keepalive_interval=1)
+    with NetShield(the_plan, Identity(cert, key, ca), timing=timing) as shield:
+        env = {**os.environ, **cfg["env"], "TF_CONFIG": shield.tf_config()}
+        with shield.program_namespace():
+            proc = subprocess.Popen(cfg["command"], env=env)
+        return proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

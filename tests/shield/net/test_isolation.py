@@ -1,0 +1,75 @@
+"""The program reaches nothing but its peers, and the shield leaves nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from .conftest import PORT, TUNNEL, StartNode, app, verdict
+from .lab import Lab, namespaces
+
+
+def test_program_reaches_no_address_outside_the_policy(lab: Lab, start_node: StartNode) -> None:
+    # A plain server on host b, and the runtimes' own tunnel ports: none of them is a peer
+    # address, so the program must reach none of them.
+    accepted: list[bytes] = []
+    server = lab.socket("b")
+    server.bind((lab.addresses["b"], 9000))
+    server.listen()
+    server.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = server.accept()
+                accepted.append(conn.recv(100))
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    targets = [
+        f"{lab.addresses['b']}:9000",  # another host
+        f"{lab.addresses['b']}:{TUNNEL}",  # a runtime's tunnel port, in plaintext
+        f"{lab.addresses['a']}:{TUNNEL}",  # its own runtime's tunnel port, from inside
+        "127.128.0.9:5000",  # an instance that does not exist
+        f"127.128.0.2:{PORT + 1}",  # a real peer, on a port it does not listen on
+    ]
+    node = start_node("a", 0, app("probe", *targets))
+    try:
+        result = verdict(node, timeout=60)
+    finally:
+        done.set()
+        thread.join(20)
+        server.close()
+    assert not accepted
+    for target in targets:
+        assert result[target].startswith("refused") or result[target] == "closed", (target, result)
+    # The host addresses are not even routable from the program's namespace.
+    assert "unreachable" in result[f"{lab.addresses['b']}:9000"]
+
+
+def test_tf_config_names_virtual_addresses(lab: Lab, start_node: StartNode) -> None:
+    node = start_node("b", 1, ["sh", "-c", 'printf "%s\\n" "$TF_CONFIG"'])
+    config = verdict(node, timeout=30)
+    assert config == {
+        "cluster": {"worker": [f"127.128.0.1:{PORT}", f"127.128.0.2:{PORT}"]},
+        "task": {"type": "worker", "index": 1},
+    }
+    assert node.returncode == 0
+
+
+def test_program_sees_only_loopback(lab: Lab, start_node: StartNode) -> None:
+    script = "import json, socket; print(json.dumps([n for _, n in socket.if_nameindex()]))"
+    node = start_node("a", 0, ["python3", "-c", script])
+    assert verdict(node, timeout=30) == ["lo"]  # type: ignore[comparison-overlap]
+
+
+def test_nothing_left_behind(lab: Lab, start_node: StartNode) -> None:
+    before = namespaces()
+    node = start_node("a", 0, ["true"])
+    assert node.wait(timeout=30) == 0
+    assert namespaces() == before  # the program's namespace is anonymous and gone
+    # Nothing listens on the tunnel port any more.
+    with contextlib.closing(lab.socket("c")) as probe:
+        assert probe.connect_ex((lab.addresses["a"], TUNNEL)) != 0

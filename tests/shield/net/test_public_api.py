@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import securetf.shield.net as net
+from securetf.shield.net._nft import ruleset
+
+
+def test_all_is_exactly_the_public_names() -> None:
+    public = {n for n in vars(net) if not n.startswith("_")} - {"annotations"}
+    assert set(net.__all__) == public
+
+
+def test_ruleset_redirects_only_peers_and_drops_the_rest() -> None:
+    text = ruleset(40000, [("127.128.0.2", 2222), ("127.129.0.1", 3333)])
+    assert "elements = { 127.128.0.2 . 2222, 127.129.0.1 . 3333 }" in text
+    assert "ip daddr . tcp dport @peers redirect to :40000" in text
+    assert text.count("policy drop;") == 2  # IPv4 and IPv6: only loopback leaves

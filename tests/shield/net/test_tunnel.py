@@ -1,0 +1,60 @@
+"""Two instances on two hosts talk through the shield, and the link carries only TLS."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .conftest import PORT, TUNNEL, StartNode, app, verdict
+from .lab import Capture, Lab, streams, tcp_segments, tls_records
+
+SIZE = 8 * 1024 * 1024
+
+
+def test_round_trip_only_tls_on_the_link(lab: Lab, start_node: StartNode) -> None:
+    marker = os.urandom(8).hex().encode()  # 16 bytes of plaintext to look for
+    capture = Capture(lab)
+    try:
+        # The client starts first: its runtime retries until the peer's runtime is up.
+        client = start_node("a", 0, app("send", "worker", 1, SIZE, marker.decode()))
+        time.sleep(1.0)
+        server = start_node("b", 1, app("echo", PORT, 1))
+        result = verdict(client)
+        assert server.wait(timeout=30) == 0
+    finally:
+        frames = capture.stop()
+    assert result["result"] == "ok", result
+    assert client.returncode == 0
+    # 1. The capture saw the traffic: at least the payload both ways crossed the bridge.
+    segments = tcp_segments(frames)
+    assert sum(len(p) for _, _, p in segments) > 2 * SIZE
+    # 2. No plaintext: not one frame holds the marker.
+    assert not [f for f in frames if marker in f]
+    # 3. Only the tunnel port carried data, and every byte of it is a TLS record.
+    ports = {(k[1], k[3]) for k, _, p in segments if p}
+    assert all(TUNNEL in pair for pair in ports), ports
+    data = streams(frames)
+    records = [t for stream in data.values() for t in tls_records(stream)]
+    assert records.count(23) > SIZE // 16384  # application data, in full records
+    assert not any(marker in stream for stream in data.values())
+
+
+def test_unreachable_peer_gives_a_closed_connection(lab: Lab, start_node: StartNode) -> None:
+    # worker-1 "lives" on host c, where nothing listens: after its patience the runtime
+    # closes the program's connection instead of leaving it hanging.
+    node = start_node("a", 0, app("send", "worker", 1, 1000, "x"), patience=2.0)
+    result = verdict(node, timeout=30)
+    assert result["result"] == "closed", result
+    assert result["seconds"] < 8
+
+
+def test_dead_peer_gives_a_closed_connection(lab: Lab, start_node: StartNode) -> None:
+    server = start_node("b", 1, app("echo", PORT, 0))
+    client = start_node("a", 0, app("send", "worker", 1, 1 << 40, "y"))
+    time.sleep(3.0)  # the transfer runs (a TiB takes far longer than this)
+    os.killpg(server.pid, 9)
+    killed = time.monotonic()
+    result = verdict(client, timeout=30)
+    assert result["result"] == "closed", result
+    assert result["received"] > 0  # the tunnel was up, then the peer died
+    assert time.monotonic() - killed < 10
