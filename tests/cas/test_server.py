@@ -189,6 +189,12 @@ def test_health_metrics_and_openapi(cas: CasProcess) -> None:
         assert http.get(f"{cas.url}/healthz").json() == {"status": "ok"}
         http.post(f"{cas.url}/v1/nonce")
         assert "securetf_cas_requests" in http.get(f"{cas.url}/metrics").text
+        for bad in ("%%%", "a", "QUFB"):  # not base64url, too short
+            answer = http.get(f"{cas.url}/v1/identity", params={"nonce": bad})
+            assert answer.status_code == 400, (bad, answer.text)
+            assert "nonce" in answer.json()["error"]
+        huge = http.post(f"{cas.url}/v1/policies", content=b"x" * (5 * 1024 * 1024))
+        assert huge.status_code == 413
         paths = http.get(f"{cas.url}/openapi.json").json()["paths"]
         assert {"/v1/provision", "/v1/policies", "/v1/tags"} <= set(paths)
 

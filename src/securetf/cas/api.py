@@ -7,6 +7,7 @@ with a status that says whose fault it was (docs/cas.md lists them).
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -90,7 +91,19 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         start = time.perf_counter()
-        response = await call_next(request)
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > cas.settings.max_request_bytes:
+            response: Response = JSONResponse(
+                {
+                    "error": f"request bodies are limited to {cas.settings.max_request_bytes} "
+                    "bytes, with a Content-Length",
+                    "type": "UsageError",
+                    "exit_code": UsageError.exit_code,
+                },
+                status_code=413,
+            )
+        else:
+            response = await call_next(request)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
         latency.labels(name).observe(time.perf_counter() - start)
@@ -107,7 +120,10 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
 
     @app.get("/v1/identity")
     def get_identity(nonce: str) -> CasIdentityDoc:
-        raw = base64.urlsafe_b64decode(nonce.encode() + b"==")
+        try:
+            raw = base64.urlsafe_b64decode(nonce.encode() + b"==")
+        except (binascii.Error, ValueError):
+            raise UsageError("the nonce must be base64url text") from None
         if not 16 <= len(raw) <= 64:
             raise UsageError("the nonce must be 16 to 64 bytes (base64url)")
         evidence = identity.evidence(raw)
