@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from .conftest import PORT, TUNNEL, StartNode, app, verdict
+from .conftest import PORT, TUNNEL, StartNode, app, verdict, workers
 from .lab import Lab, namespaces
 
 
@@ -73,3 +73,41 @@ def test_nothing_left_behind(lab: Lab, start_node: StartNode) -> None:
     # Nothing listens on the tunnel port any more.
     with contextlib.closing(lab.socket("c")) as probe:
         assert probe.connect_ex((lab.addresses["a"], TUNNEL)) != 0
+
+
+def _echo_once(lab: Lab, host: str, port: int, done: threading.Event) -> threading.Thread:
+    server = lab.socket(host)
+    server.bind((lab.addresses[host], port))
+    server.listen()
+    server.settimeout(0.2)
+
+    def serve() -> None:
+        with server:
+            while not done.is_set():
+                with contextlib.suppress(OSError):
+                    conn, _ = server.accept()
+                    with conn:
+                        conn.sendall(conn.recv(100))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_egress_exception_is_reachable_and_nothing_else(lab: Lab, start_node: StartNode) -> None:
+    c, b = lab.addresses["c"], lab.addresses["b"]
+    network = workers().model_copy(update={"egress": [f"{c}:9100"]})
+    done = threading.Event()
+    threads = [_echo_once(lab, h, p, done) for h, p in (("c", 9100), ("c", 9101), ("b", 9100))]
+    try:
+        node = start_node(
+            "a", 0, app("probe", f"{c}:9100", f"{c}:9101", f"{b}:9100"), network=network
+        )
+        result = verdict(node, timeout=60)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(10)
+    assert result[f"{c}:9100"] == "data", result  # the policy's exception
+    assert result[f"{c}:9101"].startswith("refused"), result  # same host, another port
+    assert "unreachable" in result[f"{b}:9100"], result  # another host

@@ -63,3 +63,13 @@ def test_virtual_addresses_are_distinct() -> None:
     seen = {virtual_address(s, j) for s in range(100) for j in range(1024)}
     assert len(seen) == 100 * 1024
     assert all(a.startswith("127.") and not a.endswith(".0") for a in seen)
+
+
+def test_egress_carries_ipv4_only() -> None:
+    net = NET.model_copy(update={"egress": ["10.1.0.0/16:443", "1.2.3.4:80", "pypi.org:443"]})
+    p = plan(net, policy="pol", service="worker", instance=0, peers=PEERS)
+    assert p.allows_egress("10.1.200.3", 443)
+    assert p.allows_egress("1.2.3.4", 80)
+    assert not p.allows_egress("10.1.200.3", 444)
+    assert not p.allows_egress("10.2.0.1", 443)
+    assert len(p.egress) == 2  # the host name is not carried (logged), so it stays closed

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from ipaddress import IPv4Network
+
 import securetf.shield.net as net
 from securetf.shield.net._nft import ruleset
 
@@ -14,3 +16,11 @@ def test_ruleset_redirects_only_peers_and_drops_the_rest() -> None:
     assert "elements = { 127.128.0.2 . 2222, 127.129.0.1 . 3333 }" in text
     assert "ip daddr . tcp dport @peers redirect to :40000" in text
     assert text.count("policy drop;") == 2  # IPv4 and IPv6: only loopback leaves
+    assert "ip daddr != 127.0.0.0/8 meta l4proto tcp reject with tcp reset" in text
+    assert "@egress redirect" not in text  # no exceptions, no egress listener
+
+
+def test_ruleset_carries_egress_exceptions() -> None:
+    text = ruleset(1, [], egress_to=2, egress=[(IPv4Network("10.0.0.0/8"), 443)])
+    assert "flags interval;\n    elements = { 10.0.0.0/8 . 443 }" in text
+    assert "ip daddr . tcp dport @egress redirect to :2" in text

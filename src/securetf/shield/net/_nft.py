@@ -19,22 +19,43 @@ TABLE = "securetf"
 SO_ORIGINAL_DST = 80
 
 
-def ruleset(redirect_to: int, targets: Iterable[tuple[str, int]]) -> str:
-    """The ruleset text for ``nft -f -``: pure, so tests read it."""
-    elements = ", ".join(
-        f"{ipaddress.IPv4Address(addr)} . {port}" for addr, port in sorted(set(targets))
+def _elements(items: Iterable[tuple[object, int]]) -> str:
+    text = ", ".join(f"{addr} . {port}" for addr, port in items)
+    return f"\n    elements = {{ {text} }}" if text else ""
+
+
+def ruleset(
+    redirect_to: int,
+    targets: Iterable[tuple[str, int]],
+    *,
+    egress_to: int | None = None,
+    egress: Iterable[tuple[ipaddress.IPv4Network, int]] = (),
+) -> str:
+    """The ruleset text for ``nft -f -``: pure, so tests read it.
+
+    Peers' ``address . port`` go to the tunnel listener, the policy's egress exceptions to
+    the egress listener; whatever else is not for loopback is rejected.
+    """
+    peers = _elements(sorted({(ipaddress.IPv4Address(a), p) for a, p in targets}))
+    allowed = _elements(sorted(set(egress)))
+    egress_rule = (
+        f"\n    ip daddr . tcp dport @egress redirect to :{egress_to}" if egress_to else ""
     )
-    peers = f"\n    elements = {{ {elements} }}" if elements else ""
     return f"""table ip {TABLE} {{
   set peers {{
     type ipv4_addr . inet_service{peers}
   }}
+  set egress {{
+    type ipv4_addr . inet_service; flags interval;{allowed}
+  }}
   chain to_runtime {{
     type nat hook output priority -100; policy accept;
-    ip daddr . tcp dport @peers redirect to :{redirect_to}
+    ip daddr . tcp dport @peers redirect to :{redirect_to}{egress_rule}
   }}
   chain out {{
     type filter hook output priority 0; policy drop;
+    ip daddr != 127.0.0.0/8 meta l4proto tcp reject with tcp reset
+    ip daddr != 127.0.0.0/8 reject
     oifname "lo" accept
   }}
 }}
@@ -47,7 +68,10 @@ table ip6 {TABLE} {{
 """
 
 
-def apply(netns: int, text: str) -> None:
+def apply(netns: int, text: str, routes: Iterable[ipaddress.IPv4Network] = ()) -> None:
+    """Load the rules; route the egress networks to loopback, where the rules catch them."""
+    for net in sorted(set(routes)):
+        run_inside(netns, ["ip", "route", "add", str(net), "dev", "lo", "src", "127.0.0.1"])
     run_inside(netns, ["nft", "-f", "-"], stdin=text.encode())
 
 

@@ -8,14 +8,19 @@ runtime, which carries them over mutual TLS; the instance's own address is local
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from securetf.errors import UsageError
 from securetf.protocol.messages import NetworkGrant
 from securetf.shield.net import _settings
 from securetf.shield.net._endpoints import Endpoint, endpoints_text, instance_name
+
+log = logging.getLogger("securetf.shield.net")
+Egress = tuple[ipaddress.IPv4Network, int]
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,12 @@ class Plan:
     """Where this instance's runtime accepts tunnels (None: nothing listens)."""
     cluster: Mapping[str, tuple[str, ...]]
     """Per service with listen ports: its instances' ``address:port`` (first port)."""
+    egress: tuple[Egress, ...] = ()
+    """The policy's IPv4 exceptions, carried in plain TCP from the runtime's namespace."""
+
+    def allows_egress(self, address: str, port: int) -> bool:
+        ip = ipaddress.IPv4Address(address)
+        return any(ip in net and port == p for net, p in self.egress)
 
     def tf_config(self) -> str:
         """TF_CONFIG for TensorFlow's distributed strategies."""
@@ -61,6 +72,18 @@ class Plan:
 def virtual_address(service_index: int, instance: int) -> str:
     hi, lo = divmod(instance, _settings.INSTANCES_PER_OCTET)
     return f"127.{_settings.VIRTUAL_BASE + service_index}.{hi}.{1 + lo}"
+
+
+def egress_rules(items: Sequence[str]) -> tuple[Egress, ...]:
+    """The IPv4 ``cidr:port`` exceptions; host names and IPv6 are not carried (yet)."""
+    rules: list[Egress] = []
+    for item in items:
+        host, _, port = item.rpartition(":")
+        try:
+            rules.append((ipaddress.IPv4Network(host), int(port)))
+        except ValueError:
+            log.warning("egress %s is not carried: only IPv4 addresses and networks are", item)
+    return tuple(rules)
 
 
 def plan(
@@ -112,4 +135,5 @@ def plan(
         routes=routes,
         inbound=inbound if network.listen else None,
         cluster=cluster,
+        egress=egress_rules(network.egress),
     )

@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 
 from securetf.shield.net import _netns, _nft
@@ -21,6 +21,7 @@ from securetf.shield.net._tunnel import Tunnels
 
 log = logging.getLogger("securetf.shield.net")
 _START_SECONDS = 30.0
+_Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class NetShield:
@@ -58,10 +59,11 @@ class NetShield:
                 target=self._loop.run_forever, name="securetf-net-shield", daemon=True
             )
             self._thread.start()
-            port = asyncio.run_coroutine_threadsafe(self._serve(tunnels), self._loop).result(
-                _START_SECONDS
-            )
-            _nft.apply(self._netns, _nft.ruleset(port, self.plan.routes))
+            port, egress = asyncio.run_coroutine_threadsafe(
+                self._serve(tunnels), self._loop
+            ).result(_START_SECONDS)
+            rules = _nft.ruleset(port, self.plan.routes, egress_to=egress, egress=self.plan.egress)
+            _nft.apply(self._netns, rules, routes=[net for net, _ in self.plan.egress])
         except BaseException:
             self.stop()
             raise
@@ -73,15 +75,20 @@ class NetShield:
             self.plan.inbound or "(none)",
         )
 
-    async def _serve(self, tunnels: Tunnels) -> int:
+    async def _listen_inside(self, handler: _Handler) -> int:
+        """A listener on the namespace's loopback, for connections the rules redirect."""
         if self._netns is None:
             raise NetShieldError("the network shield has no namespace")
         listener = _netns.socket_inside(self._netns)
         listener.bind(("127.0.0.1", 0))
         listener.listen(socket.SOMAXCONN)
-        self._servers.append(
-            await asyncio.start_server(tunnels.outbound, sock=listener, limit=WINDOW)
-        )
+        self._servers.append(await asyncio.start_server(handler, sock=listener, limit=WINDOW))
+        return int(listener.getsockname()[1])
+
+    async def _serve(self, tunnels: Tunnels) -> tuple[int, int | None]:
+        """Start the listeners; return the ports of the tunnel and of the egress listener."""
+        port = await self._listen_inside(tunnels.outbound)
+        egress = await self._listen_inside(tunnels.egress) if self.plan.egress else None
         if self.plan.inbound is not None:
             where = self.plan.inbound
             try:
@@ -91,7 +98,7 @@ class NetShield:
             except OSError as exc:
                 raise NetShieldError(f"cannot accept peers at {where}: {exc.strerror}") from exc
             self._servers.append(server)
-        return int(listener.getsockname()[1])
+        return port, egress
 
     @contextlib.contextmanager
     def program_namespace(self) -> Iterator[None]:

@@ -95,6 +95,30 @@ class Tunnels:
             writer.write(_HEADER.pack(route.port))
             return reader, writer
 
+    # -- egress: an exception of the policy, carried as plain TCP -----------------------------
+
+    async def egress(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            host, port = original_destination(writer.get_extra_info("socket"))
+        except OSError:
+            close(writer, abort=True)
+            return
+        if not self.plan.allows_egress(host, port):
+            log.warning("refused: egress to %s:%d is not in the policy", host, port)
+            close(writer, abort=True)
+            return
+        try:
+            outside = await asyncio.wait_for(
+                asyncio.open_connection(host, port, limit=WINDOW), self.timing.handshake
+            )
+        except (OSError, TimeoutError) as exc:
+            log.info("egress to %s:%d failed: %s", host, port, exc)
+            close(writer, abort=True)
+            return
+        tune(writer)
+        tune(outside[1])
+        await splice((reader, writer), outside)
+
     # -- in: a peer's runtime connected to this one --------------------------------------------
 
     async def inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
