@@ -6,33 +6,38 @@ import sys
 
 import pytest
 
-from .conftest import Node, StartNode, verdict
+from .conftest import Node, StartNode, peer_map, verdict, workers
 from .lab import Capture, Lab, streams, tls_records
 
 pytestmark = pytest.mark.slow
 STEPS = 30
 
 
-def _worker(start_node: StartNode, host: str, k: int) -> Node:
+def _worker(start_node: StartNode, lab: Lab, host: str, k: int, n: int) -> Node:
     return start_node(
         host,
         k,
         [sys.executable, "-m", "tests.shield.net.tf_worker", str(STEPS)],
         patience=60.0,
+        network=workers(n),
+        peers=peer_map(lab, n),
     )
 
 
-def test_two_worker_job_ends_with_identical_weights(lab: Lab, start_node: StartNode) -> None:
+@pytest.mark.parametrize("n", [2, 3])
+def test_multi_worker_job_ends_with_identical_weights(
+    lab: Lab, start_node: StartNode, n: int
+) -> None:
     pytest.importorskip("tensorflow")
     capture = Capture(lab)
     try:
-        nodes = [_worker(start_node, h, k) for k, h in enumerate("ab")]
+        nodes = [_worker(start_node, lab, h, k, n) for k, h in enumerate("abc"[:n])]
         results = [verdict(n, timeout=240) for n in nodes]
     finally:
         frames = capture.stop()
     assert all(n.returncode == 0 for n in nodes), results
-    assert results[0]["weights"] == results[1]["weights"]
-    assert results[0]["loss"] == pytest.approx(results[1]["loss"])
+    assert len({r["weights"] for r in results}) == 1, results
+    assert all(r["loss"] == pytest.approx(results[0]["loss"]) for r in results)
     # The collectives crossed the link, and all of it as TLS records (no gRPC in the clear).
     data = streams(frames)
     assert sum(len(s) for s in data.values()) > 100_000
