@@ -41,13 +41,13 @@ def _usable() -> str | None:
 def lab() -> Iterator[Lab]:
     if (why := _usable()) is not None:
         pytest.skip(why)
-    before = namespaces()
     the_lab = Lab()
     try:
         yield the_lab.start(["a", "b", "c"])
     finally:
         the_lab.close()
-    assert namespaces() <= before, "a namespace of the test was left behind"
+    left = {n for n in namespaces() if n.startswith(the_lab.prefix)}
+    assert not left, f"namespaces of the test were left behind: {left}"
 
 
 @pytest.fixture(scope="module")
