@@ -1,6 +1,8 @@
 """The shields: what the runtime puts between an unmodified program and untrusted storage.
 
-Only the file system shield exists so far (:mod:`securetf.shield.fs`).
+The file system shield (:mod:`securetf.shield.fs`) shows sealed volumes as plain files; the
+network shield (:mod:`securetf.shield.net`) carries a program's connections to its peers
+inside mutual TLS.
 """
 
 from securetf.shield.fs import FuseUnavailableError, Mount, check_fuse, mount
