@@ -91,22 +91,18 @@ class ChunkCodec:
         self.open_into(index, last, view, out[:length])
         return bytes(view[length:want])
 
-    def write_chunk(
-        self,
-        fd: int,
-        index: int,
-        last: bool,
-        plaintext: bytes | bytearray | memoryview,
-        buf: bytearray,
+    def seal_record(
+        self, index: int, last: bool, plaintext: bytes | bytearray | memoryview, out: memoryview
     ) -> bytes:
-        """Encrypt and store chunk ``index``; return its tag. ``buf`` is scratch space of
-        at least ``record_size`` bytes."""
+        """Encrypt chunk ``index`` into ``out`` (its record: ciphertext, then tag); return
+        the tag. ``out`` is exactly ``len(plaintext) + 16`` bytes."""
         nonce, aad = self._nonce_aad(index, last)
-        view = memoryview(buf)[: len(plaintext) + TAG_SIZE]
-        self._cipher.seal_into(nonce, plaintext, aad, view)
-        tag = bytes(view[-TAG_SIZE:])
-        offset = index * self.record_size
-        while view:
-            n = os.pwrite(fd, view, offset)
-            view, offset = view[n:], offset + n
-        return tag
+        self._cipher.seal_into(nonce, plaintext, aad, out)
+        return bytes(out[-TAG_SIZE:])
+
+
+def write_at(fd: int, data: memoryview, offset: int) -> None:
+    """``pwrite`` all of ``data`` at ``offset``."""
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n

@@ -16,6 +16,9 @@ MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 #: Plaintext a writable file keeps in memory before it encrypts full chunks to storage.
 WRITE_CACHE_BYTES = 8 * 1024 * 1024
 
+#: Consecutive encrypted chunks gathered before one write to storage.
+WRITE_BATCH_BYTES = 4 * 1024 * 1024
+
 #: Longest path inside a volume, and longest single component.
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255

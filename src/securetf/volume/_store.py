@@ -15,13 +15,23 @@ from securetf._fsutil import atomic_write, syncfs
 from securetf.crypto import TAG_SIZE, random_bytes
 from securetf.errors import IntegrityError, NotFoundError, UsageError
 from securetf.volume._keys import VolumeKey
-from securetf.volume._objects import OBJECT_ID_SIZE, SALT_SIZE, ChunkCodec, FileEntry
+from securetf.volume._objects import (
+    OBJECT_ID_SIZE,
+    SALT_SIZE,
+    ChunkCodec,
+    FileEntry,
+    write_at,
+)
 from securetf.volume._reader import ObjectSource
-from securetf.volume._settings import LOCK_NAME, MANIFEST_NAME, OBJECTS_DIR
+from securetf.volume._settings import LOCK_NAME, MANIFEST_NAME, OBJECTS_DIR, WRITE_BATCH_BYTES
 
 
 class NewObject:
-    """An object being written: fresh id, fresh salt, so a fresh key."""
+    """An object being written: fresh id, fresh salt, so a fresh key.
+
+    Full records of consecutive chunks are gathered in a buffer and written with one
+    system call (a sealed stream is one long run of them); anything else is written at once.
+    """
 
     def __init__(self, store: Store) -> None:
         self.object_id = random_bytes(OBJECT_ID_SIZE)
@@ -33,22 +43,50 @@ class NewObject:
         self.path.parent.mkdir(exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         self._scratch = bytearray(self.codec.record_size)
-        self._out = bytearray(self.codec.record_size)
+        records = max(1, WRITE_BATCH_BYTES // self.codec.record_size)
+        self._batch = memoryview(bytearray(records * self.codec.record_size))
+        self._batch_first = 0  # chunk index of the first record in the batch
+        self._batch_len = 0  # records in the batch
         store.pending.add(self.path)
 
     def write(self, index: int, last: bool, plaintext: bytes | bytearray | memoryview) -> bytes:
-        return self.codec.write_chunk(self._fd, index, last, plaintext, self._out)
+        size = self.codec.record_size
+        full = len(plaintext) == self.codec.chunk_size
+        if self._batch_len and (not full or index != self._batch_first + self._batch_len):
+            self._flush()
+        if not full:
+            record = memoryview(bytearray(len(plaintext) + TAG_SIZE))
+            tag = self.codec.seal_record(index, last, plaintext, record)
+            write_at(self._fd, record, index * size)
+            return tag
+        if not self._batch_len:
+            self._batch_first = index
+        at = self._batch_len * size
+        tag = self.codec.seal_record(index, last, plaintext, self._batch[at : at + size])
+        self._batch_len += 1
+        if (self._batch_len + 1) * size > len(self._batch):
+            self._flush()
+        return tag
+
+    def _flush(self) -> None:
+        if self._batch_len:
+            size = self.codec.record_size
+            write_at(self._fd, self._batch[: self._batch_len * size], self._batch_first * size)
+            self._batch_len = 0
 
     def read_stored(self, index: int, out: memoryview) -> None:
         """Read back a full, non-final chunk this object stored earlier."""
+        self._flush()
         c = self.codec.chunk_size
         self.codec.read_chunk(self._fd, index, False, c, self._scratch, out[:c])
 
     def finish(self, count: int, padded: int) -> None:
+        self._flush()
         os.ftruncate(self._fd, padded + count * TAG_SIZE)
         os.close(self._fd)
 
     def discard(self) -> None:
+        self._batch_len = 0
         with contextlib.suppress(OSError):
             os.close(self._fd)
         _remove_object(self.path)
