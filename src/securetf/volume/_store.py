@@ -43,8 +43,9 @@ class NewObject:
         self.path.parent.mkdir(exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         self._scratch = bytearray(self.codec.record_size)
-        records = max(1, WRITE_BATCH_BYTES // self.codec.record_size)
-        self._batch = memoryview(bytearray(records * self.codec.record_size))
+        # Grown on demand (4 records, doubling up to WRITE_BATCH_BYTES): a volume of many
+        # small files must not pay for a large buffer per file.
+        self._batch = memoryview(bytearray(0))
         self._batch_first = 0  # chunk index of the first record in the batch
         self._batch_len = 0  # records in the batch
         store.pending.add(self.path)
@@ -59,13 +60,16 @@ class NewObject:
             tag = self.codec.seal_record(index, last, plaintext, record)
             write_at(self._fd, record, index * size)
             return tag
+        if (self._batch_len + 1) * size > len(self._batch):
+            self._flush()
+            records = min(max(4, 2 * len(self._batch) // size), WRITE_BATCH_BYTES // size)
+            if records * size > len(self._batch):
+                self._batch = memoryview(bytearray(max(records, 1) * size))
         if not self._batch_len:
             self._batch_first = index
         at = self._batch_len * size
         tag = self.codec.seal_record(index, last, plaintext, self._batch[at : at + size])
         self._batch_len += 1
-        if (self._batch_len + 1) * size > len(self._batch):
-            self._flush()
         return tag
 
     def _flush(self) -> None:
