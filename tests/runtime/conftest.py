@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,3 +48,12 @@ def new_job(deployment: Deployment) -> Iterator[Callable[..., Job]]:
 @pytest.fixture
 def cas_data(deployment: Deployment) -> Path:
     return deployment.cas.data
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    """A fresh directory under /tmp (mount points and sealed volumes of one test)."""
+    path = Path(f"/tmp/securetf-test-{secrets.token_hex(4)}")
+    path.mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

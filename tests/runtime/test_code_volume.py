@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from securetf.errors import IntegrityError
 
 from .support import VENV_BIN, Deployment
 
 PROGRAM = "import os\nprint('code volume says', os.environ['GREETING'])\n"
-
-
-@pytest.fixture
-def root() -> Iterator[Path]:
-    path = Path(f"/tmp/securetf-test-{secrets.token_hex(4)}")
-    path.mkdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _policy(dep: Deployment, name: str, root: Path, measurement: str) -> str:

@@ -9,7 +9,6 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ np = pytest.importorskip("numpy")
 tf = pytest.importorskip("tensorflow")
 
 MARKER = b"model-card-" + secrets.token_hex(8).encode()
-
-
-@pytest.fixture
-def root() -> Iterator[Path]:
-    path = Path(f"/tmp/securetf-test-{secrets.token_hex(4)}")
-    path.mkdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _policy(dep: Deployment, name: str, root: Path, measurement: str, port: int) -> str:
