@@ -43,9 +43,10 @@ def seal(
 ) -> None:
     """Encrypt the directory tree SRC into the new volume DST."""
     key = VolumeKey.from_file(key_file)
-    _, files = scan_tree(src)
+    tree = scan_tree(src)
+    files = tree[1]
     with progress_bar("sealing", sum(size for _, _, size in files)) as advance:
-        tag = seal_tree(src, dst, key, progress=advance)
+        tag = seal_tree(src, dst, key, progress=advance, tree=tree)
     typer.echo(f"sealed {len(files)} files into {dst}\ntag: {tag}")
 
 

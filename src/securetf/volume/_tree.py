@@ -20,10 +20,12 @@ from securetf.volume._settings import DEFAULT_CHUNK_SIZE
 from securetf.volume._volume import Volume
 
 Progress = Callable[[int], None]
+#: A scanned tree: its directories, and its files as (path in the volume, path, size).
+Tree = tuple[list[str], list[tuple[str, Path, int]]]
 _COPY_BLOCK = 1024 * 1024
 
 
-def scan_tree(src: Path) -> tuple[list[str], list[tuple[str, Path, int]]]:
+def scan_tree(src: Path) -> Tree:
     """The directories and regular files under ``src``, sorted; refuse anything else."""
     if not src.is_dir():
         what = "does not exist" if not src.exists() else "is not a directory"
@@ -65,14 +67,19 @@ def seal_tree(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Progress | None = None,
+    tree: Tree | None = None,
 ) -> str:
-    """Seal the tree ``src`` into a new volume ``dst``; return the volume's tag."""
+    """Seal the tree ``src`` into a new volume ``dst``; return the volume's tag.
+
+    ``tree`` is ``scan_tree(src)`` when the caller has scanned it already (to size a
+    progress bar), so the tree is walked once.
+    """
     src, dst = Path(src), Path(dst)
     if dst.exists():
         raise UsageError(f"{dst} exists already; seal into a new path (nothing was changed)")
     if not dst.parent.is_dir():
         raise UsageError(f"the parent directory of {dst} does not exist")
-    dirs, files = scan_tree(src)
+    dirs, files = tree if tree is not None else scan_tree(src)
     tmp = _temp_beside(dst, "sealing")
     try:
         with Volume.create(tmp, key, chunk_size=chunk_size) as vol:
