@@ -356,3 +356,15 @@ def fast_job_args(
         "services": SERVICES,
         "dataset": {"table.csv": dataset_csv(marker), **(extra or {})},
     }
+
+
+def single_owner_header(dep: Deployment, name: str) -> str:
+    """The start of a test policy: one owner (the deployment's), sim allowed."""
+    return f"""
+name: {name}
+version: 1
+governance:
+  owners: [{{name: alice, public_key: "{dep.owner_public}"}}]
+  update_threshold: 1
+tee: {{allow: [sim]}}
+"""

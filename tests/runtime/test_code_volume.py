@@ -9,20 +9,15 @@ from pathlib import Path
 
 from securetf.errors import IntegrityError
 
-from .support import VENV_BIN, Deployment
+from .support import VENV_BIN, Deployment, single_owner_header
 
 PROGRAM = "import os\nprint('code volume says', os.environ['GREETING'])\n"
 
 
 def _policy(dep: Deployment, name: str, root: Path, measurement: str) -> str:
-    return f"""
-name: {name}
-version: 1
-governance:
-  owners: [{{name: alice, public_key: "{dep.owner_public}"}}]
-  update_threshold: 1
-tee: {{allow: [sim]}}
-secrets:
+    return (
+        single_owner_header(dep, name)
+        + f"""secrets:
   code-key: {{kind: volume-key, source: imported}}
 volumes:
   code: {{key: code-key, rollback: none}}
@@ -33,6 +28,7 @@ services:
     code: {{volume: code, path: {root / "mnt" / "code"}}}
     environment: {{GREETING: "hi"}}
 """
+    )
 
 
 def _run(dep: Deployment, *args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ from securetf.client.serving import ServingClient
 from securetf.errors import AuthenticationError, UsageError
 from tests.cas.server_support import EXE, free_port
 
-from .support import VENV_BIN, Deployment, find_plaintext
+from .support import VENV_BIN, Deployment, find_plaintext, single_owner_header
 
 np = pytest.importorskip("numpy")
 tf = pytest.importorskip("tensorflow")
@@ -28,14 +28,9 @@ MARKER = b"model-card-" + secrets.token_hex(8).encode()
 
 def _policy(dep: Deployment, name: str, root: Path, measurement: str, port: int) -> str:
     model = root / "mnt" / "model"
-    return f"""
-name: {name}
-version: 1
-governance:
-  owners: [{{name: alice, public_key: "{dep.owner_public}"}}]
-  update_threshold: 1
-tee: {{allow: [sim]}}
-secrets:
+    return (
+        single_owner_header(dep, name)
+        + f"""secrets:
   model-key: {{kind: volume-key, source: imported}}
 volumes:
   model: {{key: model-key}}
@@ -47,6 +42,7 @@ services:
       - {{volume: model, path: {model}, mode: ro}}
     environment: {{TF_CPP_MIN_LOG_LEVEL: "3"}}
 """
+    )
 
 
 @pytest.mark.slow
