@@ -10,14 +10,17 @@ APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux gocryptfs 
 
 setup: $(STAMP)
 
-# tensorflow-serving-api goes in with --no-deps: its dependencies would pull in the full
-# tensorflow wheel next to tensorflow-cpu, which serves its stubs as well.
-$(STAMP): pyproject.toml
+# tensorflow-serving-api and tf-keras go in with --no-deps: their dependencies would pull in
+# the full tensorflow wheel next to tensorflow-cpu, which serves them as well. tf-keras is
+# Keras 2, which TF_USE_LEGACY_KERAS=1 puts behind tf.keras: Keras 3's fit does not run
+# under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+$(STAMP): pyproject.toml Makefile
 	@$(MAKE) --no-print-directory apt
 	@test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,tf,serve]'
 	$(PY) -m pip install --quiet --no-deps 'tensorflow-serving-api==2.21.*'
+	$(PY) -m pip install --quiet --no-deps 'tf-keras==2.21.*'
 	@touch $@
 
 apt:
