@@ -4,6 +4,9 @@
 ``python -m tests.shield.net.apps send SERVICE INDEX SIZE MARKER``: send SIZE bytes of
 MARKER to the TF_CONFIG address of SERVICE[INDEX], expect them echoed; print a JSON verdict.
 ``python -m tests.shield.net.apps probe HOST:PORT ...``: try each address; print JSON.
+``python -m tests.shield.net.apps chat PORT ROUNDS`` and ``... chat SERVICE INDEX ROUNDS``:
+one connection where each side in turn sends two small writes a moment apart (as gRPC
+sends a header and a body); the client prints the median round's seconds as JSON.
 """
 
 from __future__ import annotations
@@ -111,6 +114,46 @@ def probe(targets: list[str]) -> dict[str, str]:
     return out
 
 
+CHAT_GAP = 0.002  # between a turn's two writes: two separate segments, not one
+
+
+def _turn(sock: socket.socket) -> None:
+    sock.sendall(b"a")
+    time.sleep(CHAT_GAP)
+    sock.sendall(b"b")
+
+
+def _read(sock: socket.socket, n: int) -> None:
+    while n > 0:
+        data = sock.recv(n)
+        if not data:
+            raise ConnectionError("closed mid-turn")
+        n -= len(data)
+
+
+def chat_server(port: int, rounds: int) -> None:
+    server = socket.create_server(("0.0.0.0", port))  # noqa: S104 - only loopback exists
+    conn, _ = server.accept()
+    with conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(rounds):
+            _read(conn, 2)
+            _turn(conn)
+
+
+def chat_client(service: str, index: int, rounds: int) -> dict[str, object]:
+    sock = _connect(_address(service, index), 30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    times = []
+    with sock:
+        for _ in range(rounds):
+            start = time.monotonic()
+            _turn(sock)
+            _read(sock, 2)
+            times.append(time.monotonic() - start)
+    return {"result": "ok", "median": sorted(times)[len(times) // 2], "max": max(times)}
+
+
 def main(argv: list[str]) -> int:
     if argv[0] == "echo":
         echo(int(argv[1]), int(argv[2]) if len(argv) > 2 else 0)
@@ -119,6 +162,12 @@ def main(argv: list[str]) -> int:
         verdict = send(argv[1], int(argv[2]), int(argv[3]), argv[4].encode())
         print(json.dumps(verdict), flush=True)
         return 0 if verdict["result"] == "ok" else 1
+    if argv[0] == "chat" and len(argv) == 3:
+        chat_server(int(argv[1]), int(argv[2]))
+        return 0
+    if argv[0] == "chat":
+        print(json.dumps(chat_client(argv[1], int(argv[2]), int(argv[3]))), flush=True)
+        return 0
     if argv[0] == "probe":
         print(json.dumps(probe(argv[1:])), flush=True)
         return 0
