@@ -1,0 +1,173 @@
+"""The step time of a 2-worker MultiWorkerMirroredStrategy job through the network shield,
+beside the same job without it.
+
+Run: python -m benchmarks.run net_training   (or ``make bench``; needs root, ip, nft, TF)
+
+Two hosts are network namespaces on a bridge (tests/shield/net/lab.py); every address is
+inside them. The job is a custom training loop over synthetic data (the program times each
+step itself, forcing the step's result, and drops the first steps: tracing and the
+collectives' set-up). Without the shield, each worker runs in its host's namespace and
+TensorFlow's gRPC crosses the bridge in the clear. With it, each worker runs behind a
+``NetShield`` as ``securetf run`` starts it (tests/shield/net/node.py: its own namespace,
+the other worker reached through mutual TLS 1.3 between the runtimes). Both programs and
+both runtimes share the machine's two cores. The kinds alternate, ROUNDS times each, and
+the figures pool every measured step of worker 0 (the all-reduce keeps the workers in
+step, so worker 1's times are the same).
+
+Two sizes: the tests' job (8-32-1 MLP, batch 64: a step is a few tiny all-reduces, so its
+time is the collectives' latency) and an MNIST-sized MLP (784-512-512-10, about 670,000
+weights, 2.7 MB of gradients a step, global batch 256).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.shield.net.jobs import run_direct
+from tests.shield.net.lab import ROOT, Lab
+from tests.shield.net.node import node_config
+from tests.shield.net.pki import Pki
+
+from benchmarks._common import Row
+from securetf.protocol.messages import NetworkGrant, PeerService
+
+ROUNDS = 3
+WARMUP = 5
+STEPS = 45
+PORT = 5000
+TUNNEL = 7000
+HOSTS = "ab"
+#: name -> (layer widths, global batch)
+JOBS = {
+    "8-32-1 MLP, batch 64 (the tests' job)": ([8, 32, 1], 64),
+    "784-512-512-10 MLP, batch 256": ([784, 512, 512, 10], 256),
+}
+
+WORKER = r"""
+import json, os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import tensorflow as tf
+
+widths, batch, steps = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+tf.keras.utils.set_random_seed(7)
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+with strategy.scope():
+    layers = [tf.keras.Input((widths[0],))]
+    layers += [tf.keras.layers.Dense(w, activation="relu") for w in widths[1:-1]]
+    layers.append(tf.keras.layers.Dense(widths[-1]))
+    model = tf.keras.Sequential(layers)
+    optimizer = tf.keras.optimizers.SGD(0.01)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(batch * 8, widths[0])).astype("float32")
+y = rng.normal(size=(batch * 8, widths[-1])).astype("float32")
+options = tf.data.Options()
+options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+data = tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(batch).with_options(options)
+batches = iter(strategy.experimental_distribute_dataset(data))
+
+@tf.function
+def step(it):
+    def replica(b):
+        xb, yb = b
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(model(xb, training=True) - yb)) / batch
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+    per_replica = strategy.run(replica, args=(next(it),))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+times = []
+for _ in range(steps):
+    start = time.perf_counter()
+    float(step(batches))
+    times.append(time.perf_counter() - start)
+print(json.dumps({"steps": times}), flush=True)
+"""
+
+
+def _shielded(lab: Lab, pki: Pki, tmp: Path, command: list[str]) -> list[dict[str, Any]]:
+    grant = NetworkGrant(
+        peers=["worker"],
+        listen=[PORT],
+        cluster={"worker": PeerService(instances=len(HOSTS), listen=[PORT])},
+    )
+    peers = [f"worker-{k}={lab.addresses[h]}:{TUNNEL}" for k, h in enumerate(HOSTS)]
+    nodes = []
+    try:
+        for k, host in enumerate(HOSTS):
+            cfg = node_config(
+                network=grant,
+                service="worker",
+                instance=k,
+                identity=pki.identity("worker", k),
+                peers=peers,
+                command=command,
+                patience=60.0,
+            )
+            path = tmp / f"node-{host}-{os.urandom(4).hex()}.json"
+            path.write_text(json.dumps(cfg))
+            argv = [sys.executable, "-m", "tests.shield.net.node", str(path)]
+            nodes.append(lab.popen(host, argv, cwd=ROOT, stdout=subprocess.PIPE))
+        results = []
+        for node in nodes:
+            out, _ = node.communicate(timeout=300)
+            if node.returncode != 0:
+                raise RuntimeError(f"a shielded worker exited {node.returncode}")
+            results.append(json.loads(out.decode().strip().splitlines()[-1]))
+        return results
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGKILL)
+            node.wait()
+            if node.stdout is not None:
+                node.stdout.close()
+
+
+def _ms(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values) * 1000.0, statistics.median(values) * 1000.0
+
+
+def _rows(name: str, shield: list[float], direct: list[float]) -> list[Row]:
+    (s_mean, s_median), (d_mean, d_median) = _ms(shield), _ms(direct)
+    what = f"2-worker step time, {name}"
+    base = "same job without the shield"
+    return [
+        Row("net_training", f"{what}: median", s_median, "ms", base, d_median, "<= 1.10x"),
+        Row("net_training", f"{what}: mean", s_mean, "ms", base, d_mean),
+    ]
+
+
+def run() -> list[Row]:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="securetf-bench-net-") as tmp_name:
+        tmp = Path(tmp_name)
+        program = tmp / "worker.py"
+        program.write_text(WORKER)
+        pki = Pki(tmp / "pki")
+        lab = Lab()
+        try:
+            lab.start(list(HOSTS))
+            for name, (widths, batch) in JOBS.items():
+                command = [sys.executable, str(program), json.dumps(widths), str(batch)]
+                command.append(str(WARMUP + STEPS))
+                shield: list[float] = []
+                direct: list[float] = []
+                for _ in range(ROUNDS):
+                    direct += run_direct(lab, HOSTS, command, timeout=300)[0]["steps"][WARMUP:]
+                    shield += _shielded(lab, pki, tmp, command)[0]["steps"][WARMUP:]
+                print(f"net_training {name}: {_ms(shield)} vs {_ms(direct)}", file=sys.stderr)
+                rows += _rows(name, shield, direct)
+        finally:
+            lab.close()
+    return rows
