@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from securetf.shield.net import _netns, _nft
 from securetf.shield.net._errors import NetShieldError
 from securetf.shield.net._plan import Plan
-from securetf.shield.net._relay import WINDOW
 from securetf.shield.net._settings import Timing
 from securetf.shield.net._tls import Identity
 from securetf.shield.net._tunnel import Tunnels
 
 log = logging.getLogger("securetf.shield.net")
-_START_SECONDS = 30.0
-_Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+_JOIN_SECONDS = 5.0
+_Handler = Callable[[socket.socket], None]
 
 
 class NetShield:
@@ -36,9 +34,9 @@ class NetShield:
         self._identity = identity
         self._timing = timing or Timing()
         self._netns: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._servers: list[asyncio.Server] = []
+        self._tunnels: Tunnels | None = None
+        self._listeners: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
 
     def __enter__(self) -> NetShield:
         self.start()
@@ -53,15 +51,13 @@ class NetShield:
         _netns.check_tools()
         try:
             self._netns = _netns.create()
-            tunnels = Tunnels(self.plan, self._identity, self._netns, self._timing)
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._loop.run_forever, name="securetf-net-shield", daemon=True
+            self._tunnels = tunnels = Tunnels(self.plan, self._identity, self._netns, self._timing)
+            port = self._serve(self._listen_inside(), tunnels.outbound)
+            egress = (
+                self._serve(self._listen_inside(), tunnels.egress) if self.plan.egress else None
             )
-            self._thread.start()
-            port, egress = asyncio.run_coroutine_threadsafe(
-                self._serve(tunnels), self._loop
-            ).result(_START_SECONDS)
+            if self.plan.inbound is not None:
+                self._serve(self._listen_outside(), tunnels.inbound)
             rules = _nft.ruleset(port, self.plan.routes, egress_to=egress, egress=self.plan.egress)
             _nft.apply(self._netns, rules, routes=[net for net, _ in self.plan.egress])
         except BaseException:
@@ -75,30 +71,50 @@ class NetShield:
             self.plan.inbound or "(none)",
         )
 
-    async def _listen_inside(self, handler: _Handler) -> int:
+    def _listen_inside(self) -> socket.socket:
         """A listener on the namespace's loopback, for connections the rules redirect."""
         if self._netns is None:
             raise NetShieldError("the network shield has no namespace")
         listener = _netns.socket_inside(self._netns)
+        self._listeners.append(listener)
         listener.bind(("127.0.0.1", 0))
-        listener.listen(socket.SOMAXCONN)
-        self._servers.append(await asyncio.start_server(handler, sock=listener, limit=WINDOW))
-        return int(listener.getsockname()[1])
+        return listener
 
-    async def _serve(self, tunnels: Tunnels) -> tuple[int, int | None]:
-        """Start the listeners; return the ports of the tunnel and of the egress listener."""
-        port = await self._listen_inside(tunnels.outbound)
-        egress = await self._listen_inside(tunnels.egress) if self.plan.egress else None
-        if self.plan.inbound is not None:
-            where = self.plan.inbound
-            try:
-                server = await asyncio.start_server(
-                    tunnels.inbound, where.host, where.port, limit=WINDOW, reuse_address=True
-                )
-            except OSError as exc:
-                raise NetShieldError(f"cannot accept peers at {where}: {exc.strerror}") from exc
-            self._servers.append(server)
-        return port, egress
+    def _listen_outside(self) -> socket.socket:
+        """The runtime's tunnel port on the host, where peers' runtimes connect."""
+        where = self.plan.inbound
+        if where is None:
+            raise NetShieldError("this instance accepts no peers")
+        family = socket.AF_INET6 if ":" in where.host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._listeners.append(listener)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((where.host, where.port))
+        except OSError as exc:
+            raise NetShieldError(f"cannot accept peers at {where}: {exc.strerror}") from exc
+        return listener
+
+    def _serve(self, listener: socket.socket, handler: _Handler) -> int:
+        """Accept on ``listener`` in a thread, each connection in a thread; return its port."""
+        if self._tunnels is None:
+            raise NetShieldError("the network shield is not up")
+        listener.setblocking(True)
+        listener.listen(socket.SOMAXCONN)
+        run = self._tunnels.handle(handler)
+
+        def accept() -> None:
+            while True:
+                try:
+                    sock, _ = listener.accept()
+                except OSError:  # closed by stop()
+                    return
+                threading.Thread(target=run, args=(sock,), name="securetf-net", daemon=True).start()
+
+        thread = threading.Thread(target=accept, name="securetf-net-accept", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return int(listener.getsockname()[1])
 
     @contextlib.contextmanager
     def program_namespace(self) -> Iterator[None]:
@@ -113,25 +129,16 @@ class NetShield:
 
     def stop(self) -> None:
         """Close every tunnel and listener; the namespace goes with its last process."""
-        loop, thread = self._loop, self._thread
-        if loop is not None and thread is not None and thread.is_alive():
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(_START_SECONDS)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(_START_SECONDS)
-        if loop is not None and not loop.is_running():
-            loop.close()
-        self._loop = self._thread = None
+        for listener in self._listeners:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
+            listener.close()
+        self._listeners.clear()
+        if self._tunnels is not None:
+            self._tunnels.close_all()
+        for thread in self._threads:
+            thread.join(_JOIN_SECONDS)
+        self._threads.clear()
         if self._netns is not None:
             os.close(self._netns)
             self._netns = None
-
-    async def _shutdown(self) -> None:
-        for server in self._servers:
-            server.close()
-        self._servers.clear()
-        current = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

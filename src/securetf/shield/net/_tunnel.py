@@ -1,18 +1,25 @@
-"""The two halves of the tunnel: the program's redirected connections out, peers' in."""
+"""The two halves of the tunnel: the program's redirected connections out, peers' in.
+
+Each accepted connection is handled in its own thread (see _relay.py for why threads).
+"""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
+import socket
 import ssl
 import struct
+import threading
+import time
+from collections.abc import Callable
 
 from securetf.shield.net._errors import PeerRefusedError
 from securetf.shield.net._identity import peer_service
 from securetf.shield.net._netns import socket_inside
 from securetf.shield.net._nft import original_destination
 from securetf.shield.net._plan import Plan, Route
-from securetf.shield.net._relay import WINDOW, Stream, close, splice, tune
+from securetf.shield.net._relay import LINGER_ABORT, Plain, Tls, abort, relay, tune
 from securetf.shield.net._settings import Timing
 from securetf.shield.net._tls import Identity, client_context, server_context
 
@@ -26,147 +33,219 @@ class Tunnels:
         self.plan, self.netns, self.timing = plan, netns, timing
         self._client = client_context(identity)
         self._server = server_context(identity)
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closing = False
+
+    # -- bookkeeping, so that stop() ends every tunnel ----------------------------------------
+
+    def _track(self, sock: socket.socket) -> bool:
+        with self._lock:
+            if self._closing:
+                return False
+            self._open.add(sock)
+            return True
+
+    def _untrack(self, *socks: socket.socket) -> None:
+        with self._lock:
+            self._open.difference_update(socks)
+
+    def close_all(self) -> None:
+        """Abort every tunnel and refuse new ones (the program has ended)."""
+        with self._lock:
+            self._closing = True
+            socks, self._open = list(self._open), set()
+        for sock in socks:  # the threads that use them wake up, abort and close them
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ABORT)
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def handle(self, handler: Callable[[socket.socket], None]) -> Callable[[socket.socket], None]:
+        """``handler`` for one accepted socket, with the socket tracked and closed at the end."""
+
+        def run(sock: socket.socket) -> None:
+            if not self._track(sock):
+                abort(sock)
+                return
+            try:
+                handler(sock)
+            except Exception:  # a tunnel's failure must never end the runtime
+                log.exception("tunnel failed")
+                abort(sock)
+            finally:
+                self._untrack(sock)
+
+        return run
+
+    def _sleep_until_retry(self, deadline: float, delay: float) -> bool:
+        if time.monotonic() + delay > deadline:
+            return False
+        time.sleep(delay)
+        return True
 
     # -- out: the program connected to a peer's virtual address ------------------------------
 
-    async def outbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def outbound(self, sock: socket.socket) -> None:
         try:
-            destination = original_destination(writer.get_extra_info("socket"))
+            destination = original_destination(sock)
         except OSError:
-            close(writer, abort=True)
+            abort(sock)
             return
         route = self.plan.routes.get(destination)
         if route is None or route.endpoint is None:
             log.warning("refused: the program connected to %s:%d, no peer there", *destination)
-            close(writer, abort=True)
+            abort(sock)
             return
-        tune(writer)
-        peer = await self._dial(route)
+        tune(sock)
+        peer = self._dial(route)
         if peer is None:
-            close(writer, abort=True)
+            abort(sock)
             return
-        await splice((reader, writer), peer)
+        try:
+            relay(Plain(sock), peer)
+        finally:
+            self._untrack(peer.sock)
 
-    async def _dial(self, route: Route) -> Stream | None:
+    def _dial(self, route: Route) -> Tls | None:
         """mTLS to the peer's runtime, retried while it is unreachable; None if it never is."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timing.connect_patience
-        delay = self.timing.retry_first
         if route.endpoint is None:
             return None
+        deadline = time.monotonic() + self.timing.connect_patience
+        delay = self.timing.retry_first
+        where = (route.endpoint.host, route.endpoint.port)
         while True:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(
-                        route.endpoint.host,
-                        route.endpoint.port,
-                        ssl=self._client,
-                        server_hostname=f"{route.name}.{self.plan.policy}",
-                        ssl_handshake_timeout=self.timing.handshake,
-                        limit=WINDOW,
-                    ),
-                    self.timing.handshake,
-                )
-            except ssl.SSLError as exc:  # an answer, but not from the peer: never retried
-                log.warning("refused peer %s at %s: %s", route.name, route.endpoint, exc)
-                return None
-            except (OSError, TimeoutError) as exc:
-                if loop.time() + delay > deadline:
+                raw = socket.create_connection(where, timeout=self.timing.handshake)
+            except OSError as exc:
+                if not self._sleep_until_retry(deadline, delay):
                     log.warning("peer %s at %s unreachable: %s", route.name, route.endpoint, exc)
                     return None
-                await asyncio.sleep(delay)
                 delay = min(delay * 2, self.timing.retry_max)
                 continue
+            if not self._track(raw):
+                abort(raw)
+                return None
+            tune(raw, self.timing)
+            peer = Tls(raw, self._client, server_side=False, hostname=self._hostname(route))
             try:
+                peer.handshake(self.timing.handshake)
                 if (
-                    peer_service(
-                        writer.get_extra_info("peercert"),
-                        policy=self.plan.policy,
-                        allowed=[route.service],
-                    )
+                    peer_service(peer.peercert(), policy=self.plan.policy, allowed=[route.service])
                     != route.service
                 ):
                     raise PeerRefusedError(f"{route.name} answered for another service")
-            except PeerRefusedError as exc:
+                peer.sendall(memoryview(_HEADER.pack(route.port)))
+            except (ssl.SSLError, PeerRefusedError) as exc:  # an answer, but not the peer's
                 log.warning("refused peer %s at %s: %s", route.name, route.endpoint, exc)
-                close(writer, abort=True)
+                self._drop(raw)
                 return None
-            tune(writer, self.timing)
-            writer.write(_HEADER.pack(route.port))
-            return reader, writer
+            except OSError as exc:  # reset or timed out mid-handshake: never reached the peer
+                self._drop(raw)
+                if not self._sleep_until_retry(deadline, delay):
+                    log.warning("peer %s at %s unreachable: %s", route.name, route.endpoint, exc)
+                    return None
+                delay = min(delay * 2, self.timing.retry_max)
+                continue
+            return peer
+
+    def _hostname(self, route: Route) -> str:
+        return f"{route.name}.{self.plan.policy}"
+
+    def _drop(self, sock: socket.socket) -> None:
+        self._untrack(sock)
+        abort(sock)
 
     # -- egress: an exception of the policy, carried as plain TCP -----------------------------
 
-    async def egress(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def egress(self, sock: socket.socket) -> None:
         try:
-            host, port = original_destination(writer.get_extra_info("socket"))
+            host, port = original_destination(sock)
         except OSError:
-            close(writer, abort=True)
+            abort(sock)
             return
         if not self.plan.allows_egress(host, port):
             log.warning("refused: egress to %s:%d is not in the policy", host, port)
-            close(writer, abort=True)
+            abort(sock)
             return
         try:
-            outside = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=WINDOW), self.timing.handshake
-            )
-        except (OSError, TimeoutError) as exc:
+            outside = socket.create_connection((host, port), timeout=self.timing.handshake)
+        except OSError as exc:
             log.info("egress to %s:%d failed: %s", host, port, exc)
-            close(writer, abort=True)
+            abort(sock)
             return
-        tune(writer)
-        tune(outside[1])
-        await splice((reader, writer), outside)
+        if not self._track(outside):
+            abort(outside)
+            abort(sock)
+            return
+        tune(sock)
+        tune(outside)
+        try:
+            relay(Plain(sock), Plain(outside))
+        finally:
+            self._untrack(outside)
 
     # -- in: a peer's runtime connected to this one --------------------------------------------
 
-    async def inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        source = writer.get_extra_info("peername")
+    def inbound(self, sock: socket.socket) -> None:
+        source = sock.getpeername()
+        tune(sock, self.timing)
+        peer = Tls(sock, self._server, server_side=True)
         try:
-            await writer.start_tls(self._server, ssl_handshake_timeout=self.timing.handshake)
+            peer.handshake(self.timing.handshake)
             service = peer_service(
-                writer.get_extra_info("peercert"),
-                policy=self.plan.policy,
-                allowed=self.plan.allowed,
+                peer.peercert(), policy=self.plan.policy, allowed=self.plan.allowed
             )
-            (port,) = _HEADER.unpack(
-                await asyncio.wait_for(reader.readexactly(_HEADER.size), self.timing.handshake)
-            )
-        except (OSError, TimeoutError, PeerRefusedError, asyncio.IncompleteReadError) as exc:
+            port = self._read_header(peer)
+        except (OSError, ssl.SSLError, PeerRefusedError) as exc:
             log.warning("refused a connection from %s: %r", source, exc)
-            close(writer, abort=True)
+            abort(sock)
             return
         if port not in self.plan.listen:
             log.warning("refused %s from %s: port %d is not a listen port", service, source, port)
-            close(writer, abort=True)
+            abort(sock)
             return
-        tune(writer, self.timing)
-        program = await self._into_program(port)
+        program = self._into_program(port)
         if program is None:
             log.info("%s from %s: the program never accepted on port %d", service, source, port)
-            close(writer, abort=True)
+            abort(sock)
             return
-        await splice(program, (reader, writer))
+        try:
+            relay(Plain(program), peer)
+        finally:
+            self._untrack(program)
 
-    async def _into_program(self, port: int) -> Stream | None:
+    def _read_header(self, peer: Tls) -> int:
+        header = memoryview(bytearray(_HEADER.size))
+        peer.sock.settimeout(self.timing.handshake)
+        try:
+            got = 0
+            while got < _HEADER.size:
+                count = peer.recv_into(header[got:])
+                if not count:
+                    raise ConnectionResetError("closed before naming a port")
+                got += count
+        finally:
+            peer.sock.settimeout(None)
+        (port,) = _HEADER.unpack(header)
+        return int(port)
+
+    def _into_program(self, port: int) -> socket.socket | None:
         """Connect to the program's port, retried while it is not listening yet."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timing.connect_patience
+        deadline = time.monotonic() + self.timing.connect_patience
         delay = self.timing.retry_first
         while True:
             sock = socket_inside(self.netns)
+            sock.settimeout(self.timing.handshake)
             try:
-                await asyncio.wait_for(
-                    loop.sock_connect(sock, (self.plan.own_address, port)), self.timing.handshake
-                )
-                program = await asyncio.open_connection(sock=sock, limit=WINDOW)
-            except (OSError, TimeoutError):
+                sock.connect((self.plan.own_address, port))
+            except OSError:
                 sock.close()
-                if loop.time() + delay > deadline:
+                if not self._sleep_until_retry(deadline, delay):
                     return None
-                await asyncio.sleep(delay)
                 delay = min(delay * 2, self.timing.retry_max)
                 continue
-            tune(program[1])
-            return program
+            if not self._track(sock):
+                abort(sock)
+                return None
+            tune(sock)
+            return sock
