@@ -83,11 +83,10 @@ def run_inside(netns: int, argv: list[str], stdin: bytes | None = None) -> None:
 
 
 def socket_inside(netns: int, family: int = socket.AF_INET) -> socket.socket:
-    """A non-blocking TCP socket that belongs to ``netns``.
+    """A TCP socket that belongs to ``netns``.
 
-    Created with ``IPPROTO_TCP`` named, as ``getaddrinfo`` gives it: asyncio turns Nagle off
-    only on sockets that say so (and on what a listener of them accepts). With Nagle on, a
-    small write to the program waited for its delayed ACK: 40 ms in many of TensorFlow's
+    The tunnels turn Nagle off on every socket they use (``_relay.tune``): with it on, a
+    small write to the program waited for its delayed ACK, 40 ms in many of TensorFlow's
     collective steps.
     """
     with inside(netns):
