@@ -3,8 +3,9 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.securetf-installed
-# Debian packages the project needs (FUSE, namespaces, redirection, openssl for benchmarks).
-APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux gocryptfs postgresql
+# Debian packages the project needs (FUSE, namespaces, redirection; openssl, gocryptfs and
+# stunnel4 are the benchmarks' baselines).
+APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux gocryptfs postgresql stunnel4
 
 .PHONY: setup apt test test-fast lint format bench demo clean
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmarks._common import Row
 
-SUITES = ["volume", "attestation", "cas", "fs", "serve", "runtime", "net_training"]
+SUITES = ["volume", "attestation", "cas", "fs", "serve", "runtime", "net", "net_training"]
 
 
 def _fmt(x: float) -> str:
