@@ -7,7 +7,7 @@ STAMP := $(VENV)/.securetf-installed
 # stunnel4 are the benchmarks' baselines).
 APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux gocryptfs postgresql stunnel4
 
-.PHONY: setup apt test test-fast lint format bench demo clean
+.PHONY: setup apt test test-fast lint format bench demo demo-distributed clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,11 @@ bench: setup
 
 demo: setup
 	$(PY) -m demo
+
+# The 2-worker TensorFlow job through the network shield, on hosts that are network
+# namespaces of its own (removed on exit); prints PASS/FAIL per check, non-zero on a FAIL.
+demo-distributed: setup
+	$(PY) -m demo.distributed
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build src/*.egg-info
