@@ -1,124 +1,250 @@
-"""``securetf serve`` latency and throughput beside the model in-process and plain HTTP.
+"""``securetf serve`` under ``securetf run`` beside a plain server and the bare model: the
+secureTF paper's classification experiment.
 
-One client sends requests one after another (one image or row each), so latency is the
-server's added cost per request: p50/p99 over TLS (the client verifying the policy CA and
-service name), over plain HTTP (the same server with ``--insecure-no-tls``), and the bare
-model call in this process. A small dense model and DenseNet121 (``weights=None``, ~33 MB).
+Run: python -m benchmarks.run serve   (or ``make bench``; needs root, /dev/fuse, TensorFlow)
+
+Three image classifiers of about the paper's sizes (DenseNet121, InceptionV3, ResNet101
+with random weights; see ``_serve_models``), each as a SavedModel and as TF Lite, one
+224x224 or 299x299 float image per request, one client sending requests one after another.
+Three configurations, all in the same run and interleaved request by request:
+
+- in-process: the model's own call (``tf.saved_model.load(...).signatures``, LiteRT's
+  signature runner) in this process, without securetf;
+- plain server: ``securetf serve --insecure-no-tls`` on the plain model files, outside the
+  runtime, called as a TensorFlow Serving client calls it (the official gRPC stub; JSON
+  rows over HTTP);
+- securetf: ``securetf serve`` launched by ``securetf run`` (sim TEE, CAS-issued instance
+  certificate, models loaded from a sealed volume through the file system shield), called
+  through securetf's verifying ``ServingClient`` over TLS.
+
+Both APIs are measured: gRPC (``PredictionService/Predict``, tensors as bytes: what a
+latency-minded TensorFlow Serving client uses) and REST with JSON rows (the other way TF
+Serving clients send float tensors; JSON encoding then dominates the request). The p50
+ratio comes with a bootstrap 95 % interval. ``SECURETF_BENCH_SERVE_ROUNDS`` sets the
+number of rounds (REST takes part in every third one, see ``REST_EVERY``). The chart goes to
+``docs/img/serve-bench.png`` and a per-model table to ``bench-results/serve.md``.
 """
 
 from __future__ import annotations
 
-import functools
-import statistics
+import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tests.serve.support import POLICY, SERVICE, ServerProcess, TestCa
 
 from benchmarks._common import Row
-from securetf.client import ServingClient
-from securetf.serve import load_model
+from benchmarks._serve_chart import Panel, draw
+from benchmarks._serve_deploy import Deployment, PlainGrpc, PlainRest, PlainServer
+from benchmarks._serve_models import BenchModel, Native, cached, model_bytes
+from benchmarks._serve_stats import Call, interleave, ratio_ci, summary
+
+ROUNDS = int(os.environ.get("SECURETF_BENCH_SERVE_ROUNDS", "60"))
+#: REST requests are JSON-bound (about 0.5 s of encoding and parsing per image here, the
+#: same for either server), so they run in every third round, for the SavedModels only:
+#: the model's format makes no difference to what TLS and the runtime add to JSON.
+REST_EVERY = 3
+REST_FORMATS = ("saved_model",)
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "docs" / "img" / "serve-bench.png"
+DETAIL = REPO / "bench-results" / "serve.md"
+#: Built once, reused while the library versions stay the same (see ``_serve_models.cached``).
+CACHE = REPO / "bench-results" / "cache" / "serve-models"
+TARGET = "<= 1.03x at p50"
+APIS = {"grpc": "gRPC", "rest": "REST (JSON)"}
 
 
-def _models(root: Path) -> dict[str, tuple[np.ndarray[Any, Any], int]]:
-    """Export the models; each with one input row and its request count."""
-    import keras
-
-    small = keras.Sequential([keras.Input((32,)), keras.layers.Dense(64), keras.layers.Dense(10)])
-    small.export(str(root / "small" / "1"), verbose=False)
-    densenet = keras.applications.DenseNet121(weights=None, input_shape=(224, 224, 3))
-    densenet.export(str(root / "densenet121" / "1"), verbose=False)
-    rng = np.random.default_rng(0)
-    return {
-        "small": (rng.normal(size=(1, 32)).astype(np.float32), 300),
-        "densenet121": (rng.normal(size=(1, 224, 224, 3)).astype(np.float32), 25),
-    }
+def _log(message: str) -> None:
+    print(f"   serve: {message}", file=sys.stderr, flush=True)
 
 
-def _times(fn: Callable[[], object], n: int) -> list[float]:
-    fn()  # warm up
-    fn()
-    out = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
+def _apis(m: BenchModel) -> list[tuple[str, str]]:
+    return [(api, name) for api, name in APIS.items() if api == "grpc" or m.fmt in REST_FORMATS]
 
 
-def _p(ts: list[float], q: float) -> float:
-    return float(np.percentile(ts, q)) * 1000.0
+def _since(start: float) -> str:
+    return f"{time.perf_counter() - start:.0f} s"
 
 
-def _rows(model: str, tls: list[float], plain: list[float], native: list[float]) -> list[Row]:
-    out = []
-    for label, q in (("p50", 50.0), ("p99", 99.0)):
-        out.append(
-            Row(
-                "serve",
-                f"{model} {label} latency, TLS vs plain HTTP",
-                _p(tls, q),
-                "ms",
-                "plain HTTP",
-                _p(plain, q),
-                "<= 1.03x at p50" if q == 50 else "",
+def _label(m: BenchModel) -> str:
+    return f"{m.label} ({m.size_mb:.0f} MB)"
+
+
+def _calls(
+    models: list[BenchModel],
+    native: dict[str, Native],
+    secure: Any,
+    plain_grpc: PlainGrpc,
+    plain_rest: PlainRest,
+) -> list[Call]:
+    calls: list[Call] = []
+    for m in models:
+        inputs = {m.input_name: m.x}
+        fns: dict[str, tuple[Callable[[], object], int]] = {
+            "native": (native[m.name], 1),
+            "grpc/plain": (partial(plain_grpc.predict, m.name, inputs), 1),
+            "grpc/securetf": (partial(secure.grpc_predict, m.name, inputs), 1),
+        }
+        if m.fmt in REST_FORMATS:
+            fns["rest/plain"] = (partial(plain_rest.predict, m.name, m.x), REST_EVERY)
+            fns["rest/securetf"] = (partial(secure.predict, m.name, m.x), REST_EVERY)
+        want = native[m.name]()
+        for config, (fn, every) in fns.items():
+            got: Any = fn()
+            if isinstance(got, dict):
+                (got,) = got.values()
+            # Every path must answer what the model answers before its time counts.
+            np.testing.assert_allclose(
+                np.asarray(got, np.float32).reshape(want.shape), want, rtol=1e-4, atol=1e-6
             )
-        )
-        out.append(
-            Row(
-                "serve",
-                f"{model} {label} latency, TLS vs in-process",
-                _p(tls, q),
-                "ms",
-                "in-process",
-                _p(native, q),
+            calls.append(Call((m.name, config), fn, every))
+    return calls
+
+
+def _rows(models: list[BenchModel], times: dict[tuple[str, str], Any]) -> list[Row]:
+    rows: list[Row] = []
+    for m in models:
+        label = _label(m)
+        native = summary(times, (m.name, "native"))
+        for api, api_name in _apis(m):
+            plain = summary(times, (m.name, f"{api}/plain"))
+            secure = summary(times, (m.name, f"{api}/securetf"))
+            ratio, lo, hi = ratio_ci(
+                times[(m.name, f"{api}/securetf")], times[(m.name, f"{api}/plain")]
             )
-        )
-    out.append(
-        Row(
-            "serve",
-            f"{model} sequential throughput, TLS",
-            1 / statistics.mean(tls),
-            "req/s",
-            "plain HTTP",
-            1 / statistics.mean(plain),
-        )
-    )
-    return out
+            vs = "securetf serve under securetf run vs plain server"
+            n = int(secure["n"])
+            rows.append(
+                Row(
+                    "serve",
+                    f"{label}, {api_name} p50: {vs} "
+                    f"(ratio {ratio:.3f}, 95% CI {lo:.3f}-{hi:.3f}, n={n})",
+                    secure["p50"],
+                    "ms",
+                    "plain server, no TLS",
+                    plain["p50"],
+                    TARGET,
+                )
+            )
+            rows.append(
+                Row(
+                    "serve",
+                    f"{label}, {api_name} p99: {vs}",
+                    secure["p99"],
+                    "ms",
+                    "plain server, no TLS",
+                    plain["p99"],
+                )
+            )
+            if api == "grpc":
+                rows.append(
+                    Row(
+                        "serve",
+                        f"{label}, {api_name} p50: plain server vs the model in-process",
+                        plain["p50"],
+                        "ms",
+                        "in-process, no securetf",
+                        native["p50"],
+                    )
+                )
+                rows.append(
+                    Row(
+                        "serve",
+                        f"{label}, {api_name} throughput, 1 client: {vs}",
+                        secure["rps"],
+                        "req/s",
+                        "plain server, no TLS",
+                        plain["rps"],
+                    )
+                )
+    return rows
+
+
+def _detail(models: list[BenchModel], times: dict[tuple[str, str], Any], stamp: str) -> str:
+    lines = [
+        f"Serving benchmark, {stamp}: p50 / p99 latency in ms, one client, one image per "
+        "request; throughput in requests/s of that client.",
+        "",
+        "| model | API | in-process | plain server | securetf serve | securetf / plain at p50 "
+        "(95% CI) | plain / in-process at p50 | req/s securetf / plain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in models:
+        nat = summary(times, (m.name, "native"))
+        for api, api_name in _apis(m):
+            p = summary(times, (m.name, f"{api}/plain"))
+            s = summary(times, (m.name, f"{api}/securetf"))
+            r, lo, hi = ratio_ci(
+                times[(m.name, f"{api}/securetf")], times[(m.name, f"{api}/plain")]
+            )
+            lines.append(
+                f"| {_label(m)} | {api_name} | {nat['p50']:.1f} / {nat['p99']:.1f} "
+                f"| {p['p50']:.1f} / {p['p99']:.1f} | {s['p50']:.1f} / {s['p99']:.1f} "
+                f"| {r:.3f} ({lo:.3f}-{hi:.3f}) | {p['p50'] / nat['p50']:.3f} "
+                f"| {s['rps']:.2f} / {p['rps']:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _chart(models: list[BenchModel], times: dict[tuple[str, str], Any], stamp: str) -> None:
+    panels: dict[str, Panel] = {}
+    for api, api_name in APIS.items():
+        shown = [m for m in models if (api, api_name) in _apis(m)]
+        values = {}
+        for m in shown:
+            for series, key in (
+                ("native", "native"),
+                ("plain", f"{api}/plain"),
+                ("securetf", f"{api}/securetf"),
+            ):
+                s = summary(times, (m.name, key))
+                values[(m.name, series)] = (s["p50"], s["p99"])
+        labels = [(m.name, _label(m).replace(" (", "\n(")) for m in shown]
+        panels[api_name] = Panel(labels, values)
+    draw(CHART, panels, f"securetf serve, one client, one image per request ({stamp})")
 
 
 def run() -> list[Row]:
-    with tempfile.TemporaryDirectory() as tmp_s:
-        tmp = Path(tmp_s)
-        models = _models(tmp / "models")
-        ca = TestCa.create()
-        tls = ServerProcess(tmp / "models", ca.instance(tmp / "tls"), ca.pem, log=tmp / "tls.log")
-        plain = ServerProcess(
-            tmp / "models", None, None, log=tmp / "plain.log", extra=["--insecure-no-tls"]
-        )
-        rows: list[Row] = []
-        tls.start()
-        plain.start()
+    with tempfile.TemporaryDirectory(prefix="securetf-bench-serve-", dir="/tmp") as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        models = cached(CACHE)
+        total = model_bytes(CACHE) / 1e6
+        _log(f"models ready ({total:.0f} MB in {CACHE.relative_to(REPO)}) after {_since(start)}")
+        dep = Deployment.create(root / "deploy")
+        plain = PlainServer(CACHE, root / "plain.log")
+        clients: list[Any] = []
         try:
-            client = ServingClient(tls.url, ca_pem=ca.pem, service=SERVICE, policy=POLICY)
-            with client, plain.http() as http:
-                for name, (x, n) in models.items():
-                    path = f"/v1/models/{name}:predict"
-                    body = {"instances": x.tolist()}
-                    model = load_model(tmp / "models" / name / "1")
-                    (arg,) = model.signature.input_names
-                    t_tls = _times(functools.partial(client.predict, name, x), n)
-                    t_plain = _times(functools.partial(http.post, path, json=body), n)
-                    t_native = _times(functools.partial(model.predict, {arg: x}), n)
-                    rows += _rows(name, t_tls, t_plain, t_native)
+            dep.seal_and_apply(CACHE)
+            plain.launch()
+            plain.wait()
+            dep.launch()
+            secure = dep.client()
+            clients.append(secure)
+            _log(f"both servers up after {_since(start)}")
+            plain_grpc = PlainGrpc(f"127.0.0.1:{plain.grpc_port}")
+            plain_rest = PlainRest(plain.url)
+            clients += [plain_grpc, plain_rest]
+            native = {m.name: Native(m) for m in models}
+            calls = _calls(models, native, secure, plain_grpc, plain_rest)
+            times = interleave(calls, ROUNDS)
+            _log(f"{ROUNDS} rounds done after {_since(start)}")
         finally:
-            tls.stop()
+            for client in clients:
+                client.close()
             plain.stop()
-        return rows
+            dep.stop()
+    stamp = time.strftime("%Y-%m-%d")
+    _chart(models, times, stamp)
+    DETAIL.parent.mkdir(exist_ok=True)
+    DETAIL.write_text(_detail(models, times, stamp))
+    _log(f"chart: {CHART.relative_to(REPO)}, per-model table: {DETAIL.relative_to(REPO)}")
+    return _rows(models, times)
 
 
 if __name__ == "__main__":
