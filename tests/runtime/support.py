@@ -109,6 +109,7 @@ class Job:
     services: dict[str, list[str]]
     environment: dict[str, str] = field(default_factory=dict)
     allow: str = "sim"
+    network: str = ""  # each service's ``network:`` section, as flow YAML
 
     @property
     def data_mount(self) -> Path:
@@ -170,6 +171,8 @@ class Job:
                 f"      - {{volume: model, path: {self.model_mount}, mode: rw}}",
                 f"    environment: {json.dumps(env)}",
             ]
+            if self.network:
+                lines.append(f"    network: {self.network}")
         return "\n".join(lines) + "\n"
 
     def apply(self) -> None:
@@ -285,6 +288,7 @@ def make_job(
     dataset: Mapping[str, bytes],
     environment: Mapping[str, str] | None = None,
     allow: str = "sim",
+    network: str = "",
     apply: bool = True,
 ) -> Job:
     """Write the app, seal the dataset (its plaintext is then deleted), apply the policy."""
@@ -298,6 +302,7 @@ def make_job(
         services=dict(services),
         environment=dict(environment or {}),
         allow=allow,
+        network=network,
     )
     job.app.mkdir()
     job.markers.mkdir()

@@ -41,6 +41,7 @@ services:
     mounts:
       - {{volume: model, path: {model}, mode: ro}}
     environment: {{TF_CPP_MIN_LOG_LEVEL: "3"}}
+    network: {{public: [{port}]}}
 """
     )
 

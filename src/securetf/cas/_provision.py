@@ -247,7 +247,11 @@ def _network(policy: Policy, name: str) -> NetworkGrant:
         if s in policy.services
     }
     return NetworkGrant(
-        peers=list(net.peers), listen=list(net.listen), egress=list(net.egress), cluster=cluster
+        peers=list(net.peers),
+        listen=list(net.listen),
+        egress=list(net.egress),
+        public=list(net.public),
+        cluster=cluster,
     )
 
 

@@ -42,6 +42,10 @@ def run_cmd(
             "(this instance's own entry is where it listens); see docs/net-shield.md."
         ),
     ] = None,
+    public_address: Annotated[
+        str,
+        typer.Option(help="Host address where the service's public ports are offered."),
+    ] = "0.0.0.0",  # noqa: S104 - a server's public ports, as the policy says
 ) -> None:
     """Measure the app, attest to the CAS, mount the volumes, run the program, commit."""
     code = run(
@@ -54,6 +58,7 @@ def run_cmd(
             tee=tee,
             instance=instance,
             peers=parse_peers(peer or []),
+            public_address=public_address,
         )
     )
     sys.exit(code)

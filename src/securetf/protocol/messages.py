@@ -133,6 +133,7 @@ class NetworkGrant(_Msg):
     peers: list[str] = Field(default_factory=list)
     listen: list[int] = Field(default_factory=list)
     egress: list[str] = Field(default_factory=list)
+    public: list[int] = Field(default_factory=list)  # reached by anyone, in the program's TLS
     cluster: dict[str, PeerService] = Field(default_factory=dict)  # the service and its peers
 
 

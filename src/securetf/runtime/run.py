@@ -49,6 +49,8 @@ class RunOptions:
     app_tmpfs_size: str = "1g"
     peers: Mapping[str, Endpoint] = field(default_factory=dict)
     """Where instances' runtimes accept tunnels (``worker-1`` -> host:port); untrusted."""
+    public_address: str = "0.0.0.0"  # noqa: S104 - the policy's public ports, for clients
+    """The host address where the service's ``public`` ports are offered."""
 
 
 def _secret_files(files: Mapping[str, bytes], inst: Provisioned) -> list[Path]:
@@ -77,13 +79,30 @@ def _environment(config_env: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+#: The program runs as root without any capability: it cannot leave or change its network
+#: namespace, mount, trace the runtime or load modules, so the confinement the runtime set
+#: up holds even against a program that would undo it. ``setpriv`` is util-linux's.
+DROP_CAPABILITIES = (
+    "setpriv",
+    "--no-new-privs",
+    "--bounding-set=-all",
+    "--inh-caps=-all",
+    "--ambient-caps=-all",
+    "--",
+)
+
+
 def _launch(
     command: list[str], cwd: Path, env: dict[str, str], shield: NetShield | None = None
 ) -> int:
     """Run the program; forward SIGINT/SIGTERM; return its exit code (128+N if killed)."""
+    if shutil.which(DROP_CAPABILITIES[0]) is None:
+        raise UsageError(
+            "securetf run needs setpriv to drop the program's capabilities: install util-linux"
+        )
     try:
         with shield.program_namespace() if shield else contextlib.nullcontext():
-            proc = subprocess.Popen(command, cwd=cwd, env=env)
+            proc = subprocess.Popen([*DROP_CAPABILITIES, *command], cwd=cwd, env=env)
     except OSError as exc:
         raise UsageError(f"cannot start {command[0]!r}: {exc.strerror}") from exc
     previous = {
@@ -132,18 +151,16 @@ def _stop(shield: NetShield | None) -> None:
         shield.stop()
 
 
-def _network(inst: Provisioned, options: RunOptions) -> NetShield | None:
-    """The network shield, when the service has peers or listens (docs/net-shield.md)."""
-    net = inst.config.network
-    if not net.peers and not net.listen:
-        return None
+def _network(inst: Provisioned, options: RunOptions) -> NetShield:
+    """The network shield: the program's own namespace, with what the policy allows."""
     shield = NetShield(
         plan(
-            net,
+            inst.config.network,
             policy=inst.config.policy,
             service=inst.config.service,
             instance=inst.config.instance,
             peers=options.peers,
+            public_host=options.public_address,
         ),
         Identity(INSTANCE_DIR / "tls.crt", INSTANCE_DIR / "tls.key", INSTANCE_DIR / "ca.crt"),
     )
@@ -199,7 +216,7 @@ def run(options: RunOptions) -> int:
         # 5. The network shield, then the program (in its namespace when there is one).
         env = _environment(inst.config.environment)
         shield = _network(inst, options)
-        if shield is not None and "TF_CONFIG" not in inst.config.environment:
+        if shield.plan.cluster and "TF_CONFIG" not in inst.config.environment:
             env["TF_CONFIG"] = shield.tf_config()
         code = _launch(inst.config.command, app, env, shield)
         _stop(shield)

@@ -74,6 +74,16 @@ def create() -> int:
     return netns
 
 
+def allow_low_ports(netns: int) -> None:
+    """Let the program bind ports below 1024 in its namespace without CAP_NET_BIND_SERVICE.
+
+    The runtime drops every capability of the program; in a namespace where only the
+    program listens, a low port grants nothing over anyone else.
+    """
+    with inside(netns), open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as f:
+        f.write("0")
+
+
 def run_inside(netns: int, argv: list[str], stdin: bytes | None = None) -> None:
     with inside(netns):
         done = subprocess.run(argv, input=stdin, capture_output=True, check=False)

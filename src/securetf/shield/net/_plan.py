@@ -53,6 +53,10 @@ class Plan:
     """Per service with listen ports: its instances' ``address:port`` (first port)."""
     egress: tuple[Egress, ...] = ()
     """The policy's IPv4 exceptions, carried in plain TCP from the runtime's namespace."""
+    public: tuple[int, ...] = ()
+    """Ports anyone may reach, forwarded as they are: the program speaks TLS itself."""
+    public_host: str = "0.0.0.0"  # noqa: S104 - a server's public ports, as the policy says
+    """The host address the public ports are offered at."""
 
     def allows_egress(self, address: str, port: int) -> bool:
         ip = ipaddress.IPv4Address(address)
@@ -93,6 +97,7 @@ def plan(
     service: str,
     instance: int,
     peers: Mapping[str, Endpoint],
+    public_host: str = "0.0.0.0",  # noqa: S104 - the policy's public ports, on every interface
 ) -> Plan:
     """Derive the routes and the cluster; raise if the operator's map misses what is needed."""
     names = sorted({service, *network.cluster})
@@ -136,4 +141,6 @@ def plan(
         inbound=inbound if network.listen else None,
         cluster=cluster,
         egress=egress_rules(network.egress),
+        public=tuple(network.public),
+        public_host=public_host,
     )

@@ -57,18 +57,24 @@ class NetShield:
                 self._serve(self._listen_inside(), tunnels.egress) if self.plan.egress else None
             )
             if self.plan.inbound is not None:
-                self._serve(self._listen_outside(), tunnels.inbound)
+                where = self.plan.inbound
+                self._serve(self._listen_outside(where.host, where.port, "peers"), tunnels.inbound)
+            for public in self.plan.public:
+                listener = self._listen_outside(self.plan.public_host, public, "clients")
+                self._serve(listener, tunnels.public(public))
+            _netns.allow_low_ports(self._netns)
             rules = _nft.ruleset(port, self.plan.routes, egress_to=egress, egress=self.plan.egress)
             _nft.apply(self._netns, rules, routes=[net for net, _ in self.plan.egress])
         except BaseException:
             self.stop()
             raise
         log.info(
-            "network shield up: %s at %s, %d peer route(s), tunnels in at %s",
+            "network shield up: %s at %s, %d peer route(s), tunnels in at %s, public %s",
             self.plan.service,
             self.plan.own_address,
             len(self.plan.routes),
             self.plan.inbound or "(none)",
+            ", ".join(f"{self.plan.public_host}:{p}" for p in self.plan.public) or "(none)",
         )
 
     def _listen_inside(self) -> socket.socket:
@@ -80,19 +86,17 @@ class NetShield:
         listener.bind(("127.0.0.1", 0))
         return listener
 
-    def _listen_outside(self) -> socket.socket:
-        """The runtime's tunnel port on the host, where peers' runtimes connect."""
-        where = self.plan.inbound
-        if where is None:
-            raise NetShieldError("this instance accepts no peers")
-        family = socket.AF_INET6 if ":" in where.host else socket.AF_INET
+    def _listen_outside(self, host: str, port: int, who: str) -> socket.socket:
+        """A port on the host: the runtime's tunnel port for peers, or a public port."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._listeners.append(listener)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            listener.bind((where.host, where.port))
+            listener.bind((host, port))
         except OSError as exc:
-            raise NetShieldError(f"cannot accept peers at {where}: {exc.strerror}") from exc
+            where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+            raise NetShieldError(f"cannot accept {who} at {where}: {exc.strerror}") from exc
         return listener
 
     def _serve(self, listener: socket.socket, handler: _Handler) -> int:

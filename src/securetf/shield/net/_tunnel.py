@@ -26,6 +26,9 @@ from securetf.shield.net._tls import Identity, client_context, server_context
 log = logging.getLogger("securetf.shield.net")
 #: After the handshake the client names the listen port it wants, inside TLS.
 _HEADER = struct.Struct("!H")
+#: Public ports are reached at the namespace's 127.0.0.1, where a server bound to loopback
+#: (``securetf serve``'s default) or to every address both answer.
+_PROGRAM_LOOPBACK = "127.0.0.1"
 
 
 class Tunnels:
@@ -184,6 +187,25 @@ class Tunnels:
         finally:
             self._untrack(outside)
 
+    # -- public: anyone may connect; the program's own TLS protects what it says ---------------
+
+    def public(self, port: int) -> Callable[[socket.socket], None]:
+        """The handler for the host's side of public ``port``: bytes as they are, both ways."""
+
+        def forward(sock: socket.socket) -> None:
+            tune(sock)
+            program = self._into_program(port, address=_PROGRAM_LOOPBACK)
+            if program is None:
+                log.info("public port %d: the program never accepted", port)
+                abort(sock)
+                return
+            try:
+                relay(Plain(sock), Plain(program))
+            finally:
+                self._untrack(program)
+
+        return forward
+
     # -- in: a peer's runtime connected to this one --------------------------------------------
 
     def inbound(self, sock: socket.socket) -> None:
@@ -229,7 +251,7 @@ class Tunnels:
         (port,) = _HEADER.unpack(header)
         return int(port)
 
-    def _into_program(self, port: int) -> socket.socket | None:
+    def _into_program(self, port: int, address: str | None = None) -> socket.socket | None:
         """Connect to the program's port, retried while it is not listening yet."""
         deadline = time.monotonic() + self.timing.connect_patience
         delay = self.timing.retry_first
@@ -237,7 +259,7 @@ class Tunnels:
             sock = socket_inside(self.netns)
             sock.settimeout(self.timing.handshake)
             try:
-                sock.connect((self.plan.own_address, port))
+                sock.connect((address or self.plan.own_address, port))
             except OSError:
                 sock.close()
                 if not self._sleep_until_retry(deadline, delay):
