@@ -94,6 +94,7 @@ services:
     mounts:
       - {{volume: model, path: {self.mount}, mode: ro}}
     environment: {json.dumps(ENV)}
+    network: {{public: [{self.port}, {self.grpc_port}]}}
 """
 
     def seal_and_apply(self, models: Path) -> None:
