@@ -109,8 +109,22 @@ def two_input_model() -> Any:
     )
 
 
+def strings_model(out: Path) -> None:
+    """A SavedModel of one string input, ``data``: its byte lengths and the bytes back."""
+    import tensorflow as tf
+
+    class Echo(tf.Module):  # type: ignore[misc]
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="data")])
+        def serve(self, data: Any) -> dict[str, Any]:
+            return {"length": tf.strings.length(data), "echo_bytes": tf.identity(data)}
+
+    echo = Echo()
+    tf.saved_model.save(echo, str(out), signatures={"serving_default": echo.serve})
+
+
 def build_models(root: Path) -> None:
-    """``dense`` (SavedModel v1, v2), ``kdense`` (.keras), ``ldense`` (.tflite), ``multi``."""
+    """``dense`` (SavedModel v1, v2), ``kdense`` (.keras), ``ldense`` (.tflite), ``multi``,
+    ``strings`` (a string input, SavedModel)."""
     import tensorflow as tf
 
     v1, v2 = dense_model(1), dense_model(2)
@@ -123,6 +137,7 @@ def build_models(root: Path) -> None:
     (root / "ldense" / "1" / "model.tflite").write_bytes(tflite)
     (root / "multi" / "1").mkdir(parents=True)
     two_input_model().save(root / "multi" / "1" / "model.keras")
+    strings_model(root / "strings" / "1")
 
 
 # -- a real server -----------------------------------------------------------------------
@@ -133,6 +148,7 @@ class ServerProcess:
     ca_pem: bytes | None
     log: Path
     extra: list[str] = field(default_factory=list)
+    client: TlsPair | None = None  # the certificate its own checks present (--client-ca)
     port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -147,6 +163,8 @@ class ServerProcess:
             return httpx.Client(base_url=self.url, timeout=30)
         ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
         ctx.check_hostname = False  # the SDK's own name check is tested on its own
+        if self.client is not None:
+            ctx.load_cert_chain(self.client.cert, self.client.key)
         return httpx.Client(base_url=self.url, verify=ctx, timeout=30)
 
     def start(self, env: dict[str, str] | None = None) -> None:

@@ -3,12 +3,16 @@
 Row format: ``{"instances": [row, ...]}``, each row a value (one input) or an object of
 named values; answered with ``{"predictions": [...]}``. Columnar format:
 ``{"inputs": value-or-object}``; answered with ``{"outputs": value-or-object}``.
-Everything the client sends is checked here (types, names, dtypes, shapes) so the model
-only ever sees arrays that fit its signature; every failure is a :class:`UsageError`.
+Binary values of string inputs travel as ``{"b64": "<base64>"}`` in place of a string, and
+string outputs whose name ends in ``_bytes`` are answered that way, as TensorFlow Serving
+does. Everything the client sends is checked here (types, names, dtypes, shapes) so the
+model only ever sees arrays that fit its signature; every failure is a :class:`UsageError`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +27,8 @@ from securetf.serve.signature import Arrays, Signature, TensorInfo
 __all__ = ["PredictRequest", "array_for", "encode_response", "parse_predict"]
 
 _SIGNATURE = "serving_default"
+#: Output tensors whose name ends so are binary: answered as ``{"b64": ...}``.
+_BYTES_SUFFIX = "_bytes"
 
 
 @dataclass(frozen=True)
@@ -41,23 +47,73 @@ def _kinds_for(dtype: np.dtype[Any]) -> str:
     return "U"
 
 
+def _b64_object(pairs: dict[str, Any]) -> Any:
+    """``json.loads``'s object hook: ``{"b64": text}`` becomes the bytes it encodes."""
+    if len(pairs) != 1 or "b64" not in pairs:
+        return pairs
+    text = pairs["b64"]
+    if not isinstance(text, str):
+        raise UsageError("a 'b64' value must be a base64 string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise UsageError("a 'b64' value is not valid base64") from None
+
+
+def _string_array(info: TensorInfo, value: Any) -> npt.NDArray[Any]:
+    """Strings (UTF-8 encoded) and b64 bytes as an object array of bytes, kept byte for byte.
+
+    numpy's own string dtypes would drop trailing NUL bytes of binary values.
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    leaves: list[bytes] = []
+
+    def shape(v: Any) -> tuple[int, ...]:
+        if isinstance(v, list):
+            inner = {shape(item) for item in v}
+            if len(inner) > 1:
+                raise UsageError(f"input {info.name!r} is not a rectangular array")
+            return (len(v), *(inner.pop() if inner else ()))
+        if isinstance(v, bytes):
+            leaves.append(v)
+        elif isinstance(v, str):
+            leaves.append(v.encode())
+        else:
+            raise UsageError(
+                f"input {info.name!r} expects strings or b64 values, got {type(v).__name__} ones"
+            )
+        return ()
+
+    try:
+        dims = shape(value)
+    except RecursionError:
+        raise UsageError(f"input {info.name!r} is not a rectangular array") from None
+    arr = np.empty(len(leaves), dtype=object)
+    arr[:] = leaves
+    return arr.reshape(dims)
+
+
 def array_for(info: TensorInfo, value: Any, *, batched_rows: bool) -> npt.NDArray[Any]:
     """``value`` as an array of ``info``'s dtype and shape, or a :class:`UsageError`."""
+    if info.dtype.kind in "OSU":
+        arr = _string_array(info, value)
+        _check_shape(info, arr.shape, batched_rows=batched_rows)
+        return arr
     try:
         raw = np.asarray(value)
     except (ValueError, TypeError, RecursionError):
         raise UsageError(f"input {info.name!r} is not a rectangular array") from None
+    if raw.dtype.kind == "S":
+        raise UsageError(f"input {info.name!r} expects {info.dt_name} values, got b64 ones")
     if raw.dtype.kind not in _kinds_for(info.dtype) or raw.dtype == object:
         raise UsageError(
             f"input {info.name!r} expects {info.dt_name} values, got {raw.dtype.name} ones"
         )
-    if raw.dtype.kind == "U":
-        arr = np.asarray([s.encode() for s in raw.ravel()], dtype=object).reshape(raw.shape)
-    else:
-        with np.errstate(all="ignore"):
-            arr = raw.astype(info.dtype)
-        if info.dtype.kind in "iu" and not np.array_equal(arr, raw):
-            raise UsageError(f"input {info.name!r} has values out of range for {info.dt_name}")
+    with np.errstate(all="ignore"):
+        arr = raw.astype(info.dtype)
+    if info.dtype.kind in "iu" and not np.array_equal(arr, raw):
+        raise UsageError(f"input {info.name!r} has values out of range for {info.dt_name}")
     _check_shape(info, arr.shape, batched_rows=batched_rows)
     return arr
 
@@ -112,7 +168,7 @@ def _columns(sig: Signature, inputs: Any) -> Arrays:
 def parse_predict(body: bytes, sig: Signature) -> PredictRequest:
     """A predict request body as validated arrays; :class:`UsageError` for anything else."""
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, object_hook=_b64_object)
     except (ValueError, RecursionError):
         raise UsageError("the request body is not valid JSON") from None
     if not isinstance(doc, dict):
@@ -128,19 +184,26 @@ def parse_predict(body: bytes, sig: Signature) -> PredictRequest:
     return PredictRequest(_columns(sig, doc["inputs"]), row_format=False)
 
 
-def _json_value(arr: npt.NDArray[Any]) -> Any:
+def _b64(b: Any) -> dict[str, str]:
+    raw = b if isinstance(b, bytes) else str(b).encode()
+    return {"b64": base64.b64encode(raw).decode("ascii")}
+
+
+def _text(b: Any) -> str:
+    return b.decode("utf-8", "replace") if isinstance(b, bytes) else str(b)
+
+
+def _json_value(name: str, arr: npt.NDArray[Any]) -> Any:
     if arr.dtype == object or arr.dtype.kind == "S":
-        return np.vectorize(
-            lambda b: b.decode("utf-8", "replace") if isinstance(b, bytes) else str(b),
-            otypes=[object],
-        )(arr).tolist()
+        convert = _b64 if name.endswith(_BYTES_SUFFIX) else _text
+        return np.vectorize(convert, otypes=[object])(arr).tolist()
     return arr.tolist()
 
 
 def encode_response(outputs: Arrays, sig: Signature, *, row_format: bool) -> bytes:
     """TensorFlow Serving's answer: ``predictions`` (rows) or ``outputs`` (columns)."""
     names = [n for n in sig.output_names if n in outputs] or sorted(outputs)
-    values = {n: _json_value(outputs[n]) for n in names}
+    values = {n: _json_value(n, outputs[n]) for n in names}
     if row_format:
         if len(names) == 1:
             doc: dict[str, Any] = {"predictions": values[names[0]]}
