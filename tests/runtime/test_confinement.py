@@ -122,3 +122,36 @@ def test_public_ports_and_only_they_reach_the_program(new_job: NewJob) -> None:
             run.kill()
             run.communicate()
     job.assert_nothing_left()
+
+
+EGRESS = r"""
+import json, os, socket, sys
+out = {"hosts": open("/etc/hosts").read()}
+for port in sys.argv[1:]:
+    try:
+        socket.create_connection(("localhost", int(port)), timeout=3).close()
+        out[port] = "reached"
+    except OSError as exc:
+        out[port] = f"refused: {exc.strerror}"
+open(os.path.join(os.environ["MARKERS"], "egress.json"), "w").write(json.dumps(out))
+"""
+
+
+def test_an_egress_host_name_is_resolved_and_reached(new_job: NewJob) -> None:
+    args = fast_job_args()
+    job = new_job(**{**args, "app_files": {"egress.py": EGRESS}}, apply=False)
+    port = int(job.dep.cas.url.rsplit(":", 1)[1])
+    # Something listens on the host at another port: the program must not reach it.
+    other = socket.create_server(("127.0.0.1", 0))
+    closed = other.getsockname()[1]
+    job.services = {"egress": ["python", "egress.py", str(port), str(closed)]}
+    # The host's own loopback, named as the policy allows it: only that port.
+    job.network = f'{{egress: ["localhost:{port}"]}}'
+    job.apply()
+    with other:
+        proc = job.run("egress")
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads((job.markers / "egress.json").read_text())
+    assert found[str(port)] == "reached", found
+    assert found[str(closed)].startswith("refused"), found
+    assert "127.0.0.1\tlocalhost" in found["hosts"]

@@ -14,6 +14,7 @@ MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_BIND = 4096
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
@@ -54,6 +55,14 @@ def mount_tmpfs(path: Path, *, size: str = "64m", mode: int = 0o700) -> None:
     _check(
         _libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options),
         f"mounting tmpfs at {path}",
+    )
+
+
+def bind_file(source: Path, target: Path) -> None:
+    """Show ``source`` at ``target`` (an existing file) in this mount namespace only."""
+    _check(
+        _libc.mount(str(source).encode(), str(target).encode(), None, MS_BIND, None),
+        f"bind-mounting {source} at {target}",
     )
 
 

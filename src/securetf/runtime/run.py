@@ -146,6 +146,26 @@ def _measure(service: Service, options: RunOptions, app: Path) -> bytes:
     return snapshot(options.app, app, command)
 
 
+HOSTS = Path("/etc/hosts")
+
+
+def _hosts_file(shield: NetShield, work: Path) -> Path | None:
+    """The program's /etc/hosts: loopback and the policy's egress host names (it has no DNS).
+
+    The addresses are those the names had when the runtime resolved them, the same the
+    egress rules allow; the file is shown at /etc/hosts in the private mount namespace.
+    """
+    if not shield.plan.hosts:
+        return None
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost"]
+    lines += [f"{a}\t{name}" for name, found in shield.plan.hosts.items() for a in found]
+    path = work / "hosts"
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o644)
+    _linux.bind_file(path, HOSTS)
+    return HOSTS
+
+
 def _stop(shield: NetShield | None) -> None:
     if shield is not None:
         shield.stop()
@@ -216,6 +236,8 @@ def run(options: RunOptions) -> int:
         # 5. The network shield, then the program (in its namespace when there is one).
         env = _environment(inst.config.environment)
         shield = _network(inst, options)
+        if (hosts := _hosts_file(shield, work)) is not None:
+            tmpfs.append(hosts)  # unmounted with the rest
         if shield.plan.cluster and "TF_CONFIG" not in inst.config.environment:
             env["TF_CONFIG"] = shield.tf_config()
         code = _launch(inst.config.command, app, env, shield)

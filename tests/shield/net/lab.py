@@ -18,6 +18,7 @@ from securetf.shield.net import _netns
 
 _count = itertools.count()
 SUBNET = "10.231.7"
+SUBNET6 = "fd00:231:7::"  # a unique local prefix, inside the lab's namespaces only
 SO_RCVBUFFORCE = 33  # socket.h; missing from Python's socket module
 
 
@@ -30,6 +31,7 @@ class Lab:
     prefix: str = field(default_factory=lambda: f"stf{os.getpid() % 100000}n{next(_count)}")
     hosts: dict[str, str] = field(default_factory=dict)  # name -> namespace
     addresses: dict[str, str] = field(default_factory=dict)
+    addresses6: dict[str, str] = field(default_factory=dict)
     _namespaces: list[str] = field(default_factory=list)
 
     @property
@@ -60,10 +62,12 @@ class Lab:
             )
             ip("-n", self.bridge_ns, "link", "set", port, "master", "br0", "up")
             ip("-n", ns, "addr", "add", f"{SUBNET}.{k}/24", "dev", "eth0")
+            ip("-n", ns, "addr", "add", f"{SUBNET6}{k}/64", "dev", "eth0", "nodad")
             ip("-n", ns, "link", "set", "eth0", "up")
             ip("-n", ns, "link", "set", "lo", "up")
             self.hosts[name] = ns
             self.addresses[name] = f"{SUBNET}.{k}"
+            self.addresses6[name] = f"{SUBNET6}{k}"
         return self
 
     def _add(self, ns: str) -> None:
@@ -75,12 +79,12 @@ class Lab:
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
         self._namespaces.clear()
 
-    def socket(self, host: str) -> socket.socket:
+    def socket(self, host: str, family: int = socket.AF_INET) -> socket.socket:
         """A blocking TCP socket inside a host (or the bridge, for ``host='bridge'``)."""
         ns = self.bridge_ns if host == "bridge" else self.hosts[host]
         fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
         try:
-            sock = _netns.socket_inside(fd)
+            sock = _netns.socket_inside(fd, family)
         finally:
             os.close(fd)
         sock.setblocking(True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from securetf.protocol.messages import NetworkGrant
 from securetf.shield.net import Identity, NetShield, Timing, parse_peers, plan
+from securetf.shield.net._plan import resolve_host
 
 
 def node_config(
@@ -28,6 +29,7 @@ def node_config(
     policy: str = "pol",
     patience: float = 5.0,
     env: dict[str, str] | None = None,
+    hosts: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     return {
         "network": network.model_dump(),
@@ -39,18 +41,21 @@ def node_config(
         "command": command,
         "patience": patience,
         "env": env or {},
+        "hosts": hosts,  # the name resolver's answers, in place of the machine's
     }
 
 
 def main(path: str) -> int:
     logging.basicConfig(level=logging.INFO, format="node %(name)s: %(message)s")
     cfg = json.loads(Path(path).read_text())
+    answers: dict[str, list[str]] = cfg.get("hosts") or {}
     the_plan = plan(
         NetworkGrant.model_validate(cfg["network"]),
         policy=cfg["policy"],
         service=cfg["service"],
         instance=cfg["instance"],
         peers=parse_peers(cfg["peers"]),
+        resolve=(lambda name: answers.get(name, ())) if answers else resolve_host,
     )
     cert, key, ca = (Path(p) for p in cfg["identity"])
     timing = Timing(connect_patience=cfg["patience"], keepalive_idle=2, keepalive_interval=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 
 from .conftest import PORT, TUNNEL, StartNode, app, verdict, workers
@@ -76,9 +77,11 @@ def test_nothing_left_behind(lab: Lab, start_node: StartNode) -> None:
         assert probe.connect_ex((lab.addresses["a"], TUNNEL)) != 0
 
 
-def _echo_once(lab: Lab, host: str, port: int, done: threading.Event) -> threading.Thread:
-    server = lab.socket(host)
-    server.bind((lab.addresses[host], port))
+def _echo_once(
+    lab: Lab, host: str, port: int, done: threading.Event, *, v6: bool = False
+) -> threading.Thread:
+    server = lab.socket(host, socket.AF_INET6 if v6 else socket.AF_INET)
+    server.bind(((lab.addresses6 if v6 else lab.addresses)[host], port))
     server.listen()
     server.settimeout(0.2)
 
@@ -112,3 +115,29 @@ def test_egress_exception_is_reachable_and_nothing_else(lab: Lab, start_node: St
     assert result[f"{c}:9100"] == "data", result  # the policy's exception
     assert result[f"{c}:9101"].startswith("refused"), result  # same host, another port
     assert "unreachable" in result[f"{b}:9100"], result  # another host
+
+
+def test_ipv6_and_host_name_exceptions(lab: Lab, start_node: StartNode) -> None:
+    c6, b6, b = lab.addresses6["c"], lab.addresses6["b"], lab.addresses["b"]
+    # data.example is what the resolver says at start: host b's IPv4 address.
+    egress = [f"[{c6}]:9100", "data.example:9200", "gone.example:9200"]
+    network = workers().model_copy(update={"egress": egress})
+    done = threading.Event()
+    servers = [(h, p, True) for h, p in (("c", 9100), ("c", 9101), ("b", 9100))]
+    servers += [("b", 9200, False), ("b", 9201, False)]
+    threads = [_echo_once(lab, h, p, done, v6=v6) for h, p, v6 in servers]
+    targets = [f"{c6}:9100", f"{c6}:9101", f"{b6}:9100", f"{b}:9200", f"{b}:9201"]
+    try:
+        node = start_node(
+            "a", 0, app("probe", *targets), network=network, hosts={"data.example": [b]}
+        )
+        result = verdict(node, timeout=60)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(10)
+    assert result[f"{c6}:9100"] == "data", result  # the IPv6 exception
+    assert result[f"{c6}:9101"].startswith("refused"), result  # same host, another port
+    assert result[f"{b6}:9100"].startswith("refused"), result  # another IPv6 host
+    assert result[f"{b}:9200"] == "data", result  # the address the name had at start
+    assert result[f"{b}:9201"].startswith("refused"), result  # its other ports: no

@@ -65,11 +65,28 @@ def test_virtual_addresses_are_distinct() -> None:
     assert all(a.startswith("127.") and not a.endswith(".0") for a in seen)
 
 
-def test_egress_carries_ipv4_only() -> None:
-    net = NET.model_copy(update={"egress": ["10.1.0.0/16:443", "1.2.3.4:80", "pypi.org:443"]})
-    p = plan(net, policy="pol", service="worker", instance=0, peers=PEERS)
+def test_egress_networks_addresses_and_names() -> None:
+    items = ["10.1.0.0/16:443", "1.2.3.4:80", "[2001:db8::/32]:443", "pypi.org:443", "nx.test:1"]
+    net = NET.model_copy(update={"egress": items})
+    answers = {"pypi.org": ["151.101.0.223", "2a04:4e42::223"]}
+    p = plan(
+        net,
+        policy="pol",
+        service="worker",
+        instance=0,
+        peers=PEERS,
+        resolve=lambda name: answers.get(name, []),
+    )
     assert p.allows_egress("10.1.200.3", 443)
     assert p.allows_egress("1.2.3.4", 80)
+    assert p.allows_egress("2001:db8:1::5", 443)
+    assert p.allows_egress("151.101.0.223", 443)  # the name's addresses at start
+    assert p.allows_egress("2a04:4e42::223", 443)
     assert not p.allows_egress("10.1.200.3", 444)
     assert not p.allows_egress("10.2.0.1", 443)
-    assert len(p.egress) == 2  # the host name is not carried (logged), so it stays closed
+    assert not p.allows_egress("2001:db9::1", 443)
+    assert not p.allows_egress("151.101.0.224", 443)
+    assert not p.allows_egress("151.101.0.223", 80)
+    # What the program's /etc/hosts will say; a name that does not resolve stays closed.
+    assert p.hosts == {"pypi.org": ("151.101.0.223", "2a04:4e42::223")}
+    assert len(p.egress) == 5

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 import securetf.shield.net as net
 from securetf.shield.net._nft import ruleset
@@ -24,3 +24,15 @@ def test_ruleset_carries_egress_exceptions() -> None:
     text = ruleset(1, [], egress_to=2, egress=[(IPv4Network("10.0.0.0/8"), 443)])
     assert "flags interval;\n    elements = { 10.0.0.0/8 . 443 }" in text
     assert "ip daddr . tcp dport @egress redirect to :2" in text
+
+
+def test_ruleset_carries_ipv6_exceptions_to_their_own_listener() -> None:
+    v6 = IPv6Network("2001:db8::/32")
+    text = ruleset(1, [], egress6_to=3, egress=[(v6, 443)])
+    assert (
+        "type ipv6_addr . inet_service; flags interval;\n    elements = { 2001:db8::/32 . 443 }"
+        in text
+    )
+    assert "ip6 daddr . tcp dport @egress redirect to :3" in text
+    assert "ip daddr . tcp dport @egress redirect" not in text  # no IPv4 exception
+    assert "ip6 daddr != ::1 meta l4proto tcp reject with tcp reset" in text

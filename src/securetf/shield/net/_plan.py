@@ -11,8 +11,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from securetf.errors import UsageError
 from securetf.protocol.messages import NetworkGrant
@@ -20,7 +21,10 @@ from securetf.shield.net import _settings
 from securetf.shield.net._endpoints import Endpoint, endpoints_text, instance_name
 
 log = logging.getLogger("securetf.shield.net")
-Egress = tuple[ipaddress.IPv4Network, int]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Egress = tuple[Network, int]
+#: Host name -> its addresses (IPv4 and IPv6), as the runtime resolves them once at start.
+Resolver = Callable[[str], Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,17 @@ class Plan:
     cluster: Mapping[str, tuple[str, ...]]
     """Per service with listen ports: its instances' ``address:port`` (first port)."""
     egress: tuple[Egress, ...] = ()
-    """The policy's IPv4 exceptions, carried in plain TCP from the runtime's namespace."""
+    """The policy's exceptions, carried in plain TCP from the runtime's namespace."""
+    hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Host names of the egress exceptions and the addresses they stood for at start: the
+    program's /etc/hosts, as it has no DNS."""
     public: tuple[int, ...] = ()
     """Ports anyone may reach, forwarded as they are: the program speaks TLS itself."""
     public_host: str = "0.0.0.0"  # noqa: S104 - a server's public ports, as the policy says
     """The host address the public ports are offered at."""
 
     def allows_egress(self, address: str, port: int) -> bool:
-        ip = ipaddress.IPv4Address(address)
+        ip = ipaddress.ip_address(address)
         return any(ip in net and port == p for net, p in self.egress)
 
     def tf_config(self) -> str:
@@ -78,16 +85,39 @@ def virtual_address(service_index: int, instance: int) -> str:
     return f"127.{_settings.VIRTUAL_BASE + service_index}.{hi}.{1 + lo}"
 
 
-def egress_rules(items: Sequence[str]) -> tuple[Egress, ...]:
-    """The IPv4 ``cidr:port`` exceptions; host names and IPv6 are not carried (yet)."""
+def resolve_host(name: str) -> Sequence[str]:
+    """The addresses ``name`` has now (the host's resolver); none if it has none."""
+    try:
+        found = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return ()
+    return sorted({str(info[4][0]) for info in found})
+
+
+def egress_rules(
+    items: Sequence[str], resolve: Resolver = resolve_host
+) -> tuple[tuple[Egress, ...], dict[str, tuple[str, ...]]]:
+    """The exceptions as networks and ports, and the host names among them with their
+    addresses. ``cidr:port``, ``address:port``, ``[v6cidr]:port`` and ``name:port`` (the
+    policy has checked the syntax); a name is resolved once, here, and allowed at exactly
+    the addresses it had."""
     rules: list[Egress] = []
+    hosts: dict[str, tuple[str, ...]] = {}
     for item in items:
-        host, _, port = item.rpartition(":")
+        host, _, port_text = item.rpartition(":")
+        port, host = int(port_text), host.removeprefix("[").removesuffix("]")
         try:
-            rules.append((ipaddress.IPv4Network(host), int(port)))
+            rules.append((ipaddress.ip_network(host), port))
+            continue
         except ValueError:
-            log.warning("egress %s is not carried: only IPv4 addresses and networks are", item)
-    return tuple(rules)
+            pass
+        addresses = hosts.get(host) or tuple(resolve(host))
+        if not addresses:
+            log.warning("egress %s stays closed: %s does not resolve", item, host)
+            continue
+        hosts[host] = addresses
+        rules += [(ipaddress.ip_network(a), port) for a in addresses]
+    return tuple(dict.fromkeys(rules)), hosts
 
 
 def plan(
@@ -98,6 +128,7 @@ def plan(
     instance: int,
     peers: Mapping[str, Endpoint],
     public_host: str = "0.0.0.0",  # noqa: S104 - the policy's public ports, on every interface
+    resolve: Resolver = resolve_host,
 ) -> Plan:
     """Derive the routes and the cluster; raise if the operator's map misses what is needed."""
     names = sorted({service, *network.cluster})
@@ -130,6 +161,7 @@ def plan(
             f"--peer {own}=HOST:PORT says where this runtime accepts its peers "
             f"(given: {endpoints_text(peers)})"
         )
+    egress, hosts = egress_rules(network.egress, resolve)
     return Plan(
         policy=policy,
         service=service,
@@ -140,7 +172,8 @@ def plan(
         routes=routes,
         inbound=inbound if network.listen else None,
         cluster=cluster,
-        egress=egress_rules(network.egress),
+        egress=egress,
+        hosts=hosts,
         public=tuple(network.public),
         public_host=public_host,
     )

@@ -53,8 +53,12 @@ class NetShield:
             self._netns = _netns.create()
             self._tunnels = tunnels = Tunnels(self.plan, self._identity, self._netns, self._timing)
             port = self._serve(self._listen_inside(), tunnels.outbound)
-            egress = (
-                self._serve(self._listen_inside(), tunnels.egress) if self.plan.egress else None
+            families = {net.version for net, _ in self.plan.egress}
+            egress = self._serve(self._listen_inside(), tunnels.egress) if 4 in families else None
+            egress6 = (
+                self._serve(self._listen_inside(socket.AF_INET6), tunnels.egress)
+                if 6 in families
+                else None
             )
             if self.plan.inbound is not None:
                 where = self.plan.inbound
@@ -63,7 +67,13 @@ class NetShield:
                 listener = self._listen_outside(self.plan.public_host, public, "clients")
                 self._serve(listener, tunnels.public(public))
             _netns.allow_low_ports(self._netns)
-            rules = _nft.ruleset(port, self.plan.routes, egress_to=egress, egress=self.plan.egress)
+            rules = _nft.ruleset(
+                port,
+                self.plan.routes,
+                egress_to=egress,
+                egress6_to=egress6,
+                egress=self.plan.egress,
+            )
             _nft.apply(self._netns, rules, routes=[net for net, _ in self.plan.egress])
         except BaseException:
             self.stop()
@@ -77,13 +87,15 @@ class NetShield:
             ", ".join(f"{self.plan.public_host}:{p}" for p in self.plan.public) or "(none)",
         )
 
-    def _listen_inside(self) -> socket.socket:
+    def _listen_inside(self, family: int = socket.AF_INET) -> socket.socket:
         """A listener on the namespace's loopback, for connections the rules redirect."""
         if self._netns is None:
             raise NetShieldError("the network shield has no namespace")
-        listener = _netns.socket_inside(self._netns)
+        listener = _netns.socket_inside(self._netns, family)
         self._listeners.append(listener)
-        listener.bind(("127.0.0.1", 0))
+        if family == socket.AF_INET6:
+            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        listener.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
         return listener
 
     def _listen_outside(self, host: str, port: int, who: str) -> socket.socket:
