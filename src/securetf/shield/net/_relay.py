@@ -11,6 +11,7 @@ calls per record. That keeps the copy under stunnel's cost per byte (benchmarks/
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import ssl
 import struct
@@ -21,6 +22,7 @@ from typing import Any, Protocol, cast
 
 from securetf.shield.net._settings import COPY_BUFFER, Timing
 
+log = logging.getLogger("securetf.shield.net")
 LINGER_ABORT = struct.pack("ii", 1, 0)  # close() then sends a reset, not a clean end
 
 
@@ -208,6 +210,9 @@ class _Splice:
             while count := source.recv_into(buffer):
                 sink.sendall(buffer[:count])
         except (OSError, ssl.SSLError, ValueError):
+            failed = True
+        except Exception:  # never leave the other direction waiting
+            log.exception("tunnel copy failed")
             failed = True
         self._end(failed)
 

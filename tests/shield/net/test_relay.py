@@ -1,0 +1,110 @@
+"""The tunnel's copy loop on real sockets and real TLS: both directions at once, the clean
+end, and a truncated TLS stream, which the program must see as an error."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from securetf.shield.net._relay import Plain, Tls, relay
+from securetf.shield.net._tls import client_context, server_context
+
+from .pki import Pki
+
+SIZE = 24 * 1024 * 1024
+
+
+def _pair() -> tuple[socket.socket, socket.socket]:
+    server = socket.create_server(("127.0.0.1", 0))
+    with server:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+    return client, accepted
+
+
+class Rig:
+    """program <-plain-> relay <-TLS-> peer, each end a real socket of this process."""
+
+    def __init__(self, pki: Pki) -> None:
+        self.program, relay_plain = _pair()
+        relay_tls, peer_raw = _pair()
+        ident_a, ident_b = pki.identity("worker", 0), pki.identity("worker", 1)
+        server = threading.Thread(
+            target=lambda: setattr(
+                self, "peer", server_context(ident_b).wrap_socket(peer_raw, server_side=True)
+            )
+        )
+        server.start()
+        tls = Tls(relay_tls, client_context(ident_a), server_side=False, hostname="worker-1.pol")
+        tls.handshake(10)
+        server.join()
+        self.peer: ssl.SSLSocket
+        self.thread = threading.Thread(target=relay, args=(Plain(relay_plain), tls), daemon=True)
+        self.thread.start()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    the_rig = Rig(Pki(tmp_path))
+    yield the_rig
+    the_rig.program.close()
+    the_rig.peer.close()
+    the_rig.thread.join(10)
+    assert not the_rig.thread.is_alive()
+
+
+def _send(sock: socket.socket, data: bytes) -> None:
+    sock.sendall(data)
+
+
+def _receive(sock: socket.socket, size: int) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        chunk = sock.recv(min(1 << 20, size - got))
+        assert chunk, f"ended after {got} of {size} bytes"
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def test_both_directions_at_once_arrive_intact(rig: Rig) -> None:
+    up, down = os.urandom(SIZE), os.urandom(SIZE)
+    received: dict[str, bytes] = {}
+    workers = [
+        threading.Thread(target=_send, args=(rig.program, up)),
+        threading.Thread(target=_send, args=(rig.peer, down)),
+        threading.Thread(target=lambda: received.update(peer=_receive(rig.peer, SIZE))),
+        threading.Thread(target=lambda: received.update(program=_receive(rig.program, SIZE))),
+    ]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(120)
+    assert hashlib.sha256(received["peer"]).digest() == hashlib.sha256(up).digest()
+    assert hashlib.sha256(received["program"]).digest() == hashlib.sha256(down).digest()
+
+
+def test_a_clean_end_reaches_the_program_as_a_clean_end(rig: Rig) -> None:
+    rig.peer.sendall(b"last words")
+    raw = rig.peer.unwrap()  # close_notify: the peer says it is done
+    raw.close()
+    assert _receive(rig.program, 10) == b"last words"
+    rig.program.settimeout(10)
+    assert rig.program.recv(100) == b""
+
+
+def test_a_truncated_stream_reaches_the_program_as_a_reset(rig: Rig) -> None:
+    rig.peer.sendall(b"half of it")
+    # An attacker on the path ends the TCP stream: no close_notify.
+    os.close(rig.peer.detach())
+    assert _receive(rig.program, 10) == b"half of it"
+    rig.program.settimeout(10)
+    with pytest.raises(ConnectionResetError):
+        rig.program.recv(100)
