@@ -10,9 +10,11 @@ collectives' set-up). Without the shield, each worker runs in its host's namespa
 TensorFlow's gRPC crosses the bridge in the clear. With it, each worker runs behind a
 ``NetShield`` as ``securetf run`` starts it (tests/shield/net/node.py: its own namespace,
 the other worker reached through mutual TLS 1.3 between the runtimes). Both programs and
-both runtimes share the machine's two cores. The kinds alternate, ROUNDS times each, and
-the figures pool every measured step of worker 0 (the all-reduce keeps the workers in
-step, so worker 1's times are the same).
+both runtimes share the machine's two cores. The kinds alternate, ROUNDS times each. The
+mean and median pool every measured step of worker 0 (the all-reduce keeps the workers in
+step, so worker 1's times are the same); the ratio against the target is the median of
+the rounds' own ratios (each round's shielded median over its direct median), which one
+round disturbed by other work on the machine moves least.
 
 Two sizes: the tests' job (8-32-1 MLP, batch 64: a step is a few tiny all-reduces, so its
 time is the collectives' latency) and an MNIST-sized MLP (784-512-512-10, about 670,000
@@ -39,7 +41,7 @@ from tests.shield.net.pki import Pki
 from benchmarks._common import Row
 from securetf.protocol.messages import NetworkGrant, PeerService
 
-ROUNDS = 3
+ROUNDS = 4
 WARMUP = 5
 STEPS = 45
 PORT = 5000
@@ -138,13 +140,21 @@ def _ms(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values) * 1000.0, statistics.median(values) * 1000.0
 
 
-def _rows(name: str, shield: list[float], direct: list[float]) -> list[Row]:
+def _rows(name: str, shield: list[float], direct: list[float], ratios: list[float]) -> list[Row]:
     (s_mean, s_median), (d_mean, d_median) = _ms(shield), _ms(direct)
     what = f"2-worker step time, {name}"
     base = "same job without the shield"
+    spread = f"{min(ratios):.2f} to {max(ratios):.2f}"
     return [
-        Row("net_training", f"{what}: median", s_median, "ms", base, d_median, "<= 1.10x"),
+        Row("net_training", f"{what}: median", s_median, "ms", base, d_median),
         Row("net_training", f"{what}: mean", s_mean, "ms", base, d_mean),
+        Row(
+            "net_training",
+            f"{what}: median of the {len(ratios)} rounds' ratios (rounds: {spread})",
+            statistics.median(ratios),
+            "x",
+            target="<= 1.10x",
+        ),
     ]
 
 
@@ -163,11 +173,14 @@ def run() -> list[Row]:
                 command.append(str(WARMUP + STEPS))
                 shield: list[float] = []
                 direct: list[float] = []
-                for _ in range(ROUNDS):
-                    direct += run_direct(lab, HOSTS, command, timeout=300)[0]["steps"][WARMUP:]
-                    shield += _shielded(lab, pki, tmp, command)[0]["steps"][WARMUP:]
-                print(f"net_training {name}: {_ms(shield)} vs {_ms(direct)}", file=sys.stderr)
-                rows += _rows(name, shield, direct)
+                ratios: list[float] = []
+                for k in range(ROUNDS):
+                    d = run_direct(lab, HOSTS, command, timeout=300)[0]["steps"][WARMUP:]
+                    s = _shielded(lab, pki, tmp, command)[0]["steps"][WARMUP:]
+                    ratios.append(statistics.median(s) / statistics.median(d))
+                    print(f"net_training {name}, round {k}: {ratios[-1]:.2f}", file=sys.stderr)
+                    direct, shield = direct + d, shield + s
+                rows += _rows(name, shield, direct, ratios)
         finally:
             lab.close()
     return rows

@@ -47,7 +47,6 @@ GRPC_MARKERS = (b"PRI * HTTP/2.0", b"/tensorflow.")  # HTTP/2's preface, TF's gR
 ENV = {
     **os.environ,
     "PATH": f"{Path(PY).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-    "PYTHONPATH": str(REPO),
 }
 
 POLICY = """\
