@@ -25,6 +25,7 @@ import httpx
 import numpy as np
 from tests.cas.server_support import EXE, CasProcess, free_port
 from tests.runtime.support import VENV_BIN
+from tests.serve.support import TlsPair
 
 from benchmarks._serve_models import Array
 from securetf.client import CasClient, ServingClient, load_pin
@@ -210,22 +211,29 @@ class PlainGrpc:
 
 
 @dataclass
-class PlainServer:
-    """``securetf serve --insecure-no-tls`` on the plain model directory, outside the runtime."""
+class LocalServer:
+    """``securetf serve`` on the plain model directory, outside the runtime: without TLS
+    (``--insecure-no-tls``, the plain server), or with a certificate of a test CA (to tell
+    what TLS alone adds from what the runtime adds)."""
 
     model_dir: Path
     log: Path
+    tls: TlsPair | None = None
     port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def launch(self) -> None:
         args = [*EXE, "serve", "--model-dir", str(self.model_dir), "--port", str(self.port)]
-        args += ["--grpc-port", str(self.grpc_port), "--insecure-no-tls"]
+        args += ["--grpc-port", str(self.grpc_port)]
+        if self.tls is None:
+            args.append("--insecure-no-tls")
+        else:
+            args += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, env={**os.environ, **ENV}, stdout=log, stderr=log)
 
@@ -233,13 +241,14 @@ class PlainServer:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"the plain server exited:\n{self.log.read_text()[-3000:]}")
+                raise RuntimeError(f"the local server exited:\n{self.log.read_text()[-3000:]}")
             try:
-                httpx.get(f"{self.url}/healthz", timeout=2).raise_for_status()
+                # Liveness only; the clients verify the server.
+                httpx.get(f"{self.url}/healthz", timeout=2, verify=False).raise_for_status()  # noqa: S501
                 return
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("the plain server did not come up") from None
+                    raise RuntimeError("the local server did not come up") from None
                 time.sleep(0.5)
 
     def stop(self) -> None:

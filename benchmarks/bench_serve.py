@@ -17,6 +17,10 @@ Three configurations, all in the same run and interleaved request by request:
   certificate, models loaded from a sealed volume through the file system shield), called
   through securetf's verifying ``ServingClient`` over TLS.
 
+A fourth, ``securetf serve`` with TLS on the plain files outside the runtime (gRPC only),
+splits what securetf adds into TLS and the runtime (whose public-port forwarding carries
+every byte between the host and the server's network namespace).
+
 Both APIs are measured: gRPC (``PredictionService/Predict``, tensors as bytes: what a
 latency-minded TensorFlow Serving client uses) and REST with JSON rows (the other way TF
 Serving clients send float tensors; JSON encoding then dominates the request). The p50
@@ -32,17 +36,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tests.serve.support import POLICY, SERVICE, TestCa
 
 from benchmarks._common import Row
 from benchmarks._serve_chart import Panel, draw
-from benchmarks._serve_deploy import Deployment, PlainGrpc, PlainRest, PlainServer
+from benchmarks._serve_deploy import Deployment, LocalServer, PlainGrpc, PlainRest
 from benchmarks._serve_models import BenchModel, Native, cached, model_bytes
 from benchmarks._serve_stats import Call, interleave, ratio_ci, summary
+from securetf.client import ServingClient
 
 ROUNDS = int(os.environ.get("SECURETF_BENCH_SERVE_ROUNDS", "60"))
 #: REST requests are JSON-bound (about 0.5 s of encoding and parsing per image here, the
@@ -75,24 +82,29 @@ def _label(m: BenchModel) -> str:
     return f"{m.label} ({m.size_mb:.0f} MB)"
 
 
-def _calls(
-    models: list[BenchModel],
-    native: dict[str, Native],
-    secure: Any,
-    plain_grpc: PlainGrpc,
-    plain_rest: PlainRest,
-) -> list[Call]:
+@dataclass
+class Clients:
+    """One client per server: securetf's verifying client for the two TLS servers."""
+
+    secure: ServingClient  # securetf serve under securetf run
+    tls_only: ServingClient  # securetf serve with TLS, outside the runtime
+    plain_grpc: PlainGrpc
+    plain_rest: PlainRest
+
+
+def _calls(models: list[BenchModel], native: dict[str, Native], c: Clients) -> list[Call]:
     calls: list[Call] = []
     for m in models:
         inputs = {m.input_name: m.x}
         fns: dict[str, tuple[Callable[[], object], int]] = {
             "native": (native[m.name], 1),
-            "grpc/plain": (partial(plain_grpc.predict, m.name, inputs), 1),
-            "grpc/securetf": (partial(secure.grpc_predict, m.name, inputs), 1),
+            "grpc/plain": (partial(c.plain_grpc.predict, m.name, inputs), 1),
+            "grpc/tls": (partial(c.tls_only.grpc_predict, m.name, inputs), 1),
+            "grpc/securetf": (partial(c.secure.grpc_predict, m.name, inputs), 1),
         }
         if m.fmt in REST_FORMATS:
-            fns["rest/plain"] = (partial(plain_rest.predict, m.name, m.x), REST_EVERY)
-            fns["rest/securetf"] = (partial(secure.predict, m.name, m.x), REST_EVERY)
+            fns["rest/plain"] = (partial(c.plain_rest.predict, m.name, m.x), REST_EVERY)
+            fns["rest/securetf"] = (partial(c.secure.predict, m.name, m.x), REST_EVERY)
         want = native[m.name]()
         for config, (fn, every) in fns.items():
             got: Any = fn()
@@ -142,6 +154,19 @@ def _rows(models: list[BenchModel], times: dict[tuple[str, str], Any]) -> list[R
                 )
             )
             if api == "grpc":
+                tls = summary(times, (m.name, "grpc/tls"))
+                _, t_lo, t_hi = ratio_ci(times[(m.name, "grpc/tls")], times[(m.name, "grpc/plain")])
+                rows.append(
+                    Row(
+                        "serve",
+                        f"{label}, {api_name} p50: of that, TLS alone (securetf serve with TLS "
+                        f"outside the runtime) vs plain server (95% CI {t_lo:.3f}-{t_hi:.3f})",
+                        tls["p50"],
+                        "ms",
+                        "plain server, no TLS",
+                        plain["p50"],
+                    )
+                )
                 rows.append(
                     Row(
                         "serve",
@@ -171,8 +196,8 @@ def _detail(models: list[BenchModel], times: dict[tuple[str, str], Any], stamp: 
         "request; throughput in requests/s of that client.",
         "",
         "| model | API | in-process | plain server | securetf serve | securetf / plain at p50 "
-        "(95% CI) | plain / in-process at p50 | req/s securetf / plain |",
-        "|---|---|---|---|---|---|---|---|",
+        "(95% CI) | of that, TLS alone | plain / in-process at p50 | req/s securetf / plain |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in models:
         nat = summary(times, (m.name, "native"))
@@ -182,10 +207,14 @@ def _detail(models: list[BenchModel], times: dict[tuple[str, str], Any], stamp: 
             r, lo, hi = ratio_ci(
                 times[(m.name, f"{api}/securetf")], times[(m.name, f"{api}/plain")]
             )
+            tls = "-"
+            if api == "grpc":
+                t, t_lo, t_hi = ratio_ci(times[(m.name, "grpc/tls")], times[(m.name, "grpc/plain")])
+                tls = f"{t:.3f} ({t_lo:.3f}-{t_hi:.3f})"
             lines.append(
                 f"| {_label(m)} | {api_name} | {nat['p50']:.1f} / {nat['p99']:.1f} "
                 f"| {p['p50']:.1f} / {p['p99']:.1f} | {s['p50']:.1f} / {s['p99']:.1f} "
-                f"| {r:.3f} ({lo:.3f}-{hi:.3f}) | {p['p50'] / nat['p50']:.3f} "
+                f"| {r:.3f} ({lo:.3f}-{hi:.3f}) | {tls} | {p['p50'] / nat['p50']:.3f} "
                 f"| {s['rps']:.2f} / {p['rps']:.2f} |"
             )
     return "\n".join(lines) + "\n"
@@ -217,27 +246,43 @@ def run() -> list[Row]:
         total = model_bytes(CACHE) / 1e6
         _log(f"models ready ({total:.0f} MB in {CACHE.relative_to(REPO)}) after {_since(start)}")
         dep = Deployment.create(root / "deploy")
-        plain = PlainServer(CACHE, root / "plain.log")
-        clients: list[Any] = []
+        ca = TestCa.create()
+        plain = LocalServer(CACHE, root / "plain.log")
+        tls_only = LocalServer(CACHE, root / "tls.log", tls=ca.instance(root / "tls"))
+        opened: list[Any] = []
         try:
             dep.seal_and_apply(CACHE)
+            # All three load their models at once (disk and FUSE reads overlap the parsing).
             plain.launch()
-            plain.wait()
+            tls_only.launch()
             dep.launch()
+            plain.wait()
+            tls_only.wait()
             secure = dep.client()
-            clients.append(secure)
-            _log(f"both servers up after {_since(start)}")
-            plain_grpc = PlainGrpc(f"127.0.0.1:{plain.grpc_port}")
-            plain_rest = PlainRest(plain.url)
-            clients += [plain_grpc, plain_rest]
+            opened.append(secure)
+            _log(f"the three servers are up after {_since(start)}")
+            clients = Clients(
+                secure,
+                ServingClient(
+                    tls_only.url,
+                    ca_pem=ca.pem,
+                    service=SERVICE,
+                    policy=POLICY,
+                    grpc_address=f"127.0.0.1:{tls_only.grpc_port}",
+                    timeout=120.0,
+                ),
+                PlainGrpc(f"127.0.0.1:{plain.grpc_port}"),
+                PlainRest(plain.url),
+            )
+            opened += [clients.tls_only, clients.plain_grpc, clients.plain_rest]
             native = {m.name: Native(m) for m in models}
-            calls = _calls(models, native, secure, plain_grpc, plain_rest)
-            times = interleave(calls, ROUNDS)
+            times = interleave(_calls(models, native, clients), ROUNDS)
             _log(f"{ROUNDS} rounds done after {_since(start)}")
         finally:
-            for client in clients:
+            for client in opened:
                 client.close()
             plain.stop()
+            tls_only.stop()
             dep.stop()
     stamp = time.strftime("%Y-%m-%d")
     _chart(models, times, stamp)
