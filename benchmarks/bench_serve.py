@@ -45,10 +45,10 @@ import numpy as np
 from tests.serve.support import POLICY, SERVICE, TestCa
 
 from benchmarks._common import Row
-from benchmarks._serve_chart import Panel, draw
 from benchmarks._serve_deploy import Deployment, LocalServer, PlainGrpc, PlainRest
 from benchmarks._serve_models import BenchModel, Native, cached, model_bytes
-from benchmarks._serve_stats import Call, interleave, ratio_ci, summary
+from benchmarks._serve_report import REST_FORMATS, chart, detail, rows
+from benchmarks._serve_stats import Call, interleave
 from securetf.client import ServingClient
 
 ROUNDS = int(os.environ.get("SECURETF_BENCH_SERVE_ROUNDS", "60"))
@@ -56,30 +56,19 @@ ROUNDS = int(os.environ.get("SECURETF_BENCH_SERVE_ROUNDS", "60"))
 #: same for either server), so they run in every third round, for the SavedModels only:
 #: the model's format makes no difference to what TLS and the runtime add to JSON.
 REST_EVERY = 3
-REST_FORMATS = ("saved_model",)
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "docs" / "img" / "serve-bench.png"
 DETAIL = REPO / "bench-results" / "serve.md"
 #: Built once, reused while the library versions stay the same (see ``_serve_models.cached``).
 CACHE = REPO / "bench-results" / "cache" / "serve-models"
-TARGET = "<= 1.03x at p50"
-APIS = {"grpc": "gRPC", "rest": "REST (JSON)"}
 
 
 def _log(message: str) -> None:
     print(f"   serve: {message}", file=sys.stderr, flush=True)
 
 
-def _apis(m: BenchModel) -> list[tuple[str, str]]:
-    return [(api, name) for api, name in APIS.items() if api == "grpc" or m.fmt in REST_FORMATS]
-
-
 def _since(start: float) -> str:
     return f"{time.perf_counter() - start:.0f} s"
-
-
-def _label(m: BenchModel) -> str:
-    return f"{m.label} ({m.size_mb:.0f} MB)"
 
 
 @dataclass
@@ -116,126 +105,6 @@ def _calls(models: list[BenchModel], native: dict[str, Native], c: Clients) -> l
             )
             calls.append(Call((m.name, config), fn, every))
     return calls
-
-
-def _rows(models: list[BenchModel], times: dict[tuple[str, str], Any]) -> list[Row]:
-    rows: list[Row] = []
-    for m in models:
-        label = _label(m)
-        native = summary(times, (m.name, "native"))
-        for api, api_name in _apis(m):
-            plain = summary(times, (m.name, f"{api}/plain"))
-            secure = summary(times, (m.name, f"{api}/securetf"))
-            ratio, lo, hi = ratio_ci(
-                times[(m.name, f"{api}/securetf")], times[(m.name, f"{api}/plain")]
-            )
-            vs = "securetf serve under securetf run vs plain server"
-            n = int(secure["n"])
-            rows.append(
-                Row(
-                    "serve",
-                    f"{label}, {api_name} p50: {vs} "
-                    f"(ratio {ratio:.3f}, 95% CI {lo:.3f}-{hi:.3f}, n={n})",
-                    secure["p50"],
-                    "ms",
-                    "plain server, no TLS",
-                    plain["p50"],
-                    TARGET,
-                )
-            )
-            rows.append(
-                Row(
-                    "serve",
-                    f"{label}, {api_name} p99: {vs}",
-                    secure["p99"],
-                    "ms",
-                    "plain server, no TLS",
-                    plain["p99"],
-                )
-            )
-            if api == "grpc":
-                tls = summary(times, (m.name, "grpc/tls"))
-                _, t_lo, t_hi = ratio_ci(times[(m.name, "grpc/tls")], times[(m.name, "grpc/plain")])
-                rows.append(
-                    Row(
-                        "serve",
-                        f"{label}, {api_name} p50: of that, TLS alone (securetf serve with TLS "
-                        f"outside the runtime) vs plain server (95% CI {t_lo:.3f}-{t_hi:.3f})",
-                        tls["p50"],
-                        "ms",
-                        "plain server, no TLS",
-                        plain["p50"],
-                    )
-                )
-                rows.append(
-                    Row(
-                        "serve",
-                        f"{label}, {api_name} p50: plain server vs the model in-process",
-                        plain["p50"],
-                        "ms",
-                        "in-process, no securetf",
-                        native["p50"],
-                    )
-                )
-                rows.append(
-                    Row(
-                        "serve",
-                        f"{label}, {api_name} throughput, 1 client: {vs}",
-                        secure["rps"],
-                        "req/s",
-                        "plain server, no TLS",
-                        plain["rps"],
-                    )
-                )
-    return rows
-
-
-def _detail(models: list[BenchModel], times: dict[tuple[str, str], Any], stamp: str) -> str:
-    lines = [
-        f"Serving benchmark, {stamp}: p50 / p99 latency in ms, one client, one image per "
-        "request; throughput in requests/s of that client.",
-        "",
-        "| model | API | in-process | plain server | securetf serve | securetf / plain at p50 "
-        "(95% CI) | of that, TLS alone | plain / in-process at p50 | req/s securetf / plain |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for m in models:
-        nat = summary(times, (m.name, "native"))
-        for api, api_name in _apis(m):
-            p = summary(times, (m.name, f"{api}/plain"))
-            s = summary(times, (m.name, f"{api}/securetf"))
-            r, lo, hi = ratio_ci(
-                times[(m.name, f"{api}/securetf")], times[(m.name, f"{api}/plain")]
-            )
-            tls = "-"
-            if api == "grpc":
-                t, t_lo, t_hi = ratio_ci(times[(m.name, "grpc/tls")], times[(m.name, "grpc/plain")])
-                tls = f"{t:.3f} ({t_lo:.3f}-{t_hi:.3f})"
-            lines.append(
-                f"| {_label(m)} | {api_name} | {nat['p50']:.1f} / {nat['p99']:.1f} "
-                f"| {p['p50']:.1f} / {p['p99']:.1f} | {s['p50']:.1f} / {s['p99']:.1f} "
-                f"| {r:.3f} ({lo:.3f}-{hi:.3f}) | {tls} | {p['p50'] / nat['p50']:.3f} "
-                f"| {s['rps']:.2f} / {p['rps']:.2f} |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def _chart(models: list[BenchModel], times: dict[tuple[str, str], Any], stamp: str) -> None:
-    panels: dict[str, Panel] = {}
-    for api, api_name in APIS.items():
-        shown = [m for m in models if (api, api_name) in _apis(m)]
-        values = {}
-        for m in shown:
-            for series, key in (
-                ("native", "native"),
-                ("plain", f"{api}/plain"),
-                ("securetf", f"{api}/securetf"),
-            ):
-                s = summary(times, (m.name, key))
-                values[(m.name, series)] = (s["p50"], s["p99"])
-        labels = [(m.name, _label(m).replace(" (", "\n(")) for m in shown]
-        panels[api_name] = Panel(labels, values)
-    draw(CHART, panels, f"securetf serve, one client, one image per request ({stamp})")
 
 
 def run() -> list[Row]:
@@ -285,11 +154,11 @@ def run() -> list[Row]:
             tls_only.stop()
             dep.stop()
     stamp = time.strftime("%Y-%m-%d")
-    _chart(models, times, stamp)
+    chart(CHART, models, times, stamp)
     DETAIL.parent.mkdir(exist_ok=True)
-    DETAIL.write_text(_detail(models, times, stamp))
+    DETAIL.write_text(detail(models, times, stamp))
     _log(f"chart: {CHART.relative_to(REPO)}, per-model table: {DETAIL.relative_to(REPO)}")
-    return _rows(models, times)
+    return rows(models, times)
 
 
 if __name__ == "__main__":
