@@ -95,6 +95,9 @@ class Tls:
         )
         self._state = threading.Lock()
         self._send = threading.Lock()
+        #: Where TLS records land before OpenSSL reads them: one buffer, not a new
+        #: COPY_BUFFER-sized allocation for every arrival (which costs a mapping per call).
+        self._arrived = memoryview(bytearray(COPY_BUFFER))
 
     def handshake(self, timeout: float) -> None:
         """Complete the handshake within ``timeout`` seconds; raise ssl.SSLError, OSError."""
@@ -150,13 +153,16 @@ class Tls:
                 self._flush()
             if count or closed:
                 return count
-            data = self.sock.recv(COPY_BUFFER)
-            if not data:
+            count = self.sock.recv_into(self._arrived)
+            if not count:
                 raise ConnectionResetError("the TLS peer closed without close_notify")
             with self._state:
-                self._in.write(data)
+                self._in.write(self._arrived[:count])
 
     def _decrypt(self, buffer: memoryview) -> tuple[int, bool]:
+        """Read records until OpenSSL wants more input. Always ask OpenSSL: it may hold
+        records it has taken from the BIO but not yet processed (a close_notify behind the
+        last data, say), which neither BIO nor ``pending()`` shows."""
         count = 0
         try:
             while count < len(buffer):
