@@ -98,6 +98,7 @@ class Tls:
         #: Where TLS records land before OpenSSL reads them: one buffer, not a new
         #: COPY_BUFFER-sized allocation for every arrival (which costs a mapping per call).
         self._arrived = memoryview(bytearray(COPY_BUFFER))
+        self._starved = False  # only the reading thread uses it
 
     def handshake(self, timeout: float) -> None:
         """Complete the handshake within ``timeout`` seconds; raise ssl.SSLError, OSError."""
@@ -146,23 +147,27 @@ class Tls:
     def recv_into(self, buffer: memoryview) -> int:
         """Decrypt what has arrived into ``buffer``: at least one byte, or 0 at the end."""
         while True:
-            with self._state:
-                count, closed = self._decrypt(buffer)
-                reply = self._out.pending > 0  # a post-handshake message to answer
-            if reply:
-                self._flush()
-            if count or closed:
-                return count
+            if not self._starved:
+                with self._state:
+                    count, closed = self._decrypt(buffer)
+                    reply = self._out.pending > 0  # a post-handshake message to answer
+                if reply:
+                    self._flush()
+                if count or closed:
+                    return count
             count = self.sock.recv_into(self._arrived)
             if not count:
                 raise ConnectionResetError("the TLS peer closed without close_notify")
             with self._state:
                 self._in.write(self._arrived[:count])
+            self._starved = False
 
     def _decrypt(self, buffer: memoryview) -> tuple[int, bool]:
-        """Read records until OpenSSL wants more input. Always ask OpenSSL: it may hold
-        records it has taken from the BIO but not yet processed (a close_notify behind the
-        last data, say), which neither BIO nor ``pending()`` shows."""
+        """Read records until OpenSSL wants more input (then ``_starved``: nothing more
+        comes out before more goes in, so the next call reads the socket first). Always
+        ask OpenSSL otherwise: it may hold records taken from the BIO but not processed
+        yet (a close_notify behind the last data), which neither BIO nor ``pending()``
+        shows."""
         count = 0
         try:
             while count < len(buffer):
@@ -171,7 +176,7 @@ class Tls:
                     return count, True
                 count += got
         except ssl.SSLWantReadError:
-            pass
+            self._starved = True
         except ssl.SSLZeroReturnError:  # the peer's close_notify
             return count, True
         return count, False
