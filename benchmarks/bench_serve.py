@@ -32,6 +32,7 @@ number of rounds (REST takes part in every third one, see ``REST_EVERY``). The c
 from __future__ import annotations
 
 import gc
+import json
 import os
 import sys
 import tempfile
@@ -60,6 +61,7 @@ REST_EVERY = 3
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "docs" / "img" / "serve-bench.png"
 DETAIL = REPO / "bench-results" / "serve.md"
+RAW = REPO / "bench-results" / "serve-times.json"
 #: Built once, reused while the library versions stay the same (see ``_serve_models.cached``).
 CACHE = REPO / "bench-results" / "cache" / "serve-models"
 
@@ -161,6 +163,9 @@ def run() -> list[Row]:
     chart(CHART, models, times, stamp)
     DETAIL.parent.mkdir(exist_ok=True)
     DETAIL.write_text(detail(models, times, stamp))
+    # Every sample, in the order of the rounds, for any other statistic.
+    raw = {f"{name} {config}": [round(t, 6) for t in ts] for (name, config), ts in times.items()}
+    RAW.write_text(json.dumps(raw, indent=0))
     _log(f"chart: {CHART.relative_to(REPO)}, per-model table: {DETAIL.relative_to(REPO)}")
     return rows(models, times)
 
