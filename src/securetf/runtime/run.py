@@ -90,19 +90,22 @@ DROP_CAPABILITIES = (
     "--ambient-caps=-all",
     "--",
 )
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _launch(
     command: list[str], cwd: Path, env: dict[str, str], shield: NetShield | None = None
 ) -> int:
     """Run the program; forward SIGINT/SIGTERM; return its exit code (128+N if killed)."""
-    if shutil.which(DROP_CAPABILITIES[0]) is None:
+    # From the system's directories, not the operator's PATH.
+    setpriv = shutil.which(DROP_CAPABILITIES[0], path=SYSTEM_PATH)
+    if setpriv is None:
         raise UsageError(
             "securetf run needs setpriv to drop the program's capabilities: install util-linux"
         )
     try:
         with shield.program_namespace() if shield else contextlib.nullcontext():
-            proc = subprocess.Popen([*DROP_CAPABILITIES, *command], cwd=cwd, env=env)
+            proc = subprocess.Popen([setpriv, *DROP_CAPABILITIES[1:], *command], cwd=cwd, env=env)
     except OSError as exc:
         raise UsageError(f"cannot start {command[0]!r}: {exc.strerror}") from exc
     previous = {
@@ -233,7 +236,7 @@ def run(options: RunOptions) -> int:
                 ) from None
             log.info("code volume %s measured sha256:%s", service.code.volume, digest.hex())
         tmpfs += _secret_files(inst.config.files, inst)
-        # 5. The network shield, then the program (in its namespace when there is one).
+        # 5. The network shield, then the program in its namespace, without capabilities.
         env = _environment(inst.config.environment)
         shield = _network(inst, options)
         if (hosts := _hosts_file(shield, work)) is not None:
