@@ -14,8 +14,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from demo.distributed._capture import streams, tcp_segments
+
 from securetf.shield.net import _netns
 
+__all__ = ["Capture", "Lab", "namespaces", "streams", "tcp_segments", "tls_records"]
 _count = itertools.count()
 SUBNET = "10.231.7"
 SUBNET6 = "fd00:231:7::"  # a unique local prefix, inside the lab's namespaces only
@@ -135,46 +138,6 @@ class Capture:
         self._thread.join()
         self._sock.close()
         return self.frames
-
-
-def tcp_segments(frames: list[bytes]) -> list[tuple[tuple[str, int, str, int], int, bytes]]:
-    """(src, sport, dst, dport), sequence number, payload of every IPv4 TCP frame."""
-    out = []
-    for frame in frames:
-        if len(frame) < 34 or frame[12:14] != b"\x08\x00":
-            continue
-        ip_hdr = frame[14:]
-        ihl = (ip_hdr[0] & 0x0F) * 4
-        if ip_hdr[9] != 6:
-            continue
-        total = int.from_bytes(ip_hdr[2:4], "big") or len(ip_hdr)
-        tcp = ip_hdr[ihl:total]
-        off = (tcp[12] >> 4) * 4
-        key = (
-            socket.inet_ntoa(ip_hdr[12:16]),
-            int.from_bytes(tcp[0:2], "big"),
-            socket.inet_ntoa(ip_hdr[16:20]),
-            int.from_bytes(tcp[2:4], "big"),
-        )
-        out.append((key, int.from_bytes(tcp[4:8], "big"), bytes(tcp[off:])))
-    return out
-
-
-def streams(frames: list[bytes]) -> dict[tuple[str, int, str, int], bytes]:
-    """Each TCP direction's bytes in order, up to the first gap in the capture."""
-    by_key: dict[tuple[str, int, str, int], dict[int, bytes]] = {}
-    for key, seq, payload in tcp_segments(frames):
-        if payload:
-            by_key.setdefault(key, {})[seq] = payload
-    result = {}
-    for key, segs in by_key.items():
-        seq = min(segs)
-        data = bytearray()
-        while seq in segs:
-            data += segs[seq]
-            seq = (seq + len(segs[seq])) % 2**32
-        result[key] = bytes(data)
-    return result
 
 
 def tls_records(data: bytes) -> list[int]:
