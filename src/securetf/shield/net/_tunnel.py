@@ -31,6 +31,22 @@ _HEADER = struct.Struct("!H")
 _PROGRAM_LOOPBACK = "127.0.0.1"
 
 
+class _Backoff:
+    """Waits between attempts, doubling up to ``retry_max``, until ``connect_patience``."""
+
+    def __init__(self, timing: Timing) -> None:
+        self._deadline = time.monotonic() + timing.connect_patience
+        self._delay, self._max = timing.retry_first, timing.retry_max
+
+    def wait(self) -> bool:
+        """Sleep before the next attempt; False (at once) if it would end past patience."""
+        if time.monotonic() + self._delay > self._deadline:
+            return False
+        time.sleep(self._delay)
+        self._delay = min(self._delay * 2, self._max)
+        return True
+
+
 class Tunnels:
     def __init__(self, plan: Plan, identity: Identity, netns: int, timing: Timing) -> None:
         self.plan, self.netns, self.timing = plan, netns, timing
@@ -80,12 +96,6 @@ class Tunnels:
 
         return run
 
-    def _sleep_until_retry(self, deadline: float, delay: float) -> bool:
-        if time.monotonic() + delay > deadline:
-            return False
-        time.sleep(delay)
-        return True
-
     # -- out: the program connected to a peer's virtual address ------------------------------
 
     def outbound(self, sock: socket.socket) -> None:
@@ -113,17 +123,15 @@ class Tunnels:
         """mTLS to the peer's runtime, retried while it is unreachable; None if it never is."""
         if route.endpoint is None:
             return None
-        deadline = time.monotonic() + self.timing.connect_patience
-        delay = self.timing.retry_first
+        backoff = _Backoff(self.timing)
         where = (route.endpoint.host, route.endpoint.port)
         while True:
             try:
                 raw = socket.create_connection(where, timeout=self.timing.handshake)
             except OSError as exc:
-                if not self._sleep_until_retry(deadline, delay):
+                if not backoff.wait():
                     log.warning("peer %s at %s unreachable: %s", route.name, route.endpoint, exc)
                     return None
-                delay = min(delay * 2, self.timing.retry_max)
                 continue
             if not self._track(raw):
                 abort(raw)
@@ -144,10 +152,9 @@ class Tunnels:
                 return None
             except OSError as exc:  # reset or timed out mid-handshake: never reached the peer
                 self._drop(raw)
-                if not self._sleep_until_retry(deadline, delay):
+                if not backoff.wait():
                     log.warning("peer %s at %s unreachable: %s", route.name, route.endpoint, exc)
                     return None
-                delay = min(delay * 2, self.timing.retry_max)
                 continue
             return peer
 
@@ -253,8 +260,7 @@ class Tunnels:
 
     def _into_program(self, port: int, address: str | None = None) -> socket.socket | None:
         """Connect to the program's port, retried while it is not listening yet."""
-        deadline = time.monotonic() + self.timing.connect_patience
-        delay = self.timing.retry_first
+        backoff = _Backoff(self.timing)
         while True:
             sock = socket_inside(self.netns)
             sock.settimeout(self.timing.handshake)
@@ -262,9 +268,8 @@ class Tunnels:
                 sock.connect((address or self.plan.own_address, port))
             except OSError:
                 sock.close()
-                if not self._sleep_until_retry(deadline, delay):
+                if not backoff.wait():
                     return None
-                delay = min(delay * 2, self.timing.retry_max)
                 continue
             if not self._track(sock):
                 abort(sock)
