@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from securetf.cas.store import open_store
 from securetf.crypto import SigningKey, sha256
 from securetf.crypto.sealed_box import BoxKey
 from securetf.crypto.x509ca import EcKey
-from securetf.policy import Policy, SignedRequest, policy_hash, sign_request
+from securetf.policy import Policy, SignedRequest, import_digest, policy_hash, sign_request
 from securetf.protocol import (
     CONFIG_INFO,
     ProvisionRequest,
@@ -26,6 +27,7 @@ from securetf.protocol import (
 MEASUREMENT = sha256(b"the train app")
 SERVE_MEASUREMENT = sha256(b"the serve app")
 DATASET_KEY = bytes(range(32))
+DATASET = {"dataset-key": DATASET_KEY}  # the imported secrets of version 1
 
 
 @dataclass
@@ -94,7 +96,15 @@ services:
 """.encode()
 
 
-def signed(key: SigningKey, yaml: bytes, now: float, action: str = "") -> SignedRequest:
+def signed(
+    key: SigningKey,
+    yaml: bytes,
+    now: float,
+    action: str = "",
+    *,
+    secrets: Mapping[str, bytes] | None = None,
+) -> SignedRequest:
+    """An owner's signature of ``yaml`` and of the imported ``secrets`` uploaded with it."""
     policy = Policy.from_yaml(yaml)
     act = action or ("create" if policy.version == 1 else "update")
     return sign_request(
@@ -104,6 +114,7 @@ def signed(key: SigningKey, yaml: bytes, now: float, action: str = "") -> Signed
         version=policy.version,
         policy_hash=policy_hash(policy),
         issued_at=int(now),
+        imports={name: import_digest(value) for name, value in (secrets or {}).items()},
     )
 
 

@@ -10,7 +10,7 @@ from securetf.cas import Cas
 from securetf.errors import NotFoundError, PolicyError
 from securetf.policy import GovernanceError, Policy, policy_hash
 
-from .support import DATASET_KEY, Clock, Owners, make_cas, policy_yaml, signed
+from .support import DATASET, DATASET_KEY, Clock, Owners, make_cas, policy_yaml, signed
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def cas(db_url: str, tmp_path: Path, clock: Clock) -> Cas:
 def _create(cas: Cas, owners: Owners, clock: Clock) -> bytes:
     yaml = policy_yaml(owners)
     result = cas.apply_policy(
-        yaml, [signed(owners.alice, yaml, clock.now)], {"dataset-key": DATASET_KEY}
+        yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET
     )
     assert result.status == "active"
     return yaml
@@ -47,11 +47,11 @@ def test_create_by_an_owner(cas: Cas, owners: Owners, clock: Clock) -> None:
 def test_create_refusals_change_nothing(cas: Cas, owners: Owners, clock: Clock, case: str) -> None:
     yaml = policy_yaml(owners)
     secrets = {"dataset-key": DATASET_KEY}
-    sig = signed(owners.alice, yaml, clock.now)
+    sig = signed(owners.alice, yaml, clock.now, secrets=DATASET)
     if case == "non-owner":
         from securetf.crypto import SigningKey
 
-        sig = signed(SigningKey.generate(), yaml, clock.now)
+        sig = signed(SigningKey.generate(), yaml, clock.now, secrets=DATASET)
     elif case == "missing-import":
         secrets = {}
     elif case == "unknown-field":
@@ -125,3 +125,45 @@ def test_replacing_an_imported_key_is_refused(cas: Cas, owners: Owners, clock: C
             [signed(owners.alice, v2, clock.now), signed(owners.bob, v2, clock.now)],
             {"dataset-key": bytes(32)},
         )
+
+
+def test_an_approval_counts_only_for_the_imported_value_it_signed(
+    cas: Cas, owners: Owners, clock: Clock
+) -> None:
+    """Attack: alice proposes version 2 with a new imported key KA (pending); bob applies the
+    same YAML with his own KB. Alice's approval must not make KB live."""
+    v1 = _create(cas, owners, clock)
+    v2 = policy_yaml(owners, version=2, predecessor=policy_hash(Policy.from_yaml(v1))).replace(
+        b"secrets:\n", b"secrets:\n  new-key: {kind: volume-key, source: imported}\n"
+    )
+    ka, kb = {"new-key": b"A" * 32}, {"new-key": b"B" * 32}
+    proposed = cas.apply_policy(v2, [signed(owners.alice, v2, clock.now, secrets=ka)], ka)
+    assert proposed.status == "pending"
+    # Bob's signature over KB is his own proposal: it does not inherit alice's approval.
+    bobs = cas.apply_policy(v2, [signed(owners.bob, v2, clock.now, secrets=kb)], kb)
+    assert (bobs.status, bobs.signatures) == ("pending", 1)
+    assert cas.policy("cancer")[0].version == 1
+    # A signature that commits to KA cannot carry KB either.
+    with pytest.raises(GovernanceError, match="imported secret values"):
+        cas.apply_policy(v2, [signed(owners.carol, v2, clock.now, secrets=ka)], kb)
+    # Approving what is pending (KB) with alice's signature over it completes it, with KB.
+    pending = cas.history("cancer")[1]
+    assert pending is not None
+    done = cas.approve_policy("cancer", signed(owners.alice, v2, clock.now, "approve", secrets=kb))
+    assert done.status == "active"
+    with cas._store.transaction() as tx:
+        assert tx.get_secret("cancer", "new-key") == kb["new-key"]
+
+
+def test_an_approval_of_other_imported_values_is_refused(
+    cas: Cas, owners: Owners, clock: Clock
+) -> None:
+    v1 = _create(cas, owners, clock)
+    v2 = policy_yaml(owners, version=2, predecessor=policy_hash(Policy.from_yaml(v1))).replace(
+        b"secrets:\n", b"secrets:\n  new-key: {kind: volume-key, source: imported}\n"
+    )
+    ka, kb = {"new-key": b"A" * 32}, {"new-key": b"B" * 32}
+    cas.apply_policy(v2, [signed(owners.alice, v2, clock.now, secrets=ka)], ka)
+    with pytest.raises(GovernanceError, match="imported secret values"):
+        cas.approve_policy("cancer", signed(owners.bob, v2, clock.now, "approve", secrets=kb))
+    assert cas.policy("cancer")[0].version == 1

@@ -24,6 +24,7 @@ from securetf.protocol import TagUpdate, tag_update_message
 
 from .support import (
     AUDIT_KEY,
+    DATASET,
     DATASET_KEY,
     SERVE_MEASUREMENT,
     Clock,
@@ -39,7 +40,7 @@ from .support import (
 def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
     cas = make_cas(db_url, tmp_path, clock)
     yaml = policy_yaml(owners)
-    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now)], {"dataset-key": DATASET_KEY})
+    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET)
     return cas
 
 
@@ -57,7 +58,7 @@ def _audit(cas: Cas, owners: Owners, clock: Clock) -> list[dict[str, object]]:
     stored, _ = cas.policy("cancer")
     read = sign_request(
         owners.carol,
-        action="read",
+        action="audit",
         policy="cancer",
         version=stored.version,
         policy_hash=stored.hash,
@@ -135,7 +136,7 @@ def test_policy_without_sim_refuses_sim_evidence(
 ) -> None:
     cas = make_cas(db_url, tmp_path, clock)
     yaml = policy_yaml(owners, allow="[tdx, sgx]")
-    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now)], {"dataset-key": DATASET_KEY})
+    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET)
     with pytest.raises(AttestationError, match="does not allow TEE sim"):
         cas.provision(runtime.request(cas.nonce().nonce))
 
@@ -244,20 +245,21 @@ def _current(cas: Cas) -> tuple[str, int] | None:
 def test_owners_export_secrets_and_read_the_audit(cas: Cas, owners: Owners, clock: Clock) -> None:
     stored, _ = cas.policy("cancer")
 
-    def read(key: SigningKey) -> SignedRequest:
+    def read(key: SigningKey, target: str = "model-key") -> SignedRequest:
         return sign_request(
             key,
-            action="read",
+            action="export",
             policy="cancer",
             version=stored.version,
             policy_hash=stored.hash,
             issued_at=int(clock.now),
+            target=target,
         )
 
     model_key = cas.export_secret("cancer", "model-key", read(owners.bob))
     assert len(model_key) == 32
     with pytest.raises(PolicyError, match="not exported"):
-        cas.export_secret("cancer", "dataset-key", read(owners.bob))
+        cas.export_secret("cancer", "dataset-key", read(owners.bob, "dataset-key"))
     with pytest.raises(GovernanceError, match="not an owner"):
         cas.export_secret("cancer", "model-key", read(SigningKey.generate()))
     replay = read(owners.bob)
@@ -268,6 +270,28 @@ def test_owners_export_secrets_and_read_the_audit(cas: Cas, owners: Owners, cloc
     verify_audit_view(view, AUDIT_KEY.verify_key(), policy="cancer")
     exported = [e for e in view if e.get("kind") == "secret.exported"]
     assert [e["detail"] for e in exported] == [{"secret": "model-key", "owner": "bob"}] * 2
+
+
+@pytest.mark.parametrize("made_for", ["audit", "export-of-another-secret"])
+def test_an_owner_signature_works_only_for_the_operation_it_was_made_for(
+    cas: Cas, owners: Owners, clock: Clock, made_for: str
+) -> None:
+    """Attack: a signature an owner made to read the audit log (or to export another
+    secret) is sent to export the model key. It must not release anything."""
+    stored, _ = cas.policy("cancer")
+    action, target = ("audit", "") if made_for == "audit" else ("export", "api-token")
+    other = sign_request(
+        owners.bob,
+        action=action,  # type: ignore[arg-type]
+        policy="cancer",
+        version=stored.version,
+        policy_hash=stored.hash,
+        issued_at=int(clock.now),
+        target=target,
+    )
+    with pytest.raises(GovernanceError, match="request"):
+        cas.export_secret("cancer", "model-key", other)
+    assert "secret.exported" not in _audit_kinds(cas, owners, clock)
 
 
 def test_concurrent_provisioning_all_succeed_with_distinct_serials(

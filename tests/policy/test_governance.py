@@ -15,6 +15,7 @@ from securetf.policy import (
     ThresholdNotMet,
     VerifiedChange,
     check_create,
+    check_read,
     check_update,
     limits,
     policy_hash,
@@ -52,7 +53,7 @@ def sign(
 
 
 def update(signatures: list[SignedRequest], proposed: Policy = V2, **kwargs: Any) -> VerifiedChange:
-    options: dict[str, Any] = {"now": NOW, "seen_request_ids": NONE}
+    options: dict[str, Any] = {"now": NOW, "seen_request_ids": NONE, "imports": {}}
     options.update(kwargs)
     return check_update(V1, V1_HASH, proposed, signatures, **options)
 
@@ -70,7 +71,7 @@ def _refused(
 
 def test_create_signed_by_one_owner() -> None:
     signed = sign("bob", V1, "create")
-    verified = check_create(V1, [signed], now=NOW, seen_request_ids=NONE)
+    verified = check_create(V1, [signed], now=NOW, seen_request_ids=NONE, imports={})
     assert verified.policy is V1
     assert verified.policy_hash == V1_HASH
     assert [a.owner for a in verified.approvals] == ["bob"]
@@ -79,20 +80,22 @@ def test_create_signed_by_one_owner() -> None:
 
 def test_create_refuses_non_owner_unsigned_wrong_action_and_later_versions() -> None:
     with pytest.raises(GovernanceError, match="not an owner"):
-        check_create(V1, [sign("mallory", V1, "create")], now=NOW, seen_request_ids=NONE)
+        check_create(
+            V1, [sign("mallory", V1, "create")], now=NOW, seen_request_ids=NONE, imports={}
+        )
     with pytest.raises(GovernanceError, match="at least one owner"):
-        check_create(V1, [], now=NOW, seen_request_ids=NONE)
+        check_create(V1, [], now=NOW, seen_request_ids=NONE, imports={})
     with pytest.raises(GovernanceError, match="'update' request"):
-        check_create(V1, [sign("alice", V1, "update")], now=NOW, seen_request_ids=NONE)
+        check_create(V1, [sign("alice", V1, "update")], now=NOW, seen_request_ids=NONE, imports={})
     with pytest.raises(GovernanceError, match="version 1"):
-        check_create(V2, [sign("alice", V2, "create")], now=NOW, seen_request_ids=NONE)
+        check_create(V2, [sign("alice", V2, "create")], now=NOW, seen_request_ids=NONE, imports={})
 
 
 def test_create_refuses_a_replayed_request() -> None:
     signed = sign("alice", V1, "create")
-    seen = check_create(V1, [signed], now=NOW, seen_request_ids=NONE).request_ids
+    seen = check_create(V1, [signed], now=NOW, seen_request_ids=NONE, imports={}).request_ids
     with pytest.raises(GovernanceError, match="replay"):
-        check_create(V1, [signed], now=NOW, seen_request_ids=seen)
+        check_create(V1, [signed], now=NOW, seen_request_ids=seen, imports={})
 
 
 # --- update: success and pending ------------------------------------------------------------
@@ -221,5 +224,53 @@ def test_pending_signatures_are_reverified() -> None:
 def test_current_hash_must_match_the_current_policy() -> None:
     with pytest.raises(PolicyError, match="current_hash"):
         check_update(
-            V1, "sha256:" + "1" * 64, V2, [sign("alice", V2)], now=NOW, seen_request_ids=NONE
+            V1,
+            "sha256:" + "1" * 64,
+            V2,
+            [sign("alice", V2)],
+            now=NOW,
+            seen_request_ids=NONE,
+            imports={},
         )
+
+
+def test_signatures_commit_to_the_imported_values() -> None:
+    value, other = "sha256:" + "ab" * 32, "sha256:" + "cd" * 32
+
+    def over(who: str, imports: dict[str, str]) -> SignedRequest:
+        return sign_request(
+            key(who),
+            action="update",
+            policy=V2.name,
+            version=V2.version,
+            policy_hash=policy_hash(V2),
+            issued_at=NOW,
+            imports=imports,
+        )
+
+    both = [over("alice", {"data-key": value}), over("bob", {"data-key": value})]
+    assert len(update(both, imports={"data-key": value}).approvals) == 2
+    with pytest.raises(GovernanceError, match="imported secret values"):
+        update(both, imports={"data-key": other})
+    with pytest.raises(GovernanceError, match="imported secret values"):
+        update(
+            [over("alice", {"data-key": value}), over("bob", {"data-key": other})],
+            imports={"data-key": value},
+        )
+    with pytest.raises(GovernanceError, match="imported secret values"):
+        update([sign("alice", V2), sign("bob", V2)], imports={"data-key": value})
+
+
+@pytest.mark.parametrize(("action", "target"), [("audit", ""), ("export", "other")])
+def test_an_operation_request_counts_only_for_its_operation(action: str, target: str) -> None:
+    made = sign_request(
+        key("alice"),
+        action=action,  # type: ignore[arg-type]
+        policy=V1.name,
+        version=V1.version,
+        policy_hash=V1_HASH,
+        issued_at=NOW,
+        target=target,
+    )
+    with pytest.raises(GovernanceError, match="request"):
+        check_read(V1, V1_HASH, made, action="export", target="key", now=NOW, seen_request_ids=NONE)

@@ -30,11 +30,12 @@ def _signed(**overrides: object) -> SignedRequest:
 def test_body_is_canonical_json_and_signed_with_context() -> None:
     signed = _signed()
     assert signed.body == (
-        b'{"action":"create","issued_at":1750000000,"policy":"demo","policy_hash":"'
+        b'{"action":"create","detail":{},"imports":{},"issued_at":1750000000,"policy":"demo",'
+        b'"policy_hash":"'
         + digest("p").encode()
         + b'","request_id":"'
         + b"ab" * 16
-        + b'","version":1}'
+        + b'","target":"","version":1}'
     )
     key("alice").verify_key().verify(signed.signature, SIGNING_CONTEXT + signed.body)
     assert signed.unverified_request().issued_at == NOW

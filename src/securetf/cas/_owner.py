@@ -8,16 +8,33 @@ from securetf.cas._policies import load
 from securetf.cas._records import AuditEntry
 from securetf.cas._store_api import Tx
 from securetf.errors import NotFoundError, PolicyError
-from securetf.policy import SignedRequest, VolumeKeySecret, check_read
+from securetf.policy import Action, Approval, SignedRequest, VolumeKeySecret, check_read
 
 
-def authorize(tx: Tx, policy_name: str, signed: SignedRequest, *, now: float) -> str:
-    """Verify a fresh ``read`` request of an owner of the version in force; return the owner."""
+def authorize(
+    tx: Tx,
+    policy_name: str,
+    signed: SignedRequest,
+    *,
+    action: Action,
+    target: str = "",
+    now: float,
+) -> Approval:
+    """Verify an owner's fresh request for ``action`` on ``target`` under the version in
+    force; return the verified approval (owner and request)."""
     stored, policy = load(tx, policy_name)
     seen = tx.seen_request_ids([signed.unverified_request().request_id])
-    approval = check_read(policy, stored.hash, signed, now=now, seen_request_ids=seen)
+    approval = check_read(
+        policy,
+        stored.hash,
+        signed,
+        action=action,
+        target=target,
+        now=now,
+        seen_request_ids=seen,
+    )
     tx.record_request_ids([approval.request.request_id], now)
-    return approval.owner
+    return approval
 
 
 def export_secret(tx: Tx, policy_name: str, secret: str, owner: str, *, now: float) -> bytes:

@@ -20,6 +20,7 @@ from securetf.policy import (
     VolumeKeySecret,
     check_create,
     check_update,
+    import_digest,
     policy_hash,
 )
 from securetf.protocol import ApplyResult
@@ -41,6 +42,11 @@ def load(tx: Tx, name: str) -> tuple[PolicyVersion, Policy]:
     if stored is None:
         raise NotFoundError(f"no policy {name!r} at this CAS; apply it first")
     return stored, parse(stored.yaml)
+
+
+def import_digests(imported: Mapping[str, bytes]) -> dict[str, str]:
+    """What the owners' signatures must commit to for these uploaded values."""
+    return {name: import_digest(value) for name, value in imported.items()}
 
 
 def _check_imports(policy: Policy, imported: Mapping[str, bytes], tx: Tx) -> None:
@@ -141,7 +147,9 @@ def apply(
     seen = tx.seen_request_ids(s.unverified_request().request_id for s in signatures)
     current = tx.current_policy(policy.name)
     if current is None:
-        change = check_create(policy, signatures, now=now, seen_request_ids=seen)
+        change = check_create(
+            policy, signatures, now=now, seen_request_ids=seen, imports=import_digests(imported)
+        )
         _check_imports(policy, imported, tx)
         return _activate(tx, change, yaml, imported, settings, now)
     pending = tx.pending_update(policy.name)
@@ -184,11 +192,15 @@ def _update(
     now: float,
     seen: set[str],
 ) -> ApplyResult:
-    kept = (
-        [SignedRequest.from_json(a) for a in pending.approvals]
-        if pending is not None and pending.yaml == yaml
-        else []
+    imports = import_digests(imported)
+    # Approvals of the pending proposal count only for the very same proposal: the same
+    # YAML and the same imported values (another value is another proposal).
+    same = (
+        pending is not None
+        and pending.yaml == yaml
+        and import_digests(dict(pending.secrets)) == imports
     )
+    kept = [SignedRequest.from_json(a) for a in pending.approvals] if same and pending else []
     _check_imports(proposed, imported, tx)
     try:
         change = check_update(
@@ -198,6 +210,7 @@ def _update(
             signatures,
             now=now,
             seen_request_ids=seen,
+            imports=imports,
             pending=kept,
         )
     except ThresholdNotMet as short:

@@ -23,7 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from securetf.cas._policies import parse
+from securetf.cas._policies import import_digests, parse
 from securetf.cas.core import Cas
 from securetf.cas.identity import CasIdentity
 from securetf.errors import (
@@ -179,6 +179,7 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
                 hash=pending.hash,
                 created_at=pending.created_at,
                 approved_by=_approved_by(pending.approvals, owners),
+                imports=import_digests(dict(pending.secrets)),
             )
             if pending
             else None

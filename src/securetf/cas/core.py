@@ -197,8 +197,8 @@ class Cas:
         now = self._clock()
 
         def export(tx: Tx) -> bytes:
-            owner = _owner.authorize(tx, policy, signed, now=now)
-            return _owner.export_secret(tx, policy, secret, owner, now=now)
+            approval = _owner.authorize(tx, policy, signed, action="export", target=secret, now=now)
+            return _owner.export_secret(tx, policy, secret, approval.owner, now=now)
 
         return self._store.run(export)
 
@@ -206,7 +206,7 @@ class Cas:
         now = self._clock()
 
         def read(tx: Tx) -> list[AuditEntry]:
-            _owner.authorize(tx, policy, signed, now=now)
+            _owner.authorize(tx, policy, signed, action="audit", now=now)
             return tx.audit_entries(0, self.settings.audit_page)
 
         entries = self._store.run(read)

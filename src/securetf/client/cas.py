@@ -15,7 +15,14 @@ from securetf import errors
 from securetf.client.pins import CasPin, load_pin
 from securetf.crypto import SigningKey
 from securetf.errors import Error, UsageError
-from securetf.policy import Policy, SignedRequest, policy_hash, sign_request
+from securetf.policy import (
+    Action,
+    Policy,
+    SignedRequest,
+    import_digest,
+    policy_hash,
+    sign_request,
+)
 from securetf.protocol import (
     ApplyResult,
     AuditPage,
@@ -101,6 +108,7 @@ class CasClient:
             version=policy.version,
             policy_hash=policy_hash(policy),
             issued_at=int(time.time()),
+            imports={name: import_digest(value) for name, value in (secrets or {}).items()},
         )
         body = PolicyApply(policy_yaml=yaml, signatures=[signed.to_json()], secrets=secrets or {})
         return self._model(ApplyResult, "POST", "/v1/policies", body.model_dump(mode="json"))
@@ -116,6 +124,7 @@ class CasClient:
             version=version,
             policy_hash=history.pending.hash,
             issued_at=int(time.time()),
+            imports=history.pending.imports,
         )
         body = PolicyApprove(signature=signed.to_json())
         return self._model(
@@ -142,27 +151,34 @@ class CasClient:
     def history(self, name: str) -> PolicyHistory:
         return self._model(PolicyHistory, "GET", f"/v1/policies/{name}/history")
 
-    def _read_request(self, name: str, key: SigningKey) -> dict[str, Any]:
+    def _owner_request(
+        self, name: str, key: SigningKey, action: Action, target: str = ""
+    ) -> dict[str, Any]:
+        """An owner's signed request for exactly one operation on the version in force."""
         doc = self.policy(name)
         signed: SignedRequest = sign_request(
             key,
-            action="read",
+            action=action,
             policy=name,
             version=doc.version,
             policy_hash=doc.hash,
             issued_at=int(time.time()),
+            target=target,
         )
         parsed: dict[str, Any] = json.loads(signed.to_json())
         return parsed
 
     def export_secret(self, policy: str, secret: str, key: SigningKey) -> bytes:
-        body = self._read_request(policy, key)
+        body = self._owner_request(policy, key, "export", secret)
         value = self._call("POST", f"/v1/policies/{policy}/secrets/{secret}", body).json()["value"]
         return base64.b64decode(value)
 
     def audit(self, policy: str, key: SigningKey) -> AuditPage:
         return self._model(
-            AuditPage, "POST", f"/v1/policies/{policy}/audit", self._read_request(policy, key)
+            AuditPage,
+            "POST",
+            f"/v1/policies/{policy}/audit",
+            self._owner_request(policy, key, "audit"),
         )
 
     # -- runtimes ----------------------------------------------------------------------

@@ -22,7 +22,14 @@ from securetf.policy._governance import (
     check_update,
 )
 from securetf.policy._model import Governance, Owner, Policy, Tee, Volume
-from securetf.policy._requests import SIGNING_CONTEXT, Request, SignedRequest, sign_request
+from securetf.policy._requests import (
+    SIGNING_CONTEXT,
+    Action,
+    Request,
+    SignedRequest,
+    import_digest,
+    sign_request,
+)
 from securetf.policy._secrets import RandomSecret, Secret, VolumeKeySecret, X509Secret
 from securetf.policy._services import CodeVolume, Mount, Network, Service
 from securetf.policy._templates import (
@@ -35,6 +42,7 @@ from securetf.policy._templates import (
 
 __all__ = [
     "SIGNING_CONTEXT",
+    "Action",
     "Approval",
     "CodeVolume",
     "Governance",
@@ -59,6 +67,7 @@ __all__ = [
     "check_create",
     "check_read",
     "check_update",
+    "import_digest",
     "parse_template",
     "policy_canonical_json",
     "policy_hash",

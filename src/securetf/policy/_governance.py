@@ -7,15 +7,21 @@ records what a successful check returns. Checks raise :class:`GovernanceError` (
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from securetf.errors import AuthenticationError, PolicyError
 from securetf.policy import limits
 from securetf.policy._canonical import policy_hash
 from securetf.policy._errors import GovernanceError
 from securetf.policy._model import Governance, Policy
-from securetf.policy._requests import SIGNING_CONTEXT, Action, Request, SignedRequest
+from securetf.policy._requests import (
+    GOVERNANCE_ACTIONS,
+    SIGNING_CONTEXT,
+    Action,
+    Request,
+    SignedRequest,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +77,13 @@ class _Expected:
     policy: Policy
     policy_hash: str
     actions: tuple[Action, ...]
+    imports: Mapping[str, str] = field(default_factory=dict)
+    target: str = ""
+    takes_detail: bool = False
 
 
 def _verify(signed: SignedRequest, expected: _Expected) -> Approval:
-    """Steps 1-3 for one signature: an owner's key, a valid signature, the exact policy."""
+    """Steps 1-4 for one signature: an owner's key, a valid signature, the exact request."""
     # 1. The signer is an owner of the governing policy.
     owner = expected.governance.owner_for(signed.signer)
     if owner is None:
@@ -106,11 +115,29 @@ def _verify(signed: SignedRequest, expected: _Expected) -> Approval:
             f"{owner.name!r} signed policy hash {request.policy_hash}, but this version hashes "
             f"to {expected.policy_hash}; sign the policy as submitted"
         )
+    # 4. ... for exactly this target, these imported values and no unexpected arguments.
+    if request.target != expected.target:
+        raise GovernanceError(
+            f"{owner.name!r} signed a {request.action!r} request for {request.target!r}, "
+            f"not {expected.target!r}; sign a request for this operation"
+        )
+    if dict(request.imports) != dict(expected.imports):
+        raise GovernanceError(
+            f"{owner.name!r} signed for other imported secret values than those uploaded "
+            f"(signed: {_names(request.imports)}; uploaded: {_names(expected.imports)}); "
+            "sign the version with the values uploaded with it"
+        )
+    if request.detail and not expected.takes_detail:
+        raise GovernanceError(f"a {request.action!r} request takes no detail")
     return Approval(owner=owner.name, request=request, signed=signed)
 
 
+def _names(imports: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v[7:19]}..." for k, v in sorted(imports.items())) or "none"
+
+
 def _check_fresh(approval: Approval, now: float, seen: Collection[str]) -> None:
-    """Step 4 for a newly received signature: recent, and never seen before."""
+    """Step 5 for a newly received signature: recent, and never seen before."""
     issued_at = approval.request.issued_at
     if issued_at > now + limits.MAX_CLOCK_SKEW_SECONDS:
         raise GovernanceError(
@@ -165,10 +192,13 @@ def check_create(
     *,
     now: float,
     seen_request_ids: Collection[str],
+    imports: Mapping[str, str],
 ) -> VerifiedChange:
     """Verify that a new policy may be created: version 1, signed by one of its own owners.
 
-    ``now`` is the CAS's clock (unix seconds); ``seen_request_ids`` the ids it has recorded.
+    ``now`` is the CAS's clock (unix seconds); ``seen_request_ids`` the ids it has recorded;
+    ``imports`` the :func:`~securetf.policy.import_digest` of each uploaded imported secret,
+    which every signature must commit to.
     """
     # 1. A new policy starts at version 1 with no predecessor.
     if policy.version != 1 or policy.predecessor is not None:
@@ -177,7 +207,7 @@ def check_create(
         )
     # 2. Signatures by owners of the policy itself, over its hash, fresh and unseen.
     digest = policy_hash(policy)
-    expected = _Expected(policy.governance, policy, digest, ("create",))
+    expected = _Expected(policy.governance, policy, digest, ("create",), imports)
     by_owner, request_ids = _collect(
         signatures, (), expected, now=now, seen_request_ids=seen_request_ids
     )
@@ -192,12 +222,15 @@ def check_update(
     *,
     now: float,
     seen_request_ids: Collection[str],
+    imports: Mapping[str, str],
     pending: Iterable[SignedRequest] = (),
 ) -> VerifiedChange:
     """Verify that ``proposed`` may replace ``current`` (whose stored hash is ``current_hash``).
 
     ``signatures`` are newly received (checked for freshness and replay); ``pending`` are
-    those a previous call accepted and the CAS kept (re-verified, not re-dated). Raises
+    those a previous call accepted and the CAS kept (re-verified, not re-dated); every one
+    must commit to ``imports``, the digests of the imported values uploaded with the proposal
+    (an approval of one value never counts for another). Raises
     :class:`ThresholdNotMet` when everything is valid but too few owners signed yet.
     """
     # 1. The caller's notion of the version in force is the policy it passed.
@@ -221,7 +254,7 @@ def check_update(
     # 3. Signatures by owners of the CURRENT policy: the owners in force govern the change,
     #    so an update cannot appoint the owners that approve it.
     digest = policy_hash(proposed)
-    expected = _Expected(current.governance, proposed, digest, ("update", "approve"))
+    expected = _Expected(current.governance, proposed, digest, ("update", "approve"), imports)
     by_owner, request_ids = _collect(
         signatures, pending, expected, now=now, seen_request_ids=seen_request_ids
     )
@@ -240,11 +273,23 @@ def check_read(
     current_hash: str,
     signed: SignedRequest,
     *,
+    action: Action,
+    target: str = "",
     now: float,
     seen_request_ids: Collection[str],
 ) -> Approval:
-    """Verify an owner's fresh, unreplayed ``read`` request for the version in force."""
-    expected = _Expected(current.governance, current, current_hash, ("read",))
+    """Verify an owner's fresh, unreplayed request for one operation (``action`` on
+    ``target``) on the version in force; a signature made for another operation fails."""
+    if action in GOVERNANCE_ACTIONS:
+        raise PolicyError(f"check_read verifies operations, not {action!r}")
+    expected = _Expected(
+        current.governance,
+        current,
+        current_hash,
+        (action,),
+        target=target,
+        takes_detail=action == "register",
+    )
     approval = _verify(signed, expected)
     _check_fresh(approval, now, seen_request_ids)
     return approval

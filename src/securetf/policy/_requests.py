@@ -1,10 +1,18 @@
-"""Signed requests: an owner's signature that a given policy version should be in force.
+"""Signed requests: an owner's signature that a given policy version should be in force,
+or that one named operation on the version in force is wanted.
 
 The signed bytes are a domain-separation prefix followed by the request's canonical JSON
 (sorted keys, no whitespace)::
 
-    b"securetf-policy-request-v1\\x00" + {"action":...,"issued_at":...,"policy":...,
-                                          "policy_hash":...,"request_id":...,"version":...}
+    b"securetf-policy-request-v2\\x00" + {"action":...,"detail":...,"imports":...,
+                                          "issued_at":...,"policy":...,"policy_hash":...,
+                                          "request_id":...,"target":...,"version":...}
+
+A signature names exactly one operation: ``action`` and ``target`` (a secret's name for
+``export``, a volume's name for ``register``; empty otherwise), so a signature made to read
+the audit log can never export a secret. ``imports`` commits a ``create``, ``update`` or
+``approve`` to the SHA-256 of every imported secret value uploaded with the version, so an
+approval of one value never counts for another.
 
 Verifiers check the signature over exactly the bytes received, then parse them, and insist
 that they were canonical, so one request has exactly one byte form.
@@ -14,27 +22,40 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-from securetf.crypto import SigningKey, random_bytes
+from securetf.crypto import SigningKey, random_bytes, sha256
 from securetf.errors import PolicyError
 from securetf.policy import limits
 from securetf.policy._canonical import canonical_json
 from securetf.policy._errors import policy_error
 from securetf.policy._types import Digest, Name, PolicyModel
 
-SIGNING_CONTEXT = b"securetf-policy-request-v1\x00"
+SIGNING_CONTEXT = b"securetf-policy-request-v2\x00"
 """Prefix of every signed message, so a request signature can never pass for another one."""
 
-Action = Literal["create", "update", "approve", "read"]
+Action = Literal["create", "update", "approve", "audit", "export", "register"]
+GOVERNANCE_ACTIONS: tuple[Action, ...] = ("create", "update", "approve")
+"""Actions that change which version is in force (they carry ``imports``)."""
+
+ImportDigest = Annotated[StrictStr, Field(pattern="^sha256:[0-9a-f]{64}$")]
+DetailValue = Annotated[StrictStr, Field(max_length=limits.MAX_TEXT_LENGTH)] | StrictInt
+
+
+def import_digest(value: bytes) -> str:
+    """How a signed request names an imported secret's value: ``sha256:<hex>``."""
+    return "sha256:" + sha256(value).hex()
 
 
 class Request(PolicyModel):
-    """What an owner signs. ``update`` proposes a version, ``approve`` seconds it, ``read``
-    asks for an owner-only view of the version in force (an exported secret, the audit log)."""
+    """What an owner signs. ``create`` and ``update`` propose a version, ``approve`` seconds
+    a pending one; ``audit``, ``export`` and ``register`` ask for one operation on the version
+    in force (read the audit log, export the secret ``target``, register a tag of the volume
+    ``target``, with ``detail`` ``{"tag": ..., "version": ...}``)."""
 
     action: Action
     policy: Name
@@ -46,6 +67,14 @@ class Request(PolicyModel):
     """Random, single-use: the CAS refuses a request id it has seen before."""
     issued_at: Annotated[StrictInt, Field(ge=0)]
     """Unix seconds; the request expires :data:`limits.MAX_REQUEST_AGE_SECONDS` later."""
+    target: Annotated[StrictStr, Field(max_length=limits.MAX_NAME_LENGTH)] = ""
+    """What the operation acts on: a secret (``export``), a volume (``register``)."""
+    imports: Annotated[dict[Name, ImportDigest], Field(max_length=limits.MAX_SECRETS)] = Field(
+        default_factory=dict
+    )
+    """:func:`import_digest` of each imported secret uploaded with this version."""
+    detail: Annotated[dict[Name, DetailValue], Field(max_length=8)] = Field(default_factory=dict)
+    """The operation's arguments (``register``: the tag and version)."""
 
 
 class _Envelope(BaseModel):
@@ -121,11 +150,15 @@ def sign_request(
     policy_hash: str,
     issued_at: int,
     request_id: str | None = None,
+    target: str = "",
+    imports: Mapping[str, str] | None = None,
+    detail: Mapping[str, str | int] | None = None,
 ) -> SignedRequest:
-    """Sign that ``policy`` at ``version`` with ``policy_hash`` should be created/updated/approved.
+    """Sign ``action`` on ``policy`` at ``version`` with ``policy_hash`` (see :class:`Request`).
 
     ``issued_at`` is the signer's clock in unix seconds; ``request_id`` is fresh random unless
-    given (tests pass one to be deterministic).
+    given (tests pass one to be deterministic); ``imports`` maps imported secrets uploaded with
+    a proposal to :func:`import_digest` of their values.
     """
     if request_id is None:
         request_id = random_bytes(limits.REQUEST_ID_BYTES).hex()
@@ -137,6 +170,9 @@ def sign_request(
             policy_hash=policy_hash,
             request_id=request_id,
             issued_at=issued_at,
+            target=target,
+            imports=dict(imports or {}),
+            detail=dict(detail or {}),
         )
     except ValidationError as exc:
         raise policy_error(exc, what="signed request") from None

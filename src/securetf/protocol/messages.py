@@ -82,6 +82,9 @@ class HistoryItem(_Msg):
     hash: str
     created_at: float
     approved_by: list[str]
+    #: A pending update's imported secrets: name -> ``sha256:<hex>`` of the uploaded value,
+    #: which an approval must sign (``securetf.policy.import_digest``).
+    imports: dict[str, str] = {}
 
 
 class PolicyHistory(_Msg):
