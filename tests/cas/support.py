@@ -21,7 +21,9 @@ from securetf.protocol import (
     ProvisionRequest,
     ProvisionResponse,
     ServiceConfig,
+    TagUpdate,
     provision_report_data,
+    tag_update_message,
 )
 
 MEASUREMENT = sha256(b"the train app")
@@ -132,6 +134,14 @@ def make_cas(db_url: str, tmp_path: Path, clock: Clock) -> Cas:
     return Cas(store, clock=clock, sim_trust=[platform.verify_key()])
 
 
+def applied_cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
+    """A CAS with version 1 of the test policy applied by alice, with the dataset key."""
+    cas = make_cas(db_url, tmp_path, clock)
+    yaml = policy_yaml(owners)
+    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET)
+    return cas
+
+
 @dataclass
 class Runtime:
     """What `securetf run` does to get provisioned, written out for tests."""
@@ -168,6 +178,24 @@ class Runtime:
         return ServiceConfig.model_validate_json(
             self.box.open(response.sealed_config, info=CONFIG_INFO)
         )
+
+
+def tag_update(
+    runtime: Runtime, serial: int, volume: str, expected: str | None, tag: str, version: int
+) -> TagUpdate:
+    """A tag move of the test policy's ``volume``, signed with the runtime's TLS key."""
+    message = tag_update_message(
+        policy="cancer", volume=volume, serial=serial, expected=expected, tag=tag, version=version
+    )
+    return TagUpdate(
+        policy="cancer",
+        volume=volume,
+        serial=serial,
+        expected=expected,
+        tag=tag,
+        version=version,
+        signature=runtime.tls.sign(message),
+    )
 
 
 def b64(data: bytes) -> str:

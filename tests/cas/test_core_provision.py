@@ -20,7 +20,6 @@ from securetf.errors import (
     RollbackError,
 )
 from securetf.policy import GovernanceError, SignedRequest, sign_request
-from securetf.protocol import TagUpdate, tag_update_message
 
 from .support import (
     AUDIT_KEY,
@@ -30,18 +29,17 @@ from .support import (
     Clock,
     Owners,
     Runtime,
+    applied_cas,
     make_cas,
     policy_yaml,
     signed,
+    tag_update,
 )
 
 
 @pytest.fixture
 def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
-    cas = make_cas(db_url, tmp_path, clock)
-    yaml = policy_yaml(owners)
-    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET)
-    return cas
+    return applied_cas(db_url, tmp_path, clock, owners)
 
 
 @pytest.fixture
@@ -141,48 +139,33 @@ def test_policy_without_sim_refuses_sim_evidence(
         cas.provision(runtime.request(cas.nonce().nonce))
 
 
-def _tag_update(
-    runtime: Runtime, serial: int, volume: str, expected: str | None, tag: str, version: int
-) -> TagUpdate:
-    message = tag_update_message(
-        policy="cancer", volume=volume, serial=serial, expected=expected, tag=tag, version=version
-    )
-    return TagUpdate(
-        policy="cancer",
-        volume=volume,
-        serial=serial,
-        expected=expected,
-        tag=tag,
-        version=version,
-        signature=runtime.tls.sign(message),
-    )
-
-
 def test_tags_move_only_forward_by_read_write_instances(
     cas: Cas, runtime: Runtime, tmp_path: Path
 ) -> None:
     serial = cas.provision(runtime.request(cas.nonce().nonce)).serial
-    cas.update_tag(_tag_update(runtime, serial, "model", None, "sha256:" + "01" * 32, 1))
+    cas.update_tag(tag_update(runtime, serial, "model", None, "sha256:" + "01" * 32, 1))
     cas.update_tag(
-        _tag_update(runtime, serial, "model", "sha256:" + "01" * 32, "sha256:" + "02" * 32, 2)
+        tag_update(runtime, serial, "model", "sha256:" + "01" * 32, "sha256:" + "02" * 32, 2)
     )
-    # The next provisioning sees the new tag.
-    config = runtime.open(cas.provision(runtime.request(cas.nonce().nonce)))
+    # The next provisioning sees the new tag (and supersedes the first one of its slot).
+    again = cas.provision(runtime.request(cas.nonce().nonce))
+    serial = again.serial
+    config = runtime.open(again)
     assert (config.volumes["model"].tag, config.volumes["model"].version) == (
         "sha256:" + "02" * 32,
         2,
     )
     with pytest.raises(RollbackError):  # back to an older state
         cas.update_tag(
-            _tag_update(runtime, serial, "model", "sha256:" + "02" * 32, "sha256:" + "01" * 32, 1)
+            tag_update(runtime, serial, "model", "sha256:" + "02" * 32, "sha256:" + "01" * 32, 1)
         )
     with pytest.raises(RollbackError):  # a stale expectation (lost update)
         cas.update_tag(
-            _tag_update(runtime, serial, "model", "sha256:" + "01" * 32, "sha256:" + "03" * 32, 3)
+            tag_update(runtime, serial, "model", "sha256:" + "01" * 32, "sha256:" + "03" * 32, 3)
         )
     with pytest.raises(AuthenticationError, match="read-write"):  # train mounts dataset ro
-        cas.update_tag(_tag_update(runtime, serial, "dataset", None, "sha256:" + "04" * 32, 1))
-    forged = _tag_update(
+        cas.update_tag(tag_update(runtime, serial, "dataset", None, "sha256:" + "04" * 32, 1))
+    forged = tag_update(
         Runtime(home=runtime.home), serial, "model", "sha256:" + "02" * 32, "sha256:" + "05" * 32, 3
     )
     with pytest.raises(AuthenticationError):  # signed by a key the CAS never certified
@@ -191,10 +174,59 @@ def test_tags_move_only_forward_by_read_write_instances(
     serve_serial = cas.provision(serve.request(cas.nonce().nonce, service="serve")).serial
     with pytest.raises(AuthenticationError, match="read-write"):  # serve mounts model ro
         cas.update_tag(
-            _tag_update(
+            tag_update(
                 serve, serve_serial, "model", "sha256:" + "02" * 32, "sha256:" + "06" * 32, 3
             )
         )
+
+
+def test_a_new_provisioning_of_a_slot_supersedes_the_previous_one(
+    cas: Cas, runtime: Runtime, owners: Owners, clock: Clock
+) -> None:
+    """Attack: instance 0 is provisioned twice (the operator keeps the first runtime); both
+    moved the tag, alternately. Only the latest provisioning of a slot keeps its rights."""
+    first = cas.provision(runtime.request(cas.nonce().nonce)).serial
+    second_runtime = Runtime(home=runtime.home)
+    second = cas.provision(second_runtime.request(cas.nonce().nonce)).serial
+    with pytest.raises(AuthenticationError, match="no attested instance"):
+        cas.update_tag(tag_update(runtime, first, "model", None, "sha256:" + "01" * 32, 1))
+    cas.update_tag(tag_update(second_runtime, second, "model", None, "sha256:" + "01" * 32, 1))
+    # Instance 1 is another slot: provisioning it supersedes nothing of instance 0.
+    other = cas.provision(runtime.request(cas.nonce().nonce, instance=1)).serial
+    cas.update_tag(
+        tag_update(
+            second_runtime, second, "model", "sha256:" + "01" * 32, "sha256:02" + "0" * 62, 2
+        )
+    )
+    assert other != second
+    with cas._store.transaction() as tx:
+        assert tx.get_instance(first) is None
+        live = tx.get_instance(second)
+        assert live is not None
+        assert (live.service, live.instance) == ("train", 0)
+
+
+def test_concurrent_provisionings_of_one_slot_leave_one_live_instance(
+    cas: Cas, runtime: Runtime
+) -> None:
+    serials: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(3):
+            serial = cas.provision(runtime.request(cas.nonce().nonce)).serial
+            with lock:
+                serials.append(serial)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(serials)) == 12
+    with cas._store.transaction() as tx:
+        live = [s for s in serials if tx.get_instance(s) is not None]
+    assert len(live) == 1
 
 
 def test_concurrent_tag_updates_lose_nothing(cas: Cas, runtime: Runtime) -> None:
@@ -210,7 +242,7 @@ def test_concurrent_tag_updates_lose_nothing(cas: Cas, runtime: Runtime) -> None
                 version = (current[1] if current else 0) + 1
                 try:
                     cas.update_tag(
-                        _tag_update(
+                        tag_update(
                             runtime,
                             serial,
                             "model",

@@ -3,7 +3,9 @@
 Every call happens inside :meth:`Store.transaction`; the transaction commits when the block
 exits normally and rolls back on any exception, so a refused request changes nothing.
 Concurrent transactions behave as if serial (a conflict is retried inside ``transaction``
-or raised as :class:`securetf.errors.Error`, never silently lost).
+or raised as :class:`securetf.errors.Error`, never silently lost). Every read of a policy,
+pending update, secret, CA, instance or tag is authenticated under the master key; a row
+the CAS did not write raises :class:`securetf.cas.store.StateTamperedError`.
 """
 
 from __future__ import annotations
@@ -73,8 +75,13 @@ class Tx(Protocol):
     def purge_nonces(self, now: float) -> None: ...
 
     # -- attested instances ------------------------------------------------------------
-    def add_instance(self, instance: Instance) -> None: ...
-    def get_instance(self, serial: int) -> Instance | None: ...
+    def add_instance(self, instance: Instance) -> list[int]:
+        """Record an attested instance; the previous instances of its slot (policy, service,
+        instance number) are superseded: removed, their serials returned."""
+
+    def get_instance(self, serial: int) -> Instance | None:
+        """The live instance with this serial (None once superseded)."""
+
     def next_serial(self) -> int:
         """A fresh, never reused certificate serial number (positive, < 2**63)."""
 

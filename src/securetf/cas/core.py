@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from securetf.cas import _owner, _policies, _provision
 from securetf.cas._cache import SecretCache
@@ -17,6 +17,7 @@ from securetf.cas._nonces import NonceBook
 from securetf.cas._records import AuditEntry, PendingUpdate, PolicyVersion, VolumeTag
 from securetf.cas._store_api import Store, TagConflict, Tx
 from securetf.cas.settings import CasSettings
+from securetf.cas.store import StateTamperedError
 from securetf.crypto import VerifyKey
 from securetf.crypto.x509ca import verify_ec_signature
 from securetf.errors import AttestationError, AuthenticationError, Error, RollbackError
@@ -31,6 +32,7 @@ from securetf.protocol import (
 )
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Cas:
@@ -56,16 +58,18 @@ class Cas:
         self, yaml: bytes, signatures: Sequence[SignedRequest], secrets: Mapping[str, bytes]
     ) -> ApplyResult:
         now = self._clock()
-        return self._store.run(
+        return self._run(
+            "policy.apply",
             lambda tx: _policies.apply(
                 tx, yaml, signatures, secrets, settings=self.settings, now=now
-            )
+            ),
         )
 
     def approve_policy(self, name: str, signed: SignedRequest) -> ApplyResult:
         now = self._clock()
-        return self._store.run(
-            lambda tx: _policies.approve(tx, name, signed, settings=self.settings, now=now)
+        return self._run(
+            "policy.approve",
+            lambda tx: _policies.approve(tx, name, signed, settings=self.settings, now=now),
         )
 
     def policy(self, name: str) -> tuple[PolicyVersion, bytes]:
@@ -76,10 +80,10 @@ class Cas:
             ca = tx.get_ca(name)
             return stored, ca.cert_pem if ca else b""
 
-        return self._store.run(read)
+        return self._run("policy.read", read)
 
     def policy_names(self) -> list[str]:
-        return self._store.run(lambda tx: tx.policy_names())
+        return self._run("policy.list", lambda tx: tx.policy_names())
 
     def history(self, name: str) -> tuple[list[PolicyVersion], PendingUpdate | None]:
 
@@ -89,7 +93,7 @@ class Cas:
                 _policies.load(tx, name)  # raises the not-found error
             return versions, tx.pending_update(name)
 
-        return self._store.run(read)
+        return self._run("policy.history", read)
 
     # -- provisioning ------------------------------------------------------------------
     def nonce(self) -> NonceResponse:
@@ -106,7 +110,7 @@ class Cas:
                     "the nonce is unknown, used or expired; ask the CAS for a fresh one "
                     "(replayed or stale evidence is refused)"
                 )
-            stored, _ = self._store.run(lambda tx: _policies.load(tx, req.policy))
+            stored, _ = self._run("provision", lambda tx: _policies.load(tx, req.policy))
             # 2-4. Policy, evidence, appraisal (CPU work, outside any transaction).
             verified = _provision.verify(stored, req, now=now, sim_trust=self._sim_trust)
 
@@ -119,7 +123,9 @@ class Cas:
                     tx, verified, req, settings=self.settings, now=now, cache=self._cache
                 )
 
-            return self._store.run(grant)
+            return self._run("provision", grant)
+        except StateTamperedError:
+            raise  # audited as such by _run
         except Error as exc:
             self._refused(
                 "provision.refused",
@@ -136,7 +142,9 @@ class Cas:
         """Move a volume's tag, if an attested read-write instance asks and nothing changed."""
         now = self._clock()
         try:
-            self._store.run(lambda tx: self._move_tag(tx, req, now))
+            self._run("tag.move", lambda tx: self._move_tag(tx, req, now))
+        except StateTamperedError:
+            raise  # audited as such by _run
         except Error as exc:
             self._refused("tag.refused", req.policy, exc, volume=req.volume, serial=req.serial)
             raise
@@ -200,7 +208,7 @@ class Cas:
             approval = _owner.authorize(tx, policy, signed, action="export", target=secret, now=now)
             return _owner.export_secret(tx, policy, secret, approval.owner, now=now)
 
-        return self._store.run(export)
+        return self._run("secret.export", export)
 
     def audit(self, policy: str, signed: SignedRequest) -> list[dict[str, Any]]:
         now = self._clock()
@@ -209,10 +217,28 @@ class Cas:
             _owner.authorize(tx, policy, signed, action="audit", now=now)
             return tx.audit_entries(0, self.settings.audit_page)
 
-        entries = self._store.run(read)
+        entries = self._run("audit.read", read)
         return _owner.audit_view(entries, policy)
 
     # -- internals ---------------------------------------------------------------------
+    def _run(self, operation: str, fn: Callable[[Tx], T]) -> T:
+        """``fn`` in a store transaction; a tampered state is logged and audited, loudly."""
+        try:
+            return self._store.run(fn)
+        except StateTamperedError as exc:
+            _log.error("REFUSED %s: %s", operation, exc.diagnostics())
+            try:
+                with self._store.transaction() as tx:
+                    tx.append_audit(
+                        "state.tampered",
+                        exc.policy,
+                        {"operation": operation, "detail": exc.detail},
+                        self._clock(),
+                    )
+            except Error:
+                _log.exception("could not audit a tampered state")
+            raise
+
     def _refused(self, kind: str, policy: str, exc: Error, **detail: Any) -> None:
         """Audit a refusal in its own transaction (the refused one rolled back)."""
         _log.warning("%s for policy %s: %s", kind, policy, exc)

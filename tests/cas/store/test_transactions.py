@@ -128,11 +128,13 @@ def test_unreachable_postgresql_names_the_url() -> None:
         open_store(url, master_key=MasterKey.generate(), audit_key=SigningKey.generate())
 
 
-def test_explicit_psycopg_url_and_reopen_are_accepted(db_url: str, store: Store) -> None:
+def test_explicit_psycopg_url_and_reopen_are_accepted(
+    db_url: str, store: Store, master_key: MasterKey
+) -> None:
     store.close()
     url = db_url.replace("postgresql://", "postgresql+psycopg://")
     for _ in range(2):  # schema creation is idempotent
-        open_store(url, master_key=MasterKey.generate(), audit_key=SigningKey.generate()).close()
+        open_store(url, master_key=master_key, audit_key=SigningKey.generate()).close()
 
 
 def test_sqlite_locked_by_another_process_is_reported(

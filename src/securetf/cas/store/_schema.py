@@ -1,6 +1,7 @@
 """The CAS tables (SQLAlchemy Core), created on open, with a schema version.
 
 Columns named ``sealed``/``key_sealed`` hold :mod:`._sealing` ciphertexts, never plaintext.
+``state_head`` and ``policy_state`` vouch for the other rows (:mod:`._state`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from securetf.cas.store._errors import StoreError
 
 __all__ = ["SCHEMA_VERSION", "init_schema"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: authenticated state (state_head, policy_state)
 _PG_INIT_LOCK = 0x5EC7E7F0  # advisory lock id: one process creates the schema at a time
 
 metadata = MetaData()
@@ -159,14 +160,43 @@ audit_head = Table(
 )
 
 
-def init_schema(conn: Connection) -> None:
-    """Create what is missing, check the version (inside the caller's transaction)."""
+# The authenticated state: one row that lists every policy's head (and its MAC), and one
+# head per policy that lists the MAC of each of its rows. See _state.py.
+state_head = Table(
+    "state_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("policies", Text, nullable=False),  # canonical JSON {name: head MAC hex}
+    Column("mac", LargeBinary, nullable=False),
+)
+
+policy_state = Table(
+    "policy_state",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+    Column("rows", Text, nullable=False),  # canonical JSON {"table/key": row MAC hex}
+)
+
+
+def init_schema(conn: Connection) -> bool:
+    """Create what is missing, check the version (inside the caller's transaction).
+
+    True if the database was new (the caller then writes the first state head).
+    """
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_INIT_LOCK})
     metadata.create_all(conn, checkfirst=True)
     found = conn.execute(select(schema_version.c.version)).scalars().all()
     if not found:
         conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))
+    elif found != [SCHEMA_VERSION] and max(found) < SCHEMA_VERSION:
+        raise StoreError(
+            f"the CAS database has schema version {max(found)}, made by an older securetf "
+            f"whose rows are not authenticated (this one needs version {SCHEMA_VERSION}); "
+            "start this CAS on a new database and apply the policies again"
+        )
     elif found != [SCHEMA_VERSION]:
         raise StoreError(
             f"the CAS database has schema version {max(found)}, this securetf knows version "
@@ -174,3 +204,4 @@ def init_schema(conn: Connection) -> None:
         )
     if conn.execute(select(audit_head.c.id)).first() is None:
         conn.execute(insert(audit_head).values(id=1, seq=0, chain=GENESIS_CHAIN))
+    return not found

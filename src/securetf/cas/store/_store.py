@@ -18,7 +18,9 @@ from securetf.cas.store._engine import make_engine, parse_url
 from securetf.cas.store._errors import StoreError, TransactionConflictError, translate
 from securetf.cas.store._schema import init_schema
 from securetf.cas.store._sealing import RecordSealer
+from securetf.cas.store._state import StateKey, StateTamperedError
 from securetf.cas.store._tx_audit import AuditOps
+from securetf.cas.store._tx_base import create_state_head, read_state_head
 from securetf.cas.store._tx_policies import PolicyOps
 from securetf.cas.store._tx_runtime import RuntimeOps
 from securetf.cas.store._tx_secrets import SecretOps
@@ -46,6 +48,7 @@ class SqlStore:
         where: str,
         sealer: RecordSealer,
         audit_key: SigningKey,
+        state_key: StateKey,
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -53,6 +56,7 @@ class SqlStore:
         self._where = where
         self._sealer = sealer
         self._audit_key = audit_key
+        self._state_key = state_key
         self._sleep = sleep
         # SQLite runs one writer at a time anyway; queueing this process's transactions on
         # a lock instead of SQLite's busy-wait (which sleeps in growing steps) keeps the
@@ -68,7 +72,9 @@ class SqlStore:
         with self._serial or contextlib.nullcontext():
             try:
                 with self._engine.begin() as conn:
-                    yield SqlTx(conn, self._sealer, self._audit_key)
+                    tx = SqlTx(conn, self._sealer, self._audit_key, self._state_key)
+                    yield tx
+                    tx.flush_state()
             except SQLAlchemyError as exc:
                 raise translate(exc, self._where) from exc
 
@@ -107,15 +113,16 @@ def open_store(url: str, *, master_key: MasterKey, audit_key: SigningKey) -> Sto
     parsed = parse_url(url)
     where = parsed.render_as_string(hide_password=True)
     engine = make_engine(parsed)
+    state_key = StateKey(master_key)
     try:
-        _initialize(engine, where)
+        _initialize(engine, where, state_key)
     except BaseException:
         engine.dispose()
         raise
-    return SqlStore(engine, where, RecordSealer(master_key), audit_key)
+    return SqlStore(engine, where, RecordSealer(master_key), audit_key, state_key)
 
 
-def _initialize(engine: Engine, where: str) -> None:
+def _initialize(engine: Engine, where: str, state_key: StateKey) -> None:
     try:
         conn = engine.connect()
     except SQLAlchemyError as exc:
@@ -130,6 +137,15 @@ def _initialize(engine: Engine, where: str) -> None:
                 # Each statement sees others' committed DDL once the init lock is held.
                 conn = conn.execution_options(isolation_level="READ COMMITTED")
             with conn.begin():
-                init_schema(conn)
+                if init_schema(conn):
+                    create_state_head(conn, state_key)
+                try:
+                    read_state_head(conn, state_key)
+                except StateTamperedError as exc:
+                    raise StoreError(
+                        f"the CAS database {where} does not authenticate under this master "
+                        f"key ({exc.detail}): start the CAS with the data directory (master "
+                        "key) this database was made with, or restore both from a trusted backup"
+                    ) from None
     except SQLAlchemyError as exc:
         raise translate(exc, where) from exc

@@ -51,24 +51,38 @@ class RuntimeOps(TxBase):
         self._conn.execute(delete(nonces).where(nonces.c.expires_at <= now))
 
     # -- instances ---------------------------------------------------------------------
-    def add_instance(self, instance: Instance) -> None:
+    def add_instance(self, instance: Instance) -> list[int]:
         self._insert_absent(serials, {"serial": instance.serial})
-        self._conn.execute(
-            insert(instances).values(
-                serial=instance.serial,
-                policy=instance.policy,
-                policy_version=instance.policy_version,
-                service=instance.service,
-                instance=instance.instance,
-                public_key_der=instance.public_key_der,
-                expires_at=instance.expires_at,
-                created_at=instance.created_at,
-            )
+        # The slot's previous instances are superseded: gone from the table and the head.
+        slot = (
+            (instances.c.policy == instance.policy)
+            & (instances.c.service == instance.service)
+            & (instances.c.instance == instance.instance)
         )
+        superseded = list(self._conn.execute(select(instances.c.serial).where(slot)).scalars())
+        self._conn.execute(delete(instances).where(slot))
+        for serial in superseded:
+            self._forget(instance.policy, instances, str(serial))
+        values = {
+            "serial": instance.serial,
+            "policy": instance.policy,
+            "policy_version": instance.policy_version,
+            "service": instance.service,
+            "instance": instance.instance,
+            "public_key_der": instance.public_key_der,
+            "expires_at": instance.expires_at,
+            "created_at": instance.created_at,
+        }
+        self._conn.execute(insert(instances).values(**values))
+        self._record(instance.policy, instances, str(instance.serial), values)
+        return superseded
 
     def get_instance(self, serial: int) -> Instance | None:
         row = self._conn.execute(select(instances).where(instances.c.serial == serial)).first()
-        return None if row is None else _instance(row)
+        if row is None:
+            return None  # a deleted row only refuses its instance
+        self._check_row(row.policy, instances, str(serial), row)
+        return _instance(row)
 
     def next_serial(self) -> int:
         # Random rather than a counter: no hot row for concurrent provisioning to fight
@@ -87,10 +101,19 @@ class RuntimeOps(TxBase):
             )
         ).first()
         if row is None:
+            self._check_absent(policy, volume_tags, volume)
             return None
+        self._check_row(policy, volume_tags, volume, row)
         return VolumeTag(row.policy, row.volume, row.tag, row.version, row.updated_at)
 
     def swap_tag(self, expected: str | None, new: VolumeTag) -> None:
+        # Compared with the authenticated tag first: a row deleted or edited in the database
+        # must not make the SQL compare below succeed.
+        current = self.get_tag(new.policy, new.volume)
+        if (current.tag if current else None) != expected or (
+            current is not None and new.version < current.version
+        ):
+            raise TagConflict(current)
         values = {"tag": new.tag, "version": new.version, "updated_at": new.updated_at}
         if expected is None:
             key = {"policy": new.policy, "volume": new.volume}
@@ -112,3 +135,9 @@ class RuntimeOps(TxBase):
             )
         if not done:
             raise TagConflict(self.get_tag(new.policy, new.volume))
+        self._record(
+            new.policy,
+            volume_tags,
+            new.volume,
+            {"policy": new.policy, "volume": new.volume, **values},
+        )

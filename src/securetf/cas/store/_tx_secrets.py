@@ -17,27 +17,31 @@ _CA_KEY_NAME = "ca"  # the name a CA key is bound to (one CA per policy)
 class SecretOps(TxBase):
     def put_secret(self, policy: str, name: str, value: bytes) -> None:
         sealed = self._sealer.seal(KIND_SECRET, policy, name, value)
-        self._upsert(
-            secrets, {"policy": policy, "name": name, "sealed": sealed}, ("policy", "name")
-        )
+        row = {"policy": policy, "name": name, "sealed": sealed}
+        self._upsert(secrets, row, ("policy", "name"))
+        self._record(policy, secrets, name, row)
 
     def get_secret(self, policy: str, name: str) -> bytes | None:
-        sealed = self._conn.execute(
-            select(secrets.c.sealed).where(secrets.c.policy == policy, secrets.c.name == name)
-        ).scalar_one_or_none()
-        if sealed is None:
+        row = self._conn.execute(
+            select(secrets).where(secrets.c.policy == policy, secrets.c.name == name)
+        ).first()
+        if row is None:
+            self._check_absent(policy, secrets, name)
             return None
-        return self._sealer.open(KIND_SECRET, policy, name, bytes(sealed))
+        self._check_row(policy, secrets, name, row)
+        return self._sealer.open(KIND_SECRET, policy, name, bytes(row.sealed))
 
     def put_ca(self, ca: PolicyCa) -> None:
         sealed = self._sealer.seal(KIND_CA_KEY, ca.policy, _CA_KEY_NAME, ca.key_pem)
-        self._upsert(
-            cas, {"policy": ca.policy, "key_sealed": sealed, "cert_pem": ca.cert_pem}, ("policy",)
-        )
+        row = {"policy": ca.policy, "key_sealed": sealed, "cert_pem": ca.cert_pem}
+        self._upsert(cas, row, ("policy",))
+        self._record(ca.policy, cas, "", row)
 
     def get_ca(self, policy: str) -> PolicyCa | None:
         row = self._conn.execute(select(cas).where(cas.c.policy == policy)).first()
         if row is None:
+            self._check_absent(policy, cas, "")
             return None
+        self._check_row(policy, cas, "", row)
         key_pem = self._sealer.open(KIND_CA_KEY, policy, _CA_KEY_NAME, bytes(row.key_sealed))
         return PolicyCa(policy=policy, key_pem=key_pem, cert_pem=bytes(row.cert_pem))
