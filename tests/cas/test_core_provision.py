@@ -354,3 +354,45 @@ def test_concurrent_provisioning_all_succeed_with_distinct_serials(
     view = _audit(cas, owners, clock)
     verify_audit_view(view, AUDIT_KEY.verify_key(), policy="cancer")
     assert sum(1 for e in view if e.get("kind") == "provision.accepted") == 24
+
+
+def _update(cas: Cas, owners: Owners, clock: Clock, **changes: object) -> None:
+    current, _ = cas.policy("cancer")
+    v = policy_yaml(owners, version=current.version + 1, predecessor=current.hash, **changes)  # type: ignore[arg-type]
+    done = cas.apply_policy(
+        v, [signed(owners.alice, v, clock.now), signed(owners.bob, v, clock.now)], {}
+    )
+    assert done.status == "active"
+
+
+def test_a_policy_update_revokes_instances_it_no_longer_allows(
+    cas: Cas, runtime: Runtime, owners: Owners, clock: Clock
+) -> None:
+    """Attack: an instance provisioned under version 1 keeps moving the model's tag after
+    version 2 stopped allowing its measurement."""
+    serial = cas.provision(runtime.request(cas.nonce().nonce)).serial
+    assert cas.instance_status("cancer", serial).live
+    # An update that still allows it changes nothing for it.
+    _update(cas, owners, clock, extra_env='\n      V: "2"')
+    status = cas.instance_status("cancer", serial)
+    assert (status.live, status.service, status.instance) == (True, "train", 0)
+    _update(cas, owners, clock, measurement=b"\x07" * 32)
+    status = cas.instance_status("cancer", serial)
+    assert not status.live
+    assert "measurement" in status.reason
+    with pytest.raises(AuthenticationError, match="revoked by a policy update"):
+        cas.update_tag(tag_update(runtime, serial, "model", None, "sha256:" + "01" * 32, 1))
+
+
+def test_instance_status_follows_supersession_and_expiry(
+    cas: Cas, runtime: Runtime, clock: Clock
+) -> None:
+    first = cas.provision(runtime.request(cas.nonce().nonce)).serial
+    second = cas.provision(runtime.request(cas.nonce().nonce)).serial
+    assert not cas.instance_status("cancer", first).live
+    assert cas.instance_status("cancer", second).live
+    assert not cas.instance_status("other-policy", second).live
+    assert not cas.instance_status("cancer", 12345).live
+    clock.now += cas.settings.instance_cert_seconds + 1
+    expired = cas.instance_status("cancer", second)
+    assert (expired.live, expired.reason) == (False, "its certificate expired")

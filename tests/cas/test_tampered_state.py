@@ -23,6 +23,7 @@ from securetf.protocol import TagUpdate
 from tests.cas.store.conftest import raw_sql
 
 from .support import (
+    MEASUREMENT,
     SERVE_MEASUREMENT,
     Clock,
     Owners,
@@ -180,9 +181,10 @@ def test_an_instance_inserted_in_the_database_cannot_move_tags(
     raw_sql(
         db_url,
         "INSERT INTO instances (serial, policy, policy_version, service, instance, "
-        "public_key_der, expires_at, created_at) VALUES "
-        "(4242, 'cancer', 1, 'train', 1, :key, :expires, :now)",
+        "public_key_der, expires_at, created_at, tee, measurement) VALUES "
+        "(4242, 'cancer', 1, 'train', 1, :key, :expires, :now, 'sim', :measurement)",
         key=intruder.tls.public_der(),
+        measurement=MEASUREMENT,
         expires=clock.now + 3600,
         now=clock.now,
     )

@@ -72,6 +72,28 @@ def service_of(policy: Policy, name: str, instance: int) -> Service:
     return service
 
 
+def expected_measurements(service: Service) -> list[bytes]:
+    return [bytes.fromhex(m.split(":", 1)[1]) for m in service.measurement]
+
+
+def still_allowed(instance: Instance, policy: Policy) -> str | None:
+    """Why the version in force no longer allows an instance provisioned earlier, or None.
+
+    An instance keeps its rights only while the policy in force still names its service and
+    slot, its TEE and its measurement: an update that drops any of them revokes it.
+    """
+    service = policy.services.get(instance.service)
+    if service is None:
+        return f"version {policy.version} has no service {instance.service!r}"
+    if instance.instance >= service.instances:
+        return f"version {policy.version} has no instance {instance.instance} of it"
+    if instance.tee not in policy.tee.allow:
+        return f"version {policy.version} no longer allows TEE {instance.tee}"
+    if instance.measurement not in expected_measurements(service):
+        return f"version {policy.version} no longer allows its measurement"
+    return None
+
+
 def verify(
     stored: PolicyVersion,
     req: ProvisionRequest,
@@ -99,7 +121,7 @@ def verify(
     appraise(
         claims,
         allowed_tees=policy.tee.allow,
-        expected_measurements=[bytes.fromhex(m.split(":", 1)[1]) for m in service.measurement],
+        expected_measurements=expected_measurements(service),
         expected_report_data=provision_report_data(
             req.nonce, req.tls_public_key, req.box_public_key
         ),
@@ -211,6 +233,8 @@ def grant(
             req.tls_public_key,
             now + settings.instance_cert_seconds,
             now,
+            v.claims.tee,
+            v.claims.measurement,
         )
     )
     tx.append_audit(
@@ -262,4 +286,12 @@ def _used_secrets(service: Service) -> set[str]:
     return used
 
 
-__all__ = ["Verified", "grant", "load", "service_of", "verify"]
+__all__ = [
+    "Verified",
+    "expected_measurements",
+    "grant",
+    "load",
+    "service_of",
+    "still_allowed",
+    "verify",
+]

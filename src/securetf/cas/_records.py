@@ -52,6 +52,8 @@ class Instance:
     public_key_der: bytes  # SubjectPublicKeyInfo of the runtime's signing key
     expires_at: float
     created_at: float
+    tee: str  # what its evidence proved, checked again against every later version
+    measurement: bytes
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Request, Response
+from fastapi import Body, FastAPI, Path, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -39,6 +39,7 @@ from securetf.protocol import (
     ApplyResult,
     AuditPage,
     CasIdentityDoc,
+    InstanceStatus,
     NonceResponse,
     PolicyApply,
     PolicyApprove,
@@ -185,6 +186,10 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
             else None
         )
         return PolicyHistory(name=name, versions=items, pending=pend)
+
+    @app.get("/v1/policies/{name}/instances/{serial}")
+    def instance_status(name: str, serial: Annotated[int, Path(ge=1, lt=2**63)]) -> InstanceStatus:
+        return cas.instance_status(name, serial)
 
     @app.post("/v1/nonce")
     def nonce() -> NonceResponse:

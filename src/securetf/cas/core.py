@@ -24,6 +24,7 @@ from securetf.errors import AttestationError, AuthenticationError, Error, Rollba
 from securetf.policy import SignedRequest
 from securetf.protocol import (
     ApplyResult,
+    InstanceStatus,
     NonceResponse,
     ProvisionRequest,
     ProvisionResponse,
@@ -165,6 +166,12 @@ class Cas:
         )
         verify_ec_signature(instance.public_key_der, req.signature, message)
         _, policy = _policies.load(tx, req.policy)
+        revoked = _provision.still_allowed(instance, policy)
+        if revoked is not None:
+            raise AuthenticationError(
+                f"instance {req.serial} was revoked by a policy update ({revoked}); "
+                "run it again under the version in force"
+            )
         service = policy.services.get(instance.service)
         if service is None or not any(
             m.volume == req.volume and m.mode == "rw" for m in service.mounts
@@ -199,6 +206,35 @@ class Cas:
             },
             now,
         )
+
+    def instance_status(self, policy: str, serial: int) -> InstanceStatus:
+        """Whether the certificate with ``serial`` still speaks for a live instance of
+        ``policy``: not superseded, not expired, and allowed by the version in force.
+        Peers and serving clients ask this before trusting a certificate."""
+        now = self._clock()
+
+        def read(tx: Tx) -> InstanceStatus:
+            instance = tx.get_instance(serial)
+            if instance is None or instance.policy != policy:
+                return InstanceStatus(
+                    policy=policy, serial=serial, live=False, reason="unknown or superseded"
+                )
+            stored, current = _policies.load(tx, policy)
+            reason = _provision.still_allowed(instance, current)
+            if reason is None and instance.expires_at <= now:
+                reason = "its certificate expired"
+            return InstanceStatus(
+                policy=policy,
+                serial=serial,
+                live=reason is None,
+                reason=reason or "",
+                service=instance.service,
+                instance=instance.instance,
+                policy_version=stored.version,
+                expires_at=instance.expires_at,
+            )
+
+        return self._run("instance.status", read)
 
     # -- owners ------------------------------------------------------------------------
     def export_secret(self, policy: str, secret: str, signed: SignedRequest) -> bytes:

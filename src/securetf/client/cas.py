@@ -26,6 +26,7 @@ from securetf.policy import (
 from securetf.protocol import (
     ApplyResult,
     AuditPage,
+    InstanceStatus,
     NonceResponse,
     PolicyApply,
     PolicyApprove,
@@ -187,6 +188,10 @@ class CasClient:
 
     def provision(self, req: ProvisionRequest) -> ProvisionResponse:
         return self._model(ProvisionResponse, "POST", "/v1/provision", req.model_dump(mode="json"))
+
+    def instance_status(self, policy: str, serial: int) -> InstanceStatus:
+        """Whether the certificate with ``serial`` still speaks for a live instance."""
+        return self._model(InstanceStatus, "GET", f"/v1/policies/{policy}/instances/{serial}")
 
     def update_tag(self, req: TagUpdate) -> None:
         self._call("POST", "/v1/tags", req.model_dump(mode="json"))

@@ -161,6 +161,23 @@ class ProvisionResponse(_Msg):
     sealed_config: Base64Bytes  # ServiceConfig JSON, sealed to box_public_key
 
 
+class InstanceStatus(_Msg):
+    """``GET /v1/policies/{name}/instances/{serial}``: may a certificate still be trusted?
+
+    ``live`` only while the instance's slot was not provisioned again since, its certificate
+    has not expired, and the version in force still allows its service, TEE and measurement.
+    """
+
+    policy: str
+    serial: int
+    live: bool
+    reason: str = ""  # why not live
+    service: str = ""
+    instance: int = 0
+    policy_version: int = 0  # the version in force when answered
+    expires_at: float = 0.0
+
+
 class TagUpdate(_Msg):
     """``POST /v1/tags``: an attested instance moves a volume's tag (compare-and-swap)."""
 

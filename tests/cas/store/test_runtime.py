@@ -58,7 +58,7 @@ def test_concurrent_takers_of_one_nonce_win_once(store: Store) -> None:
 
 
 def instance(serial: int) -> Instance:
-    return Instance(serial, "p", 3, "train", 1, b"\x30\x2a spki", 2000.0, 1000.0)
+    return Instance(serial, "p", 3, "train", 1, b"\x30\x2a spki", 2000.0, 1000.0, "sim", bytes(32))
 
 
 def test_instances(store: Store) -> None:

@@ -124,6 +124,8 @@ instances = Table(
     Column("public_key_der", LargeBinary, nullable=False),
     Column("expires_at", Double, nullable=False),
     Column("created_at", Double, nullable=False),
+    Column("tee", Text, nullable=False),
+    Column("measurement", LargeBinary, nullable=False),
 )
 
 volume_tags = Table(

@@ -28,6 +28,8 @@ def _instance(row: Any) -> Instance:
         public_key_der=bytes(row.public_key_der),
         expires_at=row.expires_at,
         created_at=row.created_at,
+        tee=row.tee,
+        measurement=bytes(row.measurement),
     )
 
 
@@ -72,6 +74,8 @@ class RuntimeOps(TxBase):
             "public_key_der": instance.public_key_der,
             "expires_at": instance.expires_at,
             "created_at": instance.created_at,
+            "tee": instance.tee,
+            "measurement": instance.measurement,
         }
         self._conn.execute(insert(instances).values(**values))
         self._record(instance.policy, instances, str(instance.serial), values)
