@@ -8,7 +8,7 @@ import pytest
 
 from securetf.cas import Cas
 from securetf.errors import NotFoundError, PolicyError
-from securetf.policy import GovernanceError, Policy, policy_hash
+from securetf.policy import GovernanceError, Policy, SignedRequest, policy_hash
 
 from .support import DATASET, DATASET_KEY, Clock, Owners, make_cas, policy_yaml, signed
 
@@ -167,3 +167,33 @@ def test_an_approval_of_other_imported_values_is_refused(
     with pytest.raises(GovernanceError, match="imported secret values"):
         cas.approve_policy("cancer", signed(owners.bob, v2, clock.now, "approve", secrets=kb))
     assert cas.policy("cancer")[0].version == 1
+
+
+def test_a_policys_yaml_is_for_its_owners(cas: Cas, owners: Owners, clock: Clock) -> None:
+    """Anyone may learn name, version, hash and CA; the YAML (owners' keys, measurements,
+    file contents) and who approved what only an owner, with a request for that operation."""
+    from securetf.crypto import SigningKey
+    from securetf.policy import sign_request
+
+    yaml = _create(cas, owners, clock)
+    stored, _ = cas.policy("cancer")
+
+    def request(key: SigningKey, action: str) -> SignedRequest:
+        return sign_request(
+            key,
+            action=action,  # type: ignore[arg-type]
+            policy="cancer",
+            version=stored.version,
+            policy_hash=stored.hash,
+            issued_at=int(clock.now),
+        )
+
+    assert cas.show_policy("cancer", request(owners.bob, "show"))[0].yaml == yaml
+    with pytest.raises(GovernanceError, match="not an owner"):
+        cas.show_policy("cancer", request(SigningKey.generate(), "show"))
+    with pytest.raises(GovernanceError, match="'audit' request"):
+        cas.show_policy("cancer", request(owners.bob, "audit"))
+    with pytest.raises(GovernanceError, match="not an owner"):
+        cas.history("cancer", request(SigningKey.generate(), "history"))
+    launch = cas.launch("cancer", "train")
+    assert (launch.command, launch.code) == (["python", "train.py"], None)

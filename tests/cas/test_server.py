@@ -108,9 +108,16 @@ def test_owner_workflow_survives_kill_9(cas: CasProcess, tmp_path: Path) -> None
     )
     shown = json.loads(cas.cli("policy", "show", "demo", "--cas", cas.url, "--json").stdout)
     assert shown["version"] == 2
+    assert shown["policy_yaml"] is None  # the YAML is for owners
+    mine = cas.cli(
+        "policy", "show", "demo", "--cas", cas.url, "--key", tmp_path / "bob.key", "--json"
+    )
+    assert "--fast" in json.loads(mine.stdout)["policy_yaml"]
     hist = cas.cli("policy", "history", "demo", "--cas", cas.url).stdout
     assert "v1" in hist
-    assert "approved by alice, bob" in hist
+    assert "approved by" not in hist  # who approved is for owners
+    hist = cas.cli("policy", "history", "demo", "--cas", cas.url, "--key", tmp_path / "bob.key")
+    assert "approved by alice, bob" in hist.stdout
     # An owner fetches the exported model key; a non-exported key is refused.
     cas.cli(
         "secret",

@@ -24,6 +24,7 @@ from prometheus_client import (
 )
 
 from securetf.cas._policies import import_digests, parse
+from securetf.cas._records import PendingUpdate, PolicyVersion
 from securetf.cas.core import Cas
 from securetf.cas.identity import CasIdentity
 from securetf.errors import (
@@ -47,6 +48,7 @@ from securetf.protocol import (
     PolicyHistory,
     ProvisionRequest,
     ProvisionResponse,
+    ServiceLaunch,
     TagUpdate,
 )
 from securetf.protocol.messages import HistoryItem
@@ -149,43 +151,59 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
     def list_policies() -> dict[str, list[str]]:
         return {"policies": cas.policy_names()}
 
-    @app.get("/v1/policies/{name}")
-    def get_policy(name: str) -> PolicyDoc:
-        stored, ca_pem = cas.policy(name)
+    def _doc(stored: PolicyVersion, ca_pem: bytes, *, with_yaml: bool) -> PolicyDoc:
         return PolicyDoc(
             name=stored.name,
             version=stored.version,
             hash=stored.hash,
-            policy_yaml=stored.yaml,
+            policy_yaml=stored.yaml if with_yaml else None,
             ca_certificate_pem=ca_pem.decode(),
             created_at=stored.created_at,
         )
 
-    @app.get("/v1/policies/{name}/history")
-    def get_history(name: str) -> PolicyHistory:
-        versions, pending = cas.history(name)
+    def _history(
+        name: str, versions: list[PolicyVersion], pending: PendingUpdate | None, *, full: bool
+    ) -> PolicyHistory:
         owners = {o.public_key: o.name for v in versions for o in parse(v.yaml).governance.owners}
-        items = [
-            HistoryItem(
+
+        def item(v: PolicyVersion | PendingUpdate, imports: dict[str, str]) -> HistoryItem:
+            return HistoryItem(
                 version=v.version,
                 hash=v.hash,
                 created_at=v.created_at,
-                approved_by=_approved_by(v.approvals, owners),
+                approved_by=_approved_by(v.approvals, owners) if full else [],
+                imports=imports,
             )
-            for v in versions
-        ]
-        pend = (
-            HistoryItem(
-                version=pending.version,
-                hash=pending.hash,
-                created_at=pending.created_at,
-                approved_by=_approved_by(pending.approvals, owners),
-                imports=import_digests(dict(pending.secrets)),
-            )
-            if pending
-            else None
+
+        return PolicyHistory(
+            name=name,
+            versions=[item(v, {}) for v in versions],
+            pending=item(pending, import_digests(dict(pending.secrets))) if pending else None,
         )
-        return PolicyHistory(name=name, versions=items, pending=pend)
+
+    @app.get("/v1/policies/{name}")
+    def get_policy(name: str) -> PolicyDoc:
+        stored, ca_pem = cas.policy(name)
+        return _doc(stored, ca_pem, with_yaml=False)
+
+    @app.post("/v1/policies/{name}/show")
+    def show_policy(name: str, signed: Annotated[dict[str, Any], Body()]) -> PolicyDoc:
+        stored, ca_pem = cas.show_policy(name, _signed(signed))
+        return _doc(stored, ca_pem, with_yaml=True)
+
+    @app.get("/v1/policies/{name}/services/{service}")
+    def get_launch(name: str, service: str) -> ServiceLaunch:
+        return cas.launch(name, service)
+
+    @app.get("/v1/policies/{name}/history")
+    def get_history(name: str) -> PolicyHistory:
+        versions, pending = cas.history(name)
+        return _history(name, versions, pending, full=False)
+
+    @app.post("/v1/policies/{name}/history")
+    def owner_history(name: str, signed: Annotated[dict[str, Any], Body()]) -> PolicyHistory:
+        versions, pending = cas.history(name, _signed(signed))
+        return _history(name, versions, pending, full=True)
 
     @app.get("/v1/policies/{name}/instances/{serial}")
     def instance_status(name: str, serial: Annotated[int, Path(ge=1, lt=2**63)]) -> InstanceStatus:

@@ -24,10 +24,12 @@ from securetf.errors import AttestationError, AuthenticationError, Error, Rollba
 from securetf.policy import SignedRequest
 from securetf.protocol import (
     ApplyResult,
+    CodeLaunch,
     InstanceStatus,
     NonceResponse,
     ProvisionRequest,
     ProvisionResponse,
+    ServiceLaunch,
     TagUpdate,
     tag_update_message,
 )
@@ -74,7 +76,8 @@ class Cas:
         )
 
     def policy(self, name: str) -> tuple[PolicyVersion, bytes]:
-        """The version in force and its CA certificate (PEM)."""
+        """The version in force and its CA certificate (PEM). Its YAML is for owners
+        (:meth:`show_policy`) and attested instances only: callers show the public part."""
 
         def read(tx: Tx) -> tuple[PolicyVersion, bytes]:
             stored, _ = _policies.load(tx, name)
@@ -83,12 +86,49 @@ class Cas:
 
         return self._run("policy.read", read)
 
+    def show_policy(self, name: str, signed: SignedRequest) -> tuple[PolicyVersion, bytes]:
+        """The version in force with its YAML, for an owner's signed ``show`` request."""
+        now = self._clock()
+
+        def read(tx: Tx) -> tuple[PolicyVersion, bytes]:
+            _owner.authorize(tx, name, signed, action="show", now=now)
+            stored, _ = _policies.load(tx, name)
+            ca = tx.get_ca(name)
+            return stored, ca.cert_pem if ca else b""
+
+        return self._run("policy.show", read)
+
+    def launch(self, name: str, service: str) -> ServiceLaunch:
+        """The public part of a service: its command and code volume (for operators)."""
+
+        def read(tx: Tx) -> ServiceLaunch:
+            stored, policy = _policies.load(tx, name)
+            spec = _provision.service_of(policy, service, 0)
+            code = spec.code
+            return ServiceLaunch(
+                policy=name,
+                version=stored.version,
+                service=service,
+                command=list(spec.command),
+                code=CodeLaunch(volume=code.volume, path=str(code.path)) if code else None,
+            )
+
+        return self._run("policy.launch", read)
+
     def policy_names(self) -> list[str]:
         return self._run("policy.list", lambda tx: tx.policy_names())
 
-    def history(self, name: str) -> tuple[list[PolicyVersion], PendingUpdate | None]:
+    def history(
+        self, name: str, signed: SignedRequest | None = None
+    ) -> tuple[list[PolicyVersion], PendingUpdate | None]:
+        """Every version and the pending update. Who approved them is for owners: the
+        caller shows approvals only when ``signed`` (an owner's ``history`` request) is given
+        and verifies."""
+        now = self._clock()
 
         def read(tx: Tx) -> tuple[list[PolicyVersion], PendingUpdate | None]:
+            if signed is not None:
+                _owner.authorize(tx, name, signed, action="history", now=now)
             versions = tx.policy_history(name)
             if not versions:
                 _policies.load(tx, name)  # raises the not-found error

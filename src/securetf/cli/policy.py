@@ -67,15 +67,25 @@ def approve(
     typer.echo(f"policy {name} version {version} {state}")
 
 
+OwnerKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key", help="An owner's key file: shows what only owners may read.", show_default=False
+    ),
+]
+
+
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="The policy's name.")],
     cas: CasUrl,
+    key: OwnerKeyOpt = None,
     json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
-    """Print the version in force."""
+    """Print the version in force (its YAML only with an owner's --key)."""
     with CasClient.for_url(cas) as client:
-        doc = client.policy(name)
+        doc = client.show_policy(name, load_owner_key(key)) if key else client.policy(name)
+    yaml = doc.policy_yaml.decode(errors="replace") if doc.policy_yaml is not None else None
     if json:
         print_json(
             {
@@ -84,22 +94,30 @@ def show(
                 "hash": doc.hash,
                 "created_at": doc.created_at,
                 "ca_certificate_pem": doc.ca_certificate_pem,
-                "policy_yaml": doc.policy_yaml.decode(errors="replace"),
+                "policy_yaml": yaml,
             }
         )
         return
     typer.echo(f"# {doc.name} version {doc.version} ({doc.hash})")
-    typer.echo(doc.policy_yaml.decode(errors="replace"))
+    typer.echo(yaml if yaml is not None else "# the YAML is shown to owners only: add --key")
 
 
 @app.command()
-def history(name: Annotated[str, typer.Argument(help="The policy's name.")], cas: CasUrl) -> None:
-    """List every version, who approved it, and any pending update."""
+def history(
+    name: Annotated[str, typer.Argument(help="The policy's name.")],
+    cas: CasUrl,
+    key: OwnerKeyOpt = None,
+) -> None:
+    """List every version and any pending update (who approved each, with an owner's --key)."""
     with CasClient.for_url(cas) as client:
-        hist = client.history(name)
+        hist = client.history(name, load_owner_key(key) if key else None)
+
+    def by(names: list[str]) -> str:
+        return f" approved by {', '.join(names)}" if key else ""
+
     for item in hist.versions:
         when = datetime.datetime.fromtimestamp(item.created_at, tz=datetime.UTC).isoformat()
-        typer.echo(f"v{item.version} {when} {item.hash} approved by {', '.join(item.approved_by)}")
+        typer.echo(f"v{item.version} {when} {item.hash}{by(item.approved_by)}")
     if hist.pending:
         p = hist.pending
-        typer.echo(f"pending v{p.version} {p.hash} approved by {', '.join(p.approved_by)}")
+        typer.echo(f"pending v{p.version} {p.hash}{by(p.approved_by)}")

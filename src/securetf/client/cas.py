@@ -34,6 +34,7 @@ from securetf.protocol import (
     PolicyHistory,
     ProvisionRequest,
     ProvisionResponse,
+    ServiceLaunch,
     TagUpdate,
 )
 
@@ -137,20 +138,39 @@ class CasClient:
         return [str(n) for n in names]
 
     def owned_policies(self, key: SigningKey) -> list[str]:
-        """The policies in force that list ``key`` among their owners."""
-        mine = key.verify_key()
+        """The policies in force that list ``key`` among their owners (each asked with a
+        signed ``show``: a policy's owners are not public)."""
         owned = []
         for name in self.policy_names():
-            policy = Policy.from_yaml(self.policy(name).policy_yaml)
-            if any(o.verify_key() == mine for o in policy.governance.owners):
-                owned.append(name)
+            try:
+                self.show_policy(name, key)
+            except errors.UsageError as exc:  # the CAS's GovernanceError
+                if "not an owner" in str(exc):
+                    continue
+                raise
+            owned.append(name)
         return owned
 
     def policy(self, name: str) -> PolicyDoc:
+        """The public part of the version in force: name, version, hash, CA certificate."""
         return self._model(PolicyDoc, "GET", f"/v1/policies/{name}")
 
-    def history(self, name: str) -> PolicyHistory:
-        return self._model(PolicyHistory, "GET", f"/v1/policies/{name}/history")
+    def show_policy(self, name: str, key: SigningKey) -> PolicyDoc:
+        """The version in force with its YAML (``key`` must be an owner's)."""
+        return self._model(
+            PolicyDoc, "POST", f"/v1/policies/{name}/show", self._owner_request(name, key, "show")
+        )
+
+    def launch(self, name: str, service: str) -> ServiceLaunch:
+        """What an operator needs to start ``service``: its command and code volume."""
+        return self._model(ServiceLaunch, "GET", f"/v1/policies/{name}/services/{service}")
+
+    def history(self, name: str, key: SigningKey | None = None) -> PolicyHistory:
+        """Every version and any pending update; who approved each only for an owner's ``key``."""
+        if key is None:
+            return self._model(PolicyHistory, "GET", f"/v1/policies/{name}/history")
+        body = self._owner_request(name, key, "history")
+        return self._model(PolicyHistory, "POST", f"/v1/policies/{name}/history", body)
 
     def _owner_request(
         self, name: str, key: SigningKey, action: Action, target: str = ""

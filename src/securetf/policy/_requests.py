@@ -38,7 +38,7 @@ from securetf.policy._types import Digest, Name, PolicyModel
 SIGNING_CONTEXT = b"securetf-policy-request-v2\x00"
 """Prefix of every signed message, so a request signature can never pass for another one."""
 
-Action = Literal["create", "update", "approve", "audit", "export", "register"]
+Action = Literal["create", "update", "approve", "audit", "export", "register", "show", "history"]
 GOVERNANCE_ACTIONS: tuple[Action, ...] = ("create", "update", "approve")
 """Actions that change which version is in force (they carry ``imports``)."""
 
@@ -53,9 +53,10 @@ def import_digest(value: bytes) -> str:
 
 class Request(PolicyModel):
     """What an owner signs. ``create`` and ``update`` propose a version, ``approve`` seconds
-    a pending one; ``audit``, ``export`` and ``register`` ask for one operation on the version
-    in force (read the audit log, export the secret ``target``, register a tag of the volume
-    ``target``, with ``detail`` ``{"tag": ..., "version": ...}``)."""
+    a pending one; ``audit``, ``export``, ``register``, ``show`` and ``history`` ask for one
+    operation on the version in force (read the audit log, export the secret ``target``,
+    register a tag of the volume ``target`` with ``detail`` ``{"tag": ..., "version": ...}``,
+    read the policy's YAML, read who approved each version)."""
 
     action: Action
     policy: Name

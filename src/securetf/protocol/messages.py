@@ -67,14 +67,34 @@ class ApplyResult(_Msg):
 
 
 class PolicyDoc(_Msg):
-    """``GET /v1/policies/{name}``: the version in force."""
+    """``GET /v1/policies/{name}``: the version in force. Public: name, version, hash, CA.
+
+    ``policy_yaml`` (owners' keys, measurements, file contents) only in the answer to an
+    owner's signed ``show`` request (``POST /v1/policies/{name}/show``).
+    """
 
     name: str
     version: int
     hash: str
-    policy_yaml: Base64Bytes
+    policy_yaml: Base64Bytes | None = None
     ca_certificate_pem: str
     created_at: float
+
+
+class CodeLaunch(_Msg):
+    volume: str
+    path: str
+
+
+class ServiceLaunch(_Msg):
+    """``GET /v1/policies/{name}/services/{service}``: what an operator needs to launch a
+    service (its command, which the runtime measures, and its code volume); public."""
+
+    policy: str
+    version: int
+    service: str
+    command: list[str]
+    code: CodeLaunch | None = None
 
 
 class HistoryItem(_Msg):

@@ -20,7 +20,7 @@ from pathlib import Path
 from securetf.attestation import producer_for
 from securetf.client import CasClient
 from securetf.errors import AttestationError, Error, IntegrityError, UsageError
-from securetf.policy import Policy, Service
+from securetf.protocol import ServiceLaunch
 from securetf.runtime import _linux
 from securetf.runtime.measure import measure_launcher, snapshot
 from securetf.runtime.provision import Provisioned, move_tag, provision
@@ -120,15 +120,9 @@ def _launch(
     return 128 - code if code < 0 else code
 
 
-def _service(client: CasClient, options: RunOptions) -> Service:
-    doc = client.policy(options.policy)
-    policy = Policy.from_yaml(doc.policy_yaml)
-    service = policy.services.get(options.service)
-    if service is None:
-        raise UsageError(
-            f"policy {options.policy!r} has no service {options.service!r} "
-            f"(services: {', '.join(sorted(policy.services))})"
-        )
+def _service(client: CasClient, options: RunOptions) -> ServiceLaunch:
+    # Only the public launch information: the policy itself is for owners and instances.
+    service = client.launch(options.policy, options.service)
     if service.code is not None and options.app is not None:
         raise UsageError(
             f"service {options.service!r} runs code from the sealed volume "
@@ -139,7 +133,7 @@ def _service(client: CasClient, options: RunOptions) -> Service:
     return service
 
 
-def _measure(service: Service, options: RunOptions, app: Path) -> bytes:
+def _measure(service: ServiceLaunch, options: RunOptions, app: Path) -> bytes:
     """The app copied into memory while measured, or, for code volumes, the launcher."""
     command = list(service.command)
     if service.code is not None:
