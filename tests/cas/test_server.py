@@ -116,8 +116,8 @@ def test_owner_workflow_survives_kill_9(cas: CasProcess, tmp_path: Path) -> None
     hist = cas.cli("policy", "history", "demo", "--cas", cas.url).stdout
     assert "v1" in hist
     assert "approved by" not in hist  # who approved is for owners
-    hist = cas.cli("policy", "history", "demo", "--cas", cas.url, "--key", tmp_path / "bob.key")
-    assert "approved by alice, bob" in hist.stdout
+    owned = cas.cli("policy", "history", "demo", "--cas", cas.url, "--key", tmp_path / "bob.key")
+    assert "approved by alice, bob" in owned.stdout
     # An owner fetches the exported model key; a non-exported key is refused.
     cas.cli(
         "secret",
