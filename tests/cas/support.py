@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from securetf.attestation import SimProducer, load_or_create_platform_key
-from securetf.cas import Cas
+from securetf.cas import Cas, CasSettings
 from securetf.cas.master_key import MasterKey
 from securetf.cas.store import open_store
 from securetf.crypto import SigningKey, sha256
@@ -121,7 +121,7 @@ def signed(
 AUDIT_KEY = SigningKey.generate()
 
 
-def make_cas(db_url: str, tmp_path: Path, clock: Clock) -> Cas:
+def make_cas(db_url: str, tmp_path: Path, clock: Clock, settings: CasSettings | None = None) -> Cas:
     """A CAS over a real store; its audit key is :data:`AUDIT_KEY`."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
@@ -129,7 +129,7 @@ def make_cas(db_url: str, tmp_path: Path, clock: Clock) -> Cas:
     data = tmp_path / "cas-data"
     data.mkdir(exist_ok=True)
     store = open_store(db_url, master_key=MasterKey.load_or_create(data), audit_key=AUDIT_KEY)
-    return Cas(store, clock=clock, sim_trust=[platform.verify_key()])
+    return Cas(store, clock=clock, sim_trust=[platform.verify_key()], settings=settings)
 
 
 @dataclass

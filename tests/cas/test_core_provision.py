@@ -64,7 +64,9 @@ def _audit(cas: Cas, owners: Owners, clock: Clock) -> list[dict[str, object]]:
         policy_hash=stored.hash,
         issued_at=int(clock.now),
     )
-    return cas.audit("cancer", read)
+    page = cas.audit("cancer", read)
+    assert page.head.seq == page.entries[-1]["seq"]  # one page holds this whole log
+    return page.entries
 
 
 def test_provision_releases_config_to_the_attested_runtime(

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Request, Response
+from fastapi import Body, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -207,10 +207,12 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         return {"value": base64.b64encode(value).decode()}
 
     @app.post("/v1/policies/{name}/audit")
-    def audit(name: str, signed: Annotated[dict[str, Any], Body()]) -> AuditPage:
-        entries = cas.audit(name, _signed(signed))
-        head = entries[-1]["chain"] if entries else ""
-        return AuditPage(entries=entries, head=head)
+    def audit(
+        name: str,
+        signed: Annotated[dict[str, Any], Body()],
+        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    ) -> AuditPage:
+        return cas.audit(name, _signed(signed), after)
 
     return app
 

@@ -14,7 +14,7 @@ from typing import Any
 from securetf.cas import _owner, _policies, _provision
 from securetf.cas._cache import SecretCache
 from securetf.cas._nonces import NonceBook
-from securetf.cas._records import AuditEntry, PendingUpdate, PolicyVersion, VolumeTag
+from securetf.cas._records import PendingUpdate, PolicyVersion, VolumeTag
 from securetf.cas._store_api import Store, TagConflict, Tx
 from securetf.cas.settings import CasSettings
 from securetf.crypto import VerifyKey
@@ -23,6 +23,7 @@ from securetf.errors import AttestationError, AuthenticationError, Error, Rollba
 from securetf.policy import SignedRequest
 from securetf.protocol import (
     ApplyResult,
+    AuditPage,
     NonceResponse,
     ProvisionRequest,
     ProvisionResponse,
@@ -202,15 +203,15 @@ class Cas:
 
         return self._store.run(export)
 
-    def audit(self, policy: str, signed: SignedRequest) -> list[dict[str, Any]]:
+    def audit(self, policy: str, signed: SignedRequest, after: int = 0) -> AuditPage:
+        """One page of the log after seq ``after``, with the head it reaches towards."""
         now = self._clock()
 
-        def read(tx: Tx) -> list[AuditEntry]:
+        def read(tx: Tx) -> AuditPage:
             _owner.authorize(tx, policy, signed, action="audit", now=now)
-            return tx.audit_entries(0, self.settings.audit_page)
+            return _owner.audit_page(tx, policy, after=after, size=self.settings.audit_page)
 
-        entries = self._store.run(read)
-        return _owner.audit_view(entries, policy)
+        return self._store.run(read)
 
     # -- internals ---------------------------------------------------------------------
     def _refused(self, kind: str, policy: str, exc: Error, **detail: Any) -> None:

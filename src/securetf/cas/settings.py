@@ -15,5 +15,6 @@ class CasSettings:
     ca_valid_days: int = 3650
     #: Largest policy upload accepted by the API (the policy parser has its own limit).
     max_request_bytes: int = 4 * 1024 * 1024
-    #: Most audit entries returned by one call.
-    audit_page: int = 10_000
+    #: Most audit entries in one page of an owner's read (the reader asks for the next page
+    #: until it reaches the head).
+    audit_page: int = 1_000

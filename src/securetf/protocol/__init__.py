@@ -8,6 +8,7 @@ from securetf.protocol.binding import (
 )
 from securetf.protocol.messages import (
     ApplyResult,
+    AuditHead,
     AuditPage,
     CasIdentityDoc,
     NonceResponse,
@@ -25,6 +26,7 @@ from securetf.protocol.messages import (
 __all__ = [
     "CONFIG_INFO",
     "ApplyResult",
+    "AuditHead",
     "AuditPage",
     "CasIdentityDoc",
     "NonceResponse",
