@@ -191,12 +191,12 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         return cas.nonce()
 
     @app.post("/v1/provision")
-    def provision(body: ProvisionRequest) -> ProvisionResponse:
-        return cas.provision(body)
+    def provision(body: ProvisionRequest, request: Request) -> ProvisionResponse:
+        return cas.provision(body, _source(request))
 
     @app.post("/v1/tags", status_code=204)
-    def update_tag(body: TagUpdate) -> Response:
-        cas.update_tag(body)
+    def update_tag(body: TagUpdate, request: Request) -> Response:
+        cas.update_tag(body, _source(request))
         return Response(status_code=204)
 
     @app.post("/v1/policies/{name}/secrets/{secret}")
@@ -215,6 +215,11 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         return cas.audit(name, _signed(signed), after)
 
     return app
+
+
+def _source(request: Request) -> str | None:
+    """The caller's address, which the CAS's refusal limits count by."""
+    return request.client.host if request.client else None
 
 
 def _signed(body: dict[str, Any]) -> SignedRequest:

@@ -15,6 +15,7 @@ from securetf.cas import _owner, _policies, _provision
 from securetf.cas._cache import SecretCache
 from securetf.cas._nonces import NonceBook
 from securetf.cas._records import PendingUpdate, PolicyVersion, VolumeTag
+from securetf.cas._refusals import RefusalGate, excerpt, excerpt_detail
 from securetf.cas._store_api import Store, TagConflict, Tx
 from securetf.cas.settings import CasSettings
 from securetf.crypto import VerifyKey
@@ -51,6 +52,12 @@ class Cas:
         self.settings = settings or CasSettings()
         self._cache = SecretCache()
         self._nonces = NonceBook(ttl=self.settings.nonce_ttl_seconds, clock=clock)
+        self._refusals = RefusalGate(
+            per_source=self.settings.audit_refusals_per_source,
+            window=self.settings.audit_refusal_window_seconds,
+            max_sources=self.settings.audit_refusal_sources,
+            clock=clock,
+        )
 
     # -- policies ----------------------------------------------------------------------
     def apply_policy(
@@ -97,7 +104,9 @@ class Cas:
         nonce, expires = self._nonces.issue()
         return NonceResponse(nonce=nonce, expires_at=expires)
 
-    def provision(self, req: ProvisionRequest) -> ProvisionResponse:
+    def provision(self, req: ProvisionRequest, source: str | None = None) -> ProvisionResponse:
+        """``source``: the caller's address, which bounds how many of its refusals are
+        audited (see :mod:`securetf.cas._refusals`)."""
         now = self._clock()
         try:
             # 1. The nonce: single use, even when a later step fails.
@@ -126,6 +135,7 @@ class Cas:
                 "provision.refused",
                 req.policy,
                 exc,
+                source,
                 service=req.service,
                 instance=req.instance,
                 tee=req.tee,
@@ -133,13 +143,15 @@ class Cas:
             raise
 
     # -- volume tags -------------------------------------------------------------------
-    def update_tag(self, req: TagUpdate) -> None:
+    def update_tag(self, req: TagUpdate, source: str | None = None) -> None:
         """Move a volume's tag, if an attested read-write instance asks and nothing changed."""
         now = self._clock()
         try:
             self._store.run(lambda tx: self._move_tag(tx, req, now))
         except Error as exc:
-            self._refused("tag.refused", req.policy, exc, volume=req.volume, serial=req.serial)
+            self._refused(
+                "tag.refused", req.policy, exc, source, volume=req.volume, serial=req.serial
+            )
             raise
 
     def _move_tag(self, tx: Tx, req: TagUpdate, now: float) -> None:
@@ -214,15 +226,23 @@ class Cas:
         return self._store.run(read)
 
     # -- internals ---------------------------------------------------------------------
-    def _refused(self, kind: str, policy: str, exc: Error, **detail: Any) -> None:
-        """Audit a refusal in its own transaction (the refused one rolled back)."""
-        _log.warning("%s for policy %s: %s", kind, policy, exc)
+    def _refused(
+        self, kind: str, policy: str, exc: Error, source: str | None, **detail: Any
+    ) -> None:
+        """Audit a refusal in its own transaction (the refused one rolled back): what the
+        caller sent only as a short excerpt, and only a few refusals per source and window."""
+        limit = self.settings.audit_detail_chars
+        where = "unknown" if source is None else excerpt(source, limit)
+        clean = excerpt_detail({**detail, "reason": str(exc), "source": where}, limit)
+        counts = self._refusals.admit(where)
+        if counts is None:
+            _log.debug("%s from %s counted, not audited", kind, where)
+            return
+        _log.warning("%s from %s: %s", kind, where, clean["reason"])
         try:
             with self._store.transaction() as tx:
                 known = tx.current_policy(policy) is not None
-                tx.append_audit(
-                    kind, policy if known else None, {**detail, "reason": str(exc)}, self._clock()
-                )
+                tx.append_audit(kind, policy if known else None, {**clean, **counts}, self._clock())
         except Error:
             _log.exception("could not audit a refusal")
 
