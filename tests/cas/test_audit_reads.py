@@ -17,17 +17,14 @@ from securetf.policy import Policy, policy_hash
 
 from .app_support import anonymous, owner_client
 from .store.conftest import raw_sql
-from .support import DATASET, Clock, Owners, Runtime, make_cas, policy_yaml, signed
+from .support import Clock, Owners, Runtime, policy_cas, policy_yaml, signed
 
 PAGE = 3  # entries per page: the tests below need several pages
 
 
 @pytest.fixture
 def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
-    cas = make_cas(db_url, tmp_path, clock, settings=CasSettings(audit_page=PAGE))
-    yaml = policy_yaml(owners)
-    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET)
-    return cas
+    return policy_cas(db_url, tmp_path, clock, owners, CasSettings(audit_page=PAGE))
 
 
 @pytest.fixture
@@ -35,11 +32,6 @@ def client(cas: Cas, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("SECURETF_HOME", str(tmp_path / "owner-home"))
     with owner_client(cas) as client:
         yield client
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Runtime:
-    return Runtime(home=tmp_path / "home")
 
 
 def _kinds(client: CasClient, owners: Owners) -> list[str]:

@@ -15,22 +15,14 @@ from securetf.policy import canonical_json
 from securetf.protocol import TagUpdate
 
 from .app_support import anonymous
-from .support import DATASET, Clock, Owners, Runtime, make_cas, policy_yaml, signed
+from .support import Clock, Owners, Runtime, make_cas, policy_cas
 
 HUGE = 3 * 1024 * 1024
 
 
 @pytest.fixture
 def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
-    cas = make_cas(db_url, tmp_path, clock)
-    yaml = policy_yaml(owners)
-    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET)
-    return cas
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Runtime:
-    return Runtime(home=tmp_path / "home")
+    return policy_cas(db_url, tmp_path, clock, owners)
 
 
 def _log(cas: Cas) -> list[AuditEntry]:

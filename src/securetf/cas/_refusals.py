@@ -82,29 +82,23 @@ class RefusalGate:
             window = self._track(source, now)
             if window is None:
                 self._others += 1
-                if self._others == 1:
-                    _log.warning(
-                        "refusals from more than %d sources in %.0f s: the rest are counted, "
-                        "not audited",
-                        self._max_sources,
-                        self._window,
-                    )
+                self._warn_first(self._others, f"refusals from over {self._max_sources} sources")
                 return None
             if window.written >= self._per_source:
                 window.suppressed += 1
-                if window.suppressed == 1:
-                    _log.warning(
-                        "more than %d refusals from %s in %.0f s: the rest are counted, "
-                        "not audited",
-                        self._per_source,
-                        source,
-                        self._window,
-                    )
+                self._warn_first(window.suppressed, f"over {self._per_source} from {source}")
                 return None
             window.written += 1
             counts = {"suppressed": window.suppressed, "suppressed_other_sources": self._others}
             window.suppressed = self._others = 0
             return {k: v for k, v in counts.items() if v}
+
+    def _warn_first(self, count: int, what: str) -> None:
+        """Log the first refusal left out of a run, not each (a flood would fill the log)."""
+        if count == 1:
+            _log.warning(
+                "refusals: %s in %.0f s; the rest are counted, not audited", what, self._window
+            )
 
     def _track(self, source: str, now: float) -> _Window | None:
         window = self._sources.get(source)
