@@ -9,35 +9,32 @@ from pathlib import Path
 import pytest
 
 from securetf.cas import Cas
-from securetf.errors import IntegrityError
-from securetf.policy import sign_request
+from securetf.errors import IntegrityError, UsageError
 
 from .store.conftest import raw_sql
-from .support import DATASET, Clock, Owners, Runtime, make_cas, policy_yaml, signed
+from .support import Clock, Owners, Runtime, owner_request, policy_cas
 
 
 @pytest.fixture
-def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
-    cas = make_cas(db_url, tmp_path, clock)
-    yaml = policy_yaml(owners)
-    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET)
-    runtime = Runtime(home=tmp_path / "home")
+def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners, runtime: Runtime) -> Cas:
+    cas = policy_cas(db_url, tmp_path, clock, owners)
     for _ in range(4):  # entries 2 to 5
         cas.provision(runtime.request(cas.nonce().nonce))
     return cas
 
 
 def read(cas: Cas, owners: Owners, clock: Clock) -> object:
-    stored, _ = cas.policy("cancer")
-    request = sign_request(
-        owners.carol,
-        action="audit",
-        policy="cancer",
-        version=stored.version,
-        policy_hash=stored.hash,
-        issued_at=int(clock.now),
-    )
-    return cas.audit("cancer", request)
+    return cas.audit("cancer", owner_request(cas, owners.carol, clock))
+
+
+def test_pages_follow_the_cursor_and_stop_at_the_head(
+    cas: Cas, owners: Owners, clock: Clock
+) -> None:
+    pages = [cas.audit("cancer", owner_request(cas, owners.carol, clock), a) for a in (3, 5, 9)]
+    assert [[e["seq"] for e in p.entries] for p in pages] == [[4, 5], [], []]
+    assert {p.head.seq for p in pages} == {5}
+    with pytest.raises(UsageError, match="after"):
+        cas.audit("cancer", owner_request(cas, owners.carol, clock), -1)
 
 
 TAMPER = {

@@ -9,7 +9,7 @@ from securetf.cas._policies import load
 from securetf.cas._records import AuditEntry
 from securetf.cas._store_api import Tx
 from securetf.cas.audit import GENESIS_CHAIN, verify_audit_links
-from securetf.errors import IntegrityError, NotFoundError, PolicyError
+from securetf.errors import IntegrityError, NotFoundError, PolicyError, UsageError
 from securetf.policy import Action, Approval, SignedRequest, VolumeKeySecret, check_read
 from securetf.protocol import AuditHead, AuditPage
 
@@ -64,6 +64,8 @@ def audit_page(tx: Tx, policy_name: str, *, after: int, size: int) -> AuditPage:
     """At most ``size`` entries after seq ``after``, up to the head row read in this same
     transaction, as an owner of ``policy_name`` sees them. Every entry served, and the head,
     is checked against the database first: a row changed by hand is refused, loudly."""
+    if after < 0:
+        raise UsageError(f"'after' is the seq of an entry read before (0 or more), not {after}")
     try:
         head_seq, head_chain, head_signature = _checked_head(tx)
         start = min(after, head_seq)
