@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.cas.support import Clock, Owners
+from tests.cas.support import Clock, Owners, Runtime
 
 PG_GLOB = "/usr/lib/postgresql/*/bin"
 PG_START_TIMEOUT_S = 60
@@ -162,3 +162,9 @@ def clock() -> Clock:
 @pytest.fixture
 def owners() -> Owners:
     return Owners()
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Runtime:
+    """A runtime of the ``train`` service on the simulated TEE."""
+    return Runtime(home=tmp_path / "home")

@@ -9,13 +9,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from securetf.attestation import SimProducer, load_or_create_platform_key
-from securetf.cas import Cas
+from securetf.cas import Cas, CasSettings
 from securetf.cas.master_key import MasterKey
 from securetf.cas.store import open_store
 from securetf.crypto import SigningKey, sha256
 from securetf.crypto.sealed_box import BoxKey
 from securetf.crypto.x509ca import EcKey
-from securetf.policy import Policy, SignedRequest, import_digest, policy_hash, sign_request
+from securetf.policy import (
+    Action,
+    Policy,
+    SignedRequest,
+    import_digest,
+    policy_hash,
+    sign_request,
+)
 from securetf.protocol import (
     CONFIG_INFO,
     ProvisionRequest,
@@ -123,7 +130,7 @@ def signed(
 AUDIT_KEY = SigningKey.generate()
 
 
-def make_cas(db_url: str, tmp_path: Path, clock: Clock) -> Cas:
+def make_cas(db_url: str, tmp_path: Path, clock: Clock, settings: CasSettings | None = None) -> Cas:
     """A CAS over a real store; its audit key is :data:`AUDIT_KEY`."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
@@ -131,15 +138,33 @@ def make_cas(db_url: str, tmp_path: Path, clock: Clock) -> Cas:
     data = tmp_path / "cas-data"
     data.mkdir(exist_ok=True)
     store = open_store(db_url, master_key=MasterKey.load_or_create(data), audit_key=AUDIT_KEY)
-    return Cas(store, clock=clock, sim_trust=[platform.verify_key()])
+    return Cas(store, clock=clock, sim_trust=[platform.verify_key()], settings=settings)
 
 
-def applied_cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
-    """A CAS with version 1 of the test policy applied by alice, with the dataset key."""
-    cas = make_cas(db_url, tmp_path, clock)
+def policy_cas(
+    db_url: str, tmp_path: Path, clock: Clock, owners: Owners, settings: CasSettings | None = None
+) -> Cas:
+    """A CAS (see :func:`make_cas`) holding version 1 of the policy ``cancer``."""
+    cas = make_cas(db_url, tmp_path, clock, settings)
     yaml = policy_yaml(owners)
     cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET)
     return cas
+
+
+def owner_request(
+    cas: Cas, key: SigningKey, clock: Clock, action: Action = "audit", target: str = ""
+) -> SignedRequest:
+    """An owner's signed request for ``action`` on ``target`` under ``cancer`` in force."""
+    stored, _ = cas.policy("cancer")
+    return sign_request(
+        key,
+        action=action,
+        policy="cancer",
+        version=stored.version,
+        policy_hash=stored.hash,
+        issued_at=int(clock.now),
+        target=target,
+    )
 
 
 @dataclass

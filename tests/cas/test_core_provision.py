@@ -19,7 +19,7 @@ from securetf.errors import (
     PolicyError,
     RollbackError,
 )
-from securetf.policy import GovernanceError, SignedRequest, sign_request
+from securetf.policy import Action, GovernanceError, SignedRequest
 
 from .support import (
     AUDIT_KEY,
@@ -29,8 +29,9 @@ from .support import (
     Clock,
     Owners,
     Runtime,
-    applied_cas,
     make_cas,
+    owner_request,
+    policy_cas,
     policy_yaml,
     signed,
     tag_update,
@@ -39,12 +40,7 @@ from .support import (
 
 @pytest.fixture
 def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
-    return applied_cas(db_url, tmp_path, clock, owners)
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Runtime:
-    return Runtime(home=tmp_path / "home")
+    return policy_cas(db_url, tmp_path, clock, owners)
 
 
 def _audit_kinds(cas: Cas, owners: Owners, clock: Clock) -> list[str]:
@@ -53,16 +49,9 @@ def _audit_kinds(cas: Cas, owners: Owners, clock: Clock) -> list[str]:
 
 
 def _audit(cas: Cas, owners: Owners, clock: Clock) -> list[dict[str, object]]:
-    stored, _ = cas.policy("cancer")
-    read = sign_request(
-        owners.carol,
-        action="audit",
-        policy="cancer",
-        version=stored.version,
-        policy_hash=stored.hash,
-        issued_at=int(clock.now),
-    )
-    return cas.audit("cancer", read)
+    page = cas.audit("cancer", owner_request(cas, owners.carol, clock))
+    assert page.head.seq == page.entries[-1]["seq"]  # one page holds this whole log
+    return page.entries
 
 
 def test_provision_releases_config_to_the_attested_runtime(
@@ -275,18 +264,9 @@ def _current(cas: Cas) -> tuple[str, int] | None:
 
 
 def test_owners_export_secrets_and_read_the_audit(cas: Cas, owners: Owners, clock: Clock) -> None:
-    stored, _ = cas.policy("cancer")
 
     def read(key: SigningKey, target: str = "model-key") -> SignedRequest:
-        return sign_request(
-            key,
-            action="export",
-            policy="cancer",
-            version=stored.version,
-            policy_hash=stored.hash,
-            issued_at=int(clock.now),
-            target=target,
-        )
+        return owner_request(cas, key, clock, "export", target)
 
     model_key = cas.export_secret("cancer", "model-key", read(owners.bob))
     assert len(model_key) == 32
@@ -310,17 +290,9 @@ def test_an_owner_signature_works_only_for_the_operation_it_was_made_for(
 ) -> None:
     """Attack: a signature an owner made to read the audit log (or to export another
     secret) is sent to export the model key. It must not release anything."""
-    stored, _ = cas.policy("cancer")
+    action: Action
     action, target = ("audit", "") if made_for == "audit" else ("export", "api-token")
-    other = sign_request(
-        owners.bob,
-        action=action,  # type: ignore[arg-type]
-        policy="cancer",
-        version=stored.version,
-        policy_hash=stored.hash,
-        issued_at=int(clock.now),
-        target=target,
-    )
+    other = owner_request(cas, owners.bob, clock, action, target)
     with pytest.raises(GovernanceError, match="request"):
         cas.export_secret("cancer", "model-key", other)
     assert "secret.exported" not in _audit_kinds(cas, owners, clock)

@@ -17,6 +17,7 @@ from securetf.crypto.x509ca import EcKey, self_signed
 from securetf.errors import AttestationError, AuthenticationError, UsageError
 
 from .server_support import CasProcess, free_port
+from .store.conftest import raw_sql
 from .support import MEASUREMENT
 
 
@@ -272,3 +273,29 @@ def test_wrong_expected_measurement_is_refused(cas: CasProcess) -> None:
     assert out.returncode == AttestationError.exit_code
     assert "measurement" in out.stderr
     assert AuthenticationError.exit_code != out.returncode
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_forwarded_for_header_does_not_make_a_new_source(cas: CasProcess, db_url: str) -> None:
+    """Attack (anonymous client on the CAS's host): each bad request names another address
+    in X-Forwarded-For, to escape the per-source limit on audited refusals."""
+    bad = {
+        "policy": "demo",
+        "service": "train",
+        "tee": "sim",
+        "evidence": "",
+        "nonce": "",
+        "tls_public_key": "",
+        "box_public_key": "",
+    }
+    with httpx.Client(verify=False) as http:  # noqa: S501 - refusals only, status checked
+        for i in range(15):
+            headers = {"X-Forwarded-For": f"192.0.2.{i}"}
+            answer = http.post(f"{cas.url}/v1/provision", json=bad, headers=headers)
+            assert answer.status_code == 403, answer.text
+    details = [
+        json.loads(d)
+        for (d,) in raw_sql(db_url, "SELECT detail FROM audit_log WHERE kind = 'provision.refused'")
+    ]
+    assert {d["source"] for d in details} == {"127.0.0.1"}
+    assert len(details) == 10  # CasSettings().audit_refusals_per_source

@@ -28,7 +28,7 @@ from .support import (
     Clock,
     Owners,
     Runtime,
-    applied_cas,
+    policy_cas,
     policy_yaml,
     signed,
     tag_update,
@@ -39,12 +39,7 @@ MALLORY_MEASUREMENT = sha256(b"mallory's app")
 
 @pytest.fixture
 def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
-    return applied_cas(db_url, tmp_path, clock, owners)
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Runtime:
-    return Runtime(home=tmp_path / "home")
+    return policy_cas(db_url, tmp_path, clock, owners)
 
 
 def _tag(runtime: Runtime, serial: int, expected: str | None, tag: str, version: int) -> TagUpdate:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from securetf.cas._policies import load
 from securetf.cas._records import AuditEntry
 from securetf.cas._store_api import Tx
-from securetf.errors import NotFoundError, PolicyError
+from securetf.cas.audit import GENESIS_CHAIN, verify_audit_links
+from securetf.errors import IntegrityError, NotFoundError, PolicyError, UsageError
 from securetf.policy import Action, Approval, SignedRequest, VolumeKeySecret, check_read
+from securetf.protocol import AuditHead, AuditPage
+
+_log = logging.getLogger(__name__)
 
 
 def authorize(
@@ -55,18 +60,65 @@ def export_secret(tx: Tx, policy_name: str, secret: str, owner: str, *, now: flo
     return value
 
 
-def audit_view(entries: list[AuditEntry], policy_name: str) -> list[dict[str, Any]]:
-    """The chain as an owner of ``policy_name`` sees it: other policies' entries are
-    reduced to their digest, which is all the chain needs to verify."""
-    view: list[dict[str, Any]] = []
-    for e in entries:
-        item: dict[str, Any] = {
-            "seq": e.seq,
-            "digest": e.digest.hex(),
-            "chain": e.chain.hex(),
-            "signature": e.signature.hex(),
-        }
-        if e.policy == policy_name:
-            item.update(time=e.time, kind=e.kind, policy=e.policy, detail=e.detail)
-        view.append(item)
-    return view
+def audit_page(tx: Tx, policy_name: str, *, after: int, size: int) -> AuditPage:
+    """At most ``size`` entries after seq ``after``, up to the head row read in this same
+    transaction, as an owner of ``policy_name`` sees them. Every entry served, and the head,
+    is checked against the database first: a row changed by hand is refused, loudly."""
+    if after < 0:
+        raise UsageError(f"'after' is the seq of an entry read before (0 or more), not {after}")
+    try:
+        head_seq, head_chain, head_signature = _checked_head(tx)
+        start = min(after, head_seq)
+        entries = _checked_entries(tx, start, min(size, head_seq - start))
+    except IntegrityError as exc:
+        _log.error("refusing to serve the audit log: %s", exc)
+        raise IntegrityError(
+            f"{exc}. The CAS's audit log was altered in its database, so the CAS refuses to "
+            "serve it; tell its operators (its log names the entry), who must restore the "
+            "database from a trusted backup"
+        ) from None
+    head = AuditHead(seq=head_seq, chain=head_chain.hex(), signature=head_signature.hex())
+    return AuditPage(entries=[_view(e, policy_name) for e in entries], head=head)
+
+
+def _checked_head(tx: Tx) -> tuple[int, bytes, bytes]:
+    """The head row and its entry's signature; the last entry must be the one it names."""
+    seq, chain = tx.audit_head()
+    last = tx.audit_entries(max(seq - 1, 0), 2)  # the head's entry, and any beyond it
+    if seq == 0 and not last:
+        return seq, chain, b""
+    if len(last) != 1 or last[0].seq != seq or last[0].chain != chain:
+        raise IntegrityError(
+            f"audit log: the head row (seq {seq}) does not match the last entry "
+            "(entries removed, added or changed at the end)"
+        )
+    return seq, chain, last[0].signature
+
+
+def _checked_entries(tx: Tx, start: int, count: int) -> list[AuditEntry]:
+    """Entries ``start + 1`` to ``start + count``, each hashing to its digest and linking to
+    the one before (entry ``start`` is read for its chain)."""
+    rows = tx.audit_entries(max(start - 1, 0), count + (1 if start else 0))
+    prev = GENESIS_CHAIN
+    if start:
+        before = rows.pop(0) if rows else None
+        if before is None or before.seq != start:
+            raise IntegrityError(f"audit log: entry seq {start} is missing")
+        prev = before.chain
+    verify_audit_links(rows, after=start, prev_chain=prev)
+    if len(rows) != count:
+        raise IntegrityError(f"audit log: entries after seq {start + len(rows)} are missing")
+    return rows
+
+
+def _view(e: AuditEntry, policy_name: str) -> dict[str, Any]:
+    """Other policies' entries are reduced to what the chain needs to verify."""
+    item: dict[str, Any] = {
+        "seq": e.seq,
+        "digest": e.digest.hex(),
+        "chain": e.chain.hex(),
+        "signature": e.signature.hex(),
+    }
+    if e.policy == policy_name:
+        item.update(time=e.time, kind=e.kind, policy=e.policy, detail=e.detail)
+    return item

@@ -97,6 +97,10 @@ class Tx(Protocol):
     ) -> AuditEntry:
         """Append one entry to the hash chain and sign it with the audit key."""
 
+    def audit_head(self) -> tuple[int, bytes]:
+        """The head row: ``seq`` and ``chain`` of the last entry appended (0 and 32 zero
+        bytes before the first). Read in the same transaction as the entries it heads."""
+
     def audit_entries(self, after_seq: int = 0, limit: int = 10_000) -> list[AuditEntry]: ...
 
 

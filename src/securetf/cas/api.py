@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Path, Request, Response
+from fastapi import Body, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -214,12 +214,12 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         return cas.nonce()
 
     @app.post("/v1/provision")
-    def provision(body: ProvisionRequest) -> ProvisionResponse:
-        return cas.provision(body)
+    def provision(body: ProvisionRequest, request: Request) -> ProvisionResponse:
+        return cas.provision(body, _source(request))
 
     @app.post("/v1/tags", status_code=204)
-    def update_tag(body: TagUpdate) -> Response:
-        cas.update_tag(body)
+    def update_tag(body: TagUpdate, request: Request) -> Response:
+        cas.update_tag(body, _source(request))
         return Response(status_code=204)
 
     @app.post("/v1/policies/{name}/secrets/{secret}")
@@ -230,12 +230,19 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         return {"value": base64.b64encode(value).decode()}
 
     @app.post("/v1/policies/{name}/audit")
-    def audit(name: str, signed: Annotated[dict[str, Any], Body()]) -> AuditPage:
-        entries = cas.audit(name, _signed(signed))
-        head = entries[-1]["chain"] if entries else ""
-        return AuditPage(entries=entries, head=head)
+    def audit(
+        name: str,
+        signed: Annotated[dict[str, Any], Body()],
+        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    ) -> AuditPage:
+        return cas.audit(name, _signed(signed), after)
 
     return app
+
+
+def _source(request: Request) -> str | None:
+    """The caller's address, which the CAS's refusal limits count by."""
+    return request.client.host if request.client else None
 
 
 def _signed(body: dict[str, Any]) -> SignedRequest:

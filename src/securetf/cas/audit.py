@@ -31,6 +31,7 @@ __all__ = [
     "make_audit_entry",
     "normalize_detail",
     "verify_audit_chain",
+    "verify_audit_links",
 ]
 
 AUDIT_SIGNING_CONTEXT = b"securetf-audit-v1\x00"
@@ -81,6 +82,33 @@ def make_audit_entry(
     return AuditEntry(seq, float(time), kind, policy, clean, digest, chain, signature)
 
 
+def _check_link(entry: AuditEntry, seq: int, prev_chain: bytes) -> None:
+    """Steps 1 and 2 for one entry expected at ``seq`` after ``prev_chain``."""
+    if entry.seq != seq:
+        raise IntegrityError(
+            f"audit log: entry {seq} has seq {entry.seq} (removed or reordered entries)"
+        )
+    digest = audit_digest(entry.seq, entry.time, entry.kind, entry.policy, entry.detail)
+    if digest != entry.digest:
+        raise IntegrityError(f"audit log: entry seq {entry.seq} was edited (digest mismatch)")
+    if _link(prev_chain, digest) != entry.chain:
+        raise IntegrityError(f"audit log: entry seq {entry.seq} does not link to seq {seq - 1}")
+
+
+def verify_audit_links(
+    entries: Sequence[AuditEntry], *, after: int = 0, prev_chain: bytes = GENESIS_CHAIN
+) -> bytes:
+    """Check steps 1 and 2 of the entries that follow seq ``after`` (whose chain is
+    ``prev_chain``); return the last chain. Signatures are not checked: this is the CAS's
+    own check of its database before it serves a page, where a row changed by hand fails
+    its digest (every field, the policy label included) or its link."""
+    prev = prev_chain
+    for seq, entry in enumerate(entries, start=after + 1):
+        _check_link(entry, seq, prev)
+        prev = entry.chain
+    return prev
+
+
 def verify_audit_chain(
     entries: Sequence[AuditEntry], key: VerifyKey, *, expected_head: bytes | None = None
 ) -> bytes:
@@ -92,19 +120,9 @@ def verify_audit_chain(
     """
     prev = GENESIS_CHAIN
     for position, entry in enumerate(entries, start=1):
-        if entry.seq != position:
-            raise IntegrityError(
-                f"audit log: entry {position} has seq {entry.seq} (removed or reordered entries)"
-            )
-        digest = audit_digest(entry.seq, entry.time, entry.kind, entry.policy, entry.detail)
-        if digest != entry.digest:
-            raise IntegrityError(f"audit log: entry seq {entry.seq} was edited (digest mismatch)")
-        if _link(prev, digest) != entry.chain:
-            raise IntegrityError(
-                f"audit log: entry seq {entry.seq} does not link to seq {position - 1}"
-            )
+        _check_link(entry, position, prev)
         try:
-            key.verify(entry.signature, AUDIT_SIGNING_CONTEXT + entry.chain)
+            key.verify(entry.signature, AUDIT_SIGNING_CONTEXT + entry.chain)  # step 3
         except AuthenticationError:
             raise IntegrityError(
                 f"audit log: entry seq {entry.seq} is not signed by the CAS audit key"

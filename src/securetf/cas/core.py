@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 from securetf.cas import _owner, _policies, _provision
 from securetf.cas._cache import SecretCache
 from securetf.cas._nonces import NonceBook
-from securetf.cas._records import AuditEntry, PendingUpdate, PolicyVersion, VolumeTag
+from securetf.cas._records import PendingUpdate, PolicyVersion, VolumeTag
+from securetf.cas._refusals import RefusalGate, excerpt, excerpt_detail
 from securetf.cas._store_api import Store, TagConflict, Tx
 from securetf.cas.settings import CasSettings
 from securetf.cas.store import StateTamperedError
@@ -24,6 +25,7 @@ from securetf.errors import AttestationError, AuthenticationError, Error, Rollba
 from securetf.policy import SignedRequest
 from securetf.protocol import (
     ApplyResult,
+    AuditPage,
     CodeLaunch,
     InstanceStatus,
     NonceResponse,
@@ -55,6 +57,12 @@ class Cas:
         self.settings = settings or CasSettings()
         self._cache = SecretCache()
         self._nonces = NonceBook(ttl=self.settings.nonce_ttl_seconds, clock=clock)
+        self._refusals = RefusalGate(
+            per_source=self.settings.audit_refusals_per_source,
+            window=self.settings.audit_refusal_window_seconds,
+            max_sources=self.settings.audit_refusal_sources,
+            clock=clock,
+        )
 
     # -- policies ----------------------------------------------------------------------
     def apply_policy(
@@ -141,7 +149,9 @@ class Cas:
         nonce, expires = self._nonces.issue()
         return NonceResponse(nonce=nonce, expires_at=expires)
 
-    def provision(self, req: ProvisionRequest) -> ProvisionResponse:
+    def provision(self, req: ProvisionRequest, source: str | None = None) -> ProvisionResponse:
+        """``source``: the caller's address, which bounds how many of its refusals are
+        audited (see :mod:`securetf.cas._refusals`)."""
         now = self._clock()
         try:
             # 1. The nonce: single use, even when a later step fails.
@@ -172,6 +182,7 @@ class Cas:
                 "provision.refused",
                 req.policy,
                 exc,
+                source,
                 service=req.service,
                 instance=req.instance,
                 tee=req.tee,
@@ -179,7 +190,7 @@ class Cas:
             raise
 
     # -- volume tags -------------------------------------------------------------------
-    def update_tag(self, req: TagUpdate) -> None:
+    def update_tag(self, req: TagUpdate, source: str | None = None) -> None:
         """Move a volume's tag, if an attested read-write instance asks and nothing changed."""
         now = self._clock()
         try:
@@ -187,7 +198,9 @@ class Cas:
         except StateTamperedError:
             raise  # audited as such by _run
         except Error as exc:
-            self._refused("tag.refused", req.policy, exc, volume=req.volume, serial=req.serial)
+            self._refused(
+                "tag.refused", req.policy, exc, source, volume=req.volume, serial=req.serial
+            )
             raise
 
     def _move_tag(self, tx: Tx, req: TagUpdate, now: float) -> None:
@@ -286,15 +299,15 @@ class Cas:
 
         return self._run("secret.export", export)
 
-    def audit(self, policy: str, signed: SignedRequest) -> list[dict[str, Any]]:
+    def audit(self, policy: str, signed: SignedRequest, after: int = 0) -> AuditPage:
+        """One page of the log after seq ``after``, with the head it reaches towards."""
         now = self._clock()
 
-        def read(tx: Tx) -> list[AuditEntry]:
+        def read(tx: Tx) -> AuditPage:
             _owner.authorize(tx, policy, signed, action="audit", now=now)
-            return tx.audit_entries(0, self.settings.audit_page)
+            return _owner.audit_page(tx, policy, after=after, size=self.settings.audit_page)
 
-        entries = self._run("audit.read", read)
-        return _owner.audit_view(entries, policy)
+        return self._run("audit.read", read)
 
     # -- internals ---------------------------------------------------------------------
     def _run(self, operation: str, fn: Callable[[Tx], T]) -> T:
@@ -305,25 +318,35 @@ class Cas:
             _log.error("REFUSED %s: %s", operation, exc.diagnostics())
             try:
                 with self._store.transaction() as tx:
+                    # The row's names come from the database: only excerpts of them.
+                    limit = self.settings.audit_detail_chars
                     tx.append_audit(
                         "state.tampered",
-                        exc.policy,
-                        {"operation": operation, "detail": exc.detail},
+                        None if exc.policy is None else excerpt(exc.policy, limit),
+                        excerpt_detail({"operation": operation, "detail": exc.detail}, limit),
                         self._clock(),
                     )
             except Error:
                 _log.exception("could not audit a tampered state")
             raise
 
-    def _refused(self, kind: str, policy: str, exc: Error, **detail: Any) -> None:
-        """Audit a refusal in its own transaction (the refused one rolled back)."""
-        _log.warning("%s for policy %s: %s", kind, policy, exc)
+    def _refused(
+        self, kind: str, policy: str, exc: Error, source: str | None, **detail: Any
+    ) -> None:
+        """Audit a refusal in its own transaction (the refused one rolled back): what the
+        caller sent only as a short excerpt, and only a few refusals per source and window."""
+        limit = self.settings.audit_detail_chars
+        where = "unknown" if source is None else excerpt(source, limit)
+        clean = excerpt_detail({**detail, "reason": str(exc), "source": where}, limit)
+        counts = self._refusals.admit(where)
+        if counts is None:
+            _log.debug("%s from %s counted, not audited", kind, where)
+            return
+        _log.warning("%s from %s: %s", kind, where, clean["reason"])
         try:
             with self._store.transaction() as tx:
                 known = tx.current_policy(policy) is not None
-                tx.append_audit(
-                    kind, policy if known else None, {**detail, "reason": str(exc)}, self._clock()
-                )
+                tx.append_audit(kind, policy if known else None, {**clean, **counts}, self._clock())
         except Error:
             _log.exception("could not audit a refusal")
 

@@ -79,4 +79,7 @@ def serve(options: ServeOptions) -> None:
         ssl_certfile=str(ident / "tls.crt"),
         log_level="warning",
         access_log=False,
+        # The caller's address is the socket's peer: a client's X-Forwarded-For would let it
+        # pick a new address for each request (refusals are limited per address).
+        proxy_headers=False,
     )

@@ -15,5 +15,16 @@ class CasSettings:
     ca_valid_days: int = 3650
     #: Largest policy upload accepted by the API (the policy parser has its own limit).
     max_request_bytes: int = 4 * 1024 * 1024
-    #: Most audit entries returned by one call.
-    audit_page: int = 10_000
+    #: Most audit entries in one page of an owner's read (the reader asks for the next page
+    #: until it reaches the head).
+    audit_page: int = 1_000
+    #: Longest text kept of each string a refused request brings into its audit entry
+    #: (after escaping control characters); a longer one keeps its start and its length.
+    audit_detail_chars: int = 256
+    #: Refusals from one source (client address) written to the audit log per window; the
+    #: rest are counted, and the source's next entry carries the count.
+    audit_refusals_per_source: int = 10
+    audit_refusal_window_seconds: float = 60.0
+    #: Most sources whose refusals are tracked at once; refusals of further sources are
+    #: counted (in the next entry written) until a window ends.
+    audit_refusal_sources: int = 4096

@@ -10,8 +10,6 @@ import typer
 from securetf.cli.cas import CasUrl
 from securetf.cli.owner import load_owner_key
 from securetf.client import CasClient
-from securetf.client.audit import verify_audit_view
-from securetf.crypto import VerifyKey
 from securetf.errors import UsageError
 
 app = typer.Typer(help="The CAS's audit trail.", no_args_is_help=True)
@@ -26,18 +24,19 @@ def verify(
     ] = None,
     show: Annotated[bool, typer.Option("--show", help="Print your policy's entries.")] = False,
 ) -> None:
-    """Check every link and signature of the audit chain; print your policies' entries."""
+    """Check every link and signature of the audit chain up to its head, and that it extends
+    the head kept from your last check; print your policies' entries."""
     owner = load_owner_key(key)
     with CasClient.for_url(cas) as client:
         names = [policy] if policy else client.owned_policies(owner)
         if not names:
             raise UsageError(f"this key owns no policy at {cas}; name one with --policy")
-        audit_key = VerifyKey.from_text(client.pin.audit_public_key)
         for name in names:
-            page = client.audit(name, owner)
-            verify_audit_view(page.entries, audit_key, policy=name)
-            mine = [e for e in page.entries if e.get("policy") == name]
-            typer.echo(f"audit chain ok: {len(page.entries)} entries, {len(mine)} of policy {name}")
+            trail = client.audit(name, owner)
+            typer.echo(
+                f"audit chain ok: {trail.head.seq} entries, {len(trail.entries)} of policy "
+                f"{name}, head {trail.head.chain.hex()[:16]}"
+            )
             if show:
-                for e in mine:
+                for e in trail.entries:
                     typer.echo(f"{e['seq']:>6} {e['kind']:<20} {e['detail']}")

@@ -12,8 +12,10 @@ import httpx
 from pydantic import BaseModel
 
 from securetf import errors
+from securetf.client.audit import AuditReader, AuditTrail
+from securetf.client.audit_heads import keep_head, kept_head
 from securetf.client.pins import CasPin, load_pin
-from securetf.crypto import SigningKey
+from securetf.crypto import SigningKey, VerifyKey
 from securetf.errors import Error, UsageError
 from securetf.policy import (
     Action,
@@ -194,13 +196,28 @@ class CasClient:
         value = self._call("POST", f"/v1/policies/{policy}/secrets/{secret}", body).json()["value"]
         return base64.b64decode(value)
 
-    def audit(self, policy: str, key: SigningKey) -> AuditPage:
+    def audit_page(self, policy: str, key: SigningKey, *, after: int = 0) -> AuditPage:
+        """One page of the log after seq ``after``, unverified: use :meth:`audit`."""
         return self._model(
             AuditPage,
             "POST",
-            f"/v1/policies/{policy}/audit",
+            f"/v1/policies/{policy}/audit?after={after}",
             self._owner_request(policy, key, "audit"),
         )
+
+    def audit(self, policy: str, key: SigningKey) -> AuditTrail:
+        """The whole log up to its head, verified against the pinned audit key and against
+        the head this client kept from its last read, which then moves to the new head."""
+        reader = AuditReader(
+            VerifyKey.from_text(self.pin.audit_public_key),
+            policy=policy,
+            kept=kept_head(self.pin.url, policy),
+        )
+        while not reader.done:
+            reader.add_page(self.audit_page(policy, key, after=reader.after))
+        trail = reader.trail()
+        keep_head(self.pin.url, policy, trail.head)
+        return trail
 
     # -- runtimes ----------------------------------------------------------------------
     def nonce(self) -> NonceResponse:

@@ -32,10 +32,15 @@ def split_url(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port or 443
 
 
-def _path(url: str, home: Path | None) -> Path:
+def cas_file_stem(url: str) -> str:
+    """The part of a file name that stands for the CAS at ``url``: ``<host>_<port>``."""
     host, port = split_url(url)
     safe = re.sub(r"[^A-Za-z0-9.-]", "_", host)
-    return (home or securetf_home()) / "cas-pins" / f"{safe}_{port}.json"
+    return f"{safe}_{port}"
+
+
+def _path(url: str, home: Path | None) -> Path:
+    return (home or securetf_home()) / "cas-pins" / f"{cas_file_stem(url)}.json"
 
 
 def save_pin(pin: CasPin, home: Path | None = None) -> Path:

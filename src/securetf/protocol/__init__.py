@@ -8,6 +8,7 @@ from securetf.protocol.binding import (
 )
 from securetf.protocol.messages import (
     ApplyResult,
+    AuditHead,
     AuditPage,
     CasIdentityDoc,
     CodeLaunch,
@@ -28,6 +29,7 @@ from securetf.protocol.messages import (
 __all__ = [
     "CONFIG_INFO",
     "ApplyResult",
+    "AuditHead",
     "AuditPage",
     "CasIdentityDoc",
     "CodeLaunch",

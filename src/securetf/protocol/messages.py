@@ -210,8 +210,19 @@ class TagUpdate(_Msg):
     signature: Base64Bytes  # ECDSA over tag_update_message(...) with the instance's TLS key
 
 
+class AuditHead(_Msg):
+    """The last entry of the whole log when a page was read: its ``seq``, ``chain`` (hex) and
+    ``signature`` (hex, the audit key's over the chain; empty while the log is empty)."""
+
+    seq: Annotated[int, Field(ge=0)]
+    chain: str
+    signature: str
+
+
 class AuditPage(_Msg):
-    """``POST /v1/audit``: the chain; other policies' entries carry only their digest."""
+    """``POST /v1/policies/{name}/audit?after=N``: the entries after seq ``N``, at most a
+    page, never past ``head``; other policies' entries carry only digest, chain and
+    signature. A reader asks again with the last ``seq`` until it reaches ``head.seq``."""
 
     entries: list[dict[str, object]]
-    head: str
+    head: AuditHead

@@ -68,6 +68,12 @@ class AuditOps(TxBase):
         )
         return entry
 
+    def audit_head(self) -> tuple[int, bytes]:
+        head = self._conn.execute(select(audit_head).where(audit_head.c.id == 1)).first()
+        if head is None:
+            raise StoreError("the audit head row is missing: the CAS database is damaged")
+        return int(head.seq), bytes(head.chain)
+
     def audit_entries(self, after_seq: int = 0, limit: int = 10_000) -> list[AuditEntry]:
         rows = self._conn.execute(
             select(audit_log)
