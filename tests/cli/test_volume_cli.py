@@ -117,3 +117,24 @@ def test_corrupted_manifest_and_tampered_data(tmp_path: Path, keyfile: Path, src
     manifest.write_bytes(raw)
     proc = run("volume", "verify", vol, "--key-file", keyfile, ok=False)
     assert proc.returncode == IntegrityError.exit_code
+
+
+def _refused_with_nothing_left(proc: subprocess.CompletedProcess[str], out: Path) -> None:
+    assert proc.returncode == IntegrityError.exit_code, proc.stderr
+    assert "integrity check failed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+def test_unseal_refuses_an_extended_object(tmp_path: Path, keyfile: Path, src: Path) -> None:
+    vol, out = tmp_path / "vol", tmp_path / "out"
+    run("volume", "seal", src, vol, "--key-file", keyfile)
+    for obj in sorted(p for p in (vol / "objects").rglob("*") if p.is_file()):
+        original = obj.read_bytes()
+        obj.write_bytes(original + os.urandom(4112))  # one more record's worth
+        for command in (("verify", vol), ("unseal", vol, out)):
+            proc = run("volume", *command, "--key-file", keyfile, ok=False)
+            _refused_with_nothing_left(proc, out)
+        obj.write_bytes(original)
+    run("volume", "unseal", vol, out, "--key-file", keyfile)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from securetf._fsutil import atomic_write, syncfs
@@ -23,7 +24,13 @@ from securetf.volume._objects import (
     write_at,
 )
 from securetf.volume._reader import ObjectSource
-from securetf.volume._settings import LOCK_NAME, MANIFEST_NAME, OBJECTS_DIR, WRITE_BATCH_BYTES
+from securetf.volume._settings import (
+    LOCK_NAME,
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    OBJECTS_DIR,
+    WRITE_BATCH_BYTES,
+)
 
 
 class NewObject:
@@ -117,10 +124,12 @@ class Store:
 
     @staticmethod
     def read_manifest(root: Path) -> bytes:
+        """The manifest's bytes; storage cannot make a reader wait on a FIFO or hold more
+        than the largest manifest in memory."""
         if not root.is_dir():
             raise NotFoundError(f"no volume at {root} (not a directory)")
         try:
-            return (root / MANIFEST_NAME).read_bytes()
+            fd = os.open(root / MANIFEST_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             raise NotFoundError(
                 f"{root} is not a sealed volume (no {MANIFEST_NAME} file); "
@@ -128,16 +137,16 @@ class Store:
             ) from None
         except OSError as exc:
             raise UsageError(f"cannot read the manifest of {root}: {exc.strerror}") from exc
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_MANIFEST_BYTES:
+                raise IntegrityError()
+            # One byte more than stat said, so a manifest grown since is seen to be longer.
+            return f.read(st.st_size + 1)
 
     def open_source(self, entry: FileEntry) -> ObjectSource:
         codec = ChunkCodec(self.key, self.volume_id, entry.object_id, entry.salt, self.chunk_size)
         return ObjectSource(self.object_path(entry.object_id), codec, entry.size)
-
-    def object_size(self, entry: FileEntry) -> int:
-        try:
-            return self.object_path(entry.object_id).stat().st_size
-        except OSError:
-            raise IntegrityError() from None
 
     def lock(self) -> None:
         """Take the single-writer lock, or fail at once."""
