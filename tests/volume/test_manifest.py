@@ -131,3 +131,10 @@ def test_encode_refuses_a_tree_it_could_not_read_back() -> None:
     bad = Manifest(b"V" * 16, 65536, 7, {ENTRY.path: ENTRY}, frozenset({ENTRY.path}))
     with pytest.raises(UsageError, match="both a file and a directory"):
         encode(bad, KEY)
+
+
+def test_special_mode_bits_are_dropped_when_read() -> None:
+    def setuid(body: Body) -> None:
+        body["files"][0]["mode"] = 0o7755
+
+    assert decode(forge(ENCODED, KEY, setuid), KEY).files[ENTRY.path].mode == 0o755

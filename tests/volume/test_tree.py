@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from securetf.errors import IntegrityError, UsageError
 from securetf.volume import Volume, VolumeKey, seal_tree, unseal_tree
 
 from .conftest import object_of
+from .forge import Body, forge_volume
 
 
 def _snapshot(root: Path) -> dict[str, bytes | None]:
@@ -80,3 +82,53 @@ def test_unseal_failure_leaves_no_plaintext(
 def test_unseal_refuses_existing_output(sealed: Path, key: VolumeKey, tmp_path: Path) -> None:
     with Volume.open(sealed, key) as vol, pytest.raises(UsageError, match="exists already"):
         unseal_tree(vol, tmp_path)
+
+
+_SPECIAL = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
+
+
+def test_seal_records_only_permission_bits(tmp_path: Path, key: VolumeKey) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, mode in [("suid", 0o4755), ("sgid", 0o2750), ("sticky", 0o1644)]:
+        (src / name).write_text(name)
+        os.chmod(src / name, mode)
+    seal_tree(src, tmp_path / "v", key)
+    with Volume.open(tmp_path / "v", key) as vol:
+        assert {f.path: f.mode for f in vol.files()} == {
+            "suid": 0o755,
+            "sgid": 0o750,
+            "sticky": 0o644,
+        }
+
+
+def test_unseal_never_sets_special_bits(sealed: Path, key: VolumeKey, tmp_path: Path) -> None:
+    # A manifest may record 0o7777 (older writers, or a key holder's forgery); run as root,
+    # unsealing it must not hand out a root-owned setuid program.
+    def setuid(body: Body) -> None:
+        for f in body["files"]:
+            f["mode"] = 0o7755
+
+    forge_volume(sealed, key, setuid)
+    out = tmp_path / "out"
+    with Volume.open(sealed, key) as vol:
+        unseal_tree(vol, out)
+        for p in [out, *out.rglob("*")]:
+            assert not p.stat().st_mode & _SPECIAL, p
+        assert stat.S_IMODE((out / "a/b/hello.txt").stat().st_mode) == 0o755
+        assert {f.mode for f in vol.files()} == {0o755}
+
+
+def test_unseal_directories_inherit_no_special_bits(
+    sealed: Path, key: VolumeKey, tmp_path: Path
+) -> None:
+    # A new directory inherits setgid from its parent: the plaintext tree must not.
+    parent = tmp_path / "shared"
+    parent.mkdir()
+    os.chmod(parent, 0o2777 | stat.S_ISVTX)
+    out = parent / "out"
+    with Volume.open(sealed, key) as vol:
+        unseal_tree(vol, out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    for p in [out, *out.rglob("*")]:
+        assert not p.stat().st_mode & _SPECIAL, p

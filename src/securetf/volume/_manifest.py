@@ -20,7 +20,12 @@ from securetf.volume import _paths
 from securetf.volume._keys import VolumeKey
 from securetf.volume._objects import OBJECT_ID_SIZE, SALT_SIZE, FileEntry
 from securetf.volume._padding import padded_size
-from securetf.volume._settings import MAX_CHUNK_SIZE, MAX_MANIFEST_BYTES, MIN_CHUNK_SIZE
+from securetf.volume._settings import (
+    MAX_CHUNK_SIZE,
+    MAX_MANIFEST_BYTES,
+    MIN_CHUNK_SIZE,
+    MODE_BITS,
+)
 
 MAGIC = b"STFVOL\x00\x01"
 HEADER = struct.Struct(">8sI16sQ32s32sI")
@@ -162,6 +167,6 @@ def _entry_from_json(obj: Any) -> FileEntry:
         object_id=_hex(obj["object"], OBJECT_ID_SIZE),
         salt=_hex(obj["salt"], SALT_SIZE),
         size=size,
-        mode=mode,
+        mode=mode & MODE_BITS,  # older writers kept 0o7777; special bits are never applied
         root=_hex(obj["root"], 32),
     )

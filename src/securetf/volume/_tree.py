@@ -16,7 +16,7 @@ from pathlib import Path
 from securetf.crypto import random_bytes
 from securetf.errors import UsageError
 from securetf.volume._keys import VolumeKey
-from securetf.volume._settings import DEFAULT_CHUNK_SIZE
+from securetf.volume._settings import DEFAULT_CHUNK_SIZE, MODE_BITS
 from securetf.volume._volume import Volume
 
 Progress = Callable[[int], None]
@@ -100,7 +100,7 @@ def _copy_in(vol: Volume, rel: str, full: Path, progress: Progress | None) -> No
         src = open(full, "rb")  # noqa: SIM115 - closed below, errors wrapped
     except OSError as exc:
         raise UsageError(f"cannot read {full}: {exc.strerror}") from exc
-    with src, vol.open_file(rel, "wb", file_mode=os.fstat(src.fileno()).st_mode & 0o777) as out:
+    with src, vol.open_file(rel, "wb", file_mode=os.fstat(src.fileno()).st_mode & MODE_BITS) as out:
         while block := src.read(_COPY_BLOCK):
             out.write(block)
             if progress:
@@ -128,6 +128,9 @@ def unseal_tree(vol: Volume, out: Path, *, progress: Progress | None = None) -> 
     tmp = _temp_beside(out, "unsealing")
     tmp.mkdir(mode=0o700)
     try:
+        # Exactly 0o700: a directory inherits setgid from its parent, and its own
+        # directories would inherit it in turn.
+        os.chmod(tmp, 0o700)
         for d in vol.directories():
             (tmp / d).mkdir(parents=True, exist_ok=True)
         for info in vol.files():
@@ -141,7 +144,7 @@ def unseal_tree(vol: Volume, out: Path, *, progress: Progress | None = None) -> 
                     dst.write(memoryview(buf)[:n])
                     if progress:
                         progress(n)
-            os.chmod(target, info.mode)
+                os.fchmod(dst.fileno(), info.mode & MODE_BITS)
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
