@@ -187,3 +187,16 @@ def test_unseal_refuses_a_forged_tree(
     for command in (("unseal", vol, out), ("ls", vol), ("verify", vol)):
         proc = run("volume", *command, "--key-file", keyfile, ok=False)
         _refused_with_nothing_left(proc, out)
+
+
+def test_unseal_that_cannot_write_its_output_fails_cleanly(
+    tmp_path: Path, keyfile: Path, src: Path
+) -> None:
+    # The name fits, the hidden name beside it does not: the file system refuses a write.
+    vol, out = tmp_path / "vol", tmp_path / ("o" * 240)
+    run("volume", "seal", src, vol, "--key-file", keyfile)
+    proc = run("volume", "unseal", vol, out, "--key-file", keyfile, ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"cannot write the plaintext to {out}" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "vol", "vol.key"]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from securetf.crypto import random_bytes
-from securetf.errors import UsageError
+from securetf.errors import Error, UsageError
 from securetf.volume._keys import VolumeKey
 from securetf.volume._settings import DEFAULT_CHUNK_SIZE, MODE_BITS
 from securetf.volume._source import (
@@ -110,25 +110,34 @@ def unseal_tree(vol: Volume, out: Path, *, progress: Progress | None = None) -> 
     if not out.parent.is_dir():
         raise UsageError(f"the parent directory of {out} does not exist")
     tmp = _temp_beside(out, "unsealing")
-    tmp.mkdir(mode=0o700)
     try:
-        # Exactly 0o700: a directory inherits setgid from its parent, and its own
-        # directories would inherit it in turn.
-        os.chmod(tmp, 0o700)
-        for d in vol.directories():
-            (tmp / d).mkdir(parents=True, exist_ok=True)
-        for info in vol.files():
-            target = tmp / info.path
-            with (
-                vol.open_file(info.path, "rb") as src,
-                open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as dst,
-            ):
-                _pump(src.readinto, dst.write, progress)
-                os.fchmod(dst.fileno(), info.mode & MODE_BITS)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        tmp.mkdir(mode=0o700)
+        try:
+            _write_tree(vol, tmp, progress)
+            os.rename(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    except OSError as exc:
+        raise Error(
+            f"cannot write the plaintext to {out}: {exc.strerror}; nothing was left there"
+        ) from exc
+
+
+def _write_tree(vol: Volume, tmp: Path, progress: Progress | None) -> None:
+    # Exactly 0o700: a directory inherits setgid from its parent, and its own
+    # directories would inherit it in turn.
+    os.chmod(tmp, 0o700)
+    for d in vol.directories():
+        (tmp / d).mkdir(parents=True, exist_ok=True)
+    for info in vol.files():
+        target = tmp / info.path
+        with (
+            vol.open_file(info.path, "rb") as src,
+            open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as dst,
+        ):
+            _pump(src.readinto, dst.write, progress)
+            os.fchmod(dst.fileno(), info.mode & MODE_BITS)
 
 
 __all__ = ["put_file", "seal_tree", "unseal_tree"]
