@@ -90,6 +90,8 @@ _BAD_TREES: dict[str, Callable[[Body], None]] = {
     "duplicate dir": lambda b: b["dirs"].append("empty"),
     "unsorted files": lambda b: b["files"].append(_other("a")),
     "unsorted dirs": lambda b: b["dirs"].append("a"),
+    "dirs not a list": lambda b: b.update(dirs="x"),
+    "files not a list": lambda b: b.update(files={}),
 }
 
 

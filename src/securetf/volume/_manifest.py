@@ -116,7 +116,7 @@ def _parse_body(body: bytes) -> tuple[list[FileEntry], list[str]]:
     if len(body) != padded_size(len(text)) or not text.endswith(b"}"):
         raise ValueError("body is not one JSON object padded with spaces")
     obj = json.loads(text, object_pairs_hook=_unique_keys)
-    if set(obj) != _BODY_KEYS or not isinstance(obj["files"], list):
+    if set(obj) != _BODY_KEYS or not all(isinstance(obj[k], list) for k in _BODY_KEYS):
         raise ValueError("not a manifest body")
     files = [_entry_from_json(e) for e in obj["files"]]
     dirs = [_exact_path(d) for d in obj["dirs"]]
