@@ -8,10 +8,13 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from securetf.errors import AuthenticationError, IntegrityError, UsageError
+from securetf.volume import VolumeKey
+from tests.volume.forge import forge_volume
 
 EXE = [sys.executable, "-m", "securetf.cli.main"]
 
@@ -117,3 +120,83 @@ def test_corrupted_manifest_and_tampered_data(tmp_path: Path, keyfile: Path, src
     manifest.write_bytes(raw)
     proc = run("volume", "verify", vol, "--key-file", keyfile, ok=False)
     assert proc.returncode == IntegrityError.exit_code
+
+
+def _refused_with_nothing_left(proc: subprocess.CompletedProcess[str], out: Path) -> None:
+    assert proc.returncode == IntegrityError.exit_code, proc.stderr
+    assert "integrity check failed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+def test_unseal_refuses_an_extended_object(tmp_path: Path, keyfile: Path, src: Path) -> None:
+    vol, out = tmp_path / "vol", tmp_path / "out"
+    run("volume", "seal", src, vol, "--key-file", keyfile)
+    for obj in sorted(p for p in (vol / "objects").rglob("*") if p.is_file()):
+        original = obj.read_bytes()
+        obj.write_bytes(original + os.urandom(4112))  # one more record's worth
+        for command in (("verify", vol), ("unseal", vol, out)):
+            proc = run("volume", *command, "--key-file", keyfile, ok=False)
+            _refused_with_nothing_left(proc, out)
+        obj.write_bytes(original)
+    run("volume", "unseal", vol, out, "--key-file", keyfile)
+
+
+def _alias(vol: Path, entry: dict[str, Any], path: str) -> dict[str, Any]:
+    """Another entry for ``path``, with its own object (a copy of ``entry``'s), so that it
+    passes every check but the tree's: unseal would get as far as creating it."""
+    oid = os.urandom(16).hex()
+    old, new = (vol / "objects" / o[:2] / o[2:] for o in (entry["object"], oid))
+    new.parent.mkdir(exist_ok=True)
+    new.write_bytes(old.read_bytes())
+    return {**entry, "object": oid, "path": path}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "dir at a file's path",
+        "file under a file",
+        "dir under a file",
+        "duplicate file",
+        "duplicate dir",
+    ],
+)
+def test_unseal_refuses_a_forged_tree(
+    tmp_path: Path, keyfile: Path, src: Path, change: str
+) -> None:
+    vol, out = tmp_path / "vol", tmp_path / "out"
+    run("volume", "seal", src, vol, "--key-file", keyfile)
+
+    def edit(body: dict[str, Any]) -> None:
+        files = body["files"]
+        first = files[0]["path"]  # blob.bin
+        if change == "dir at a file's path":
+            body["dirs"].append(first)
+        elif change == "file under a file":
+            files.append(_alias(vol, files[1], first + "/inner"))
+        elif change == "dir under a file":
+            body["dirs"].append(first + "/inner")
+        elif change == "duplicate file":
+            files.append(_alias(vol, files[1], first))
+        else:
+            body["dirs"] += ["sub", "sub"]
+
+    forge_volume(vol, VolumeKey.from_file(keyfile), edit)
+    for command in (("unseal", vol, out), ("ls", vol), ("verify", vol)):
+        proc = run("volume", *command, "--key-file", keyfile, ok=False)
+        _refused_with_nothing_left(proc, out)
+
+
+def test_unseal_that_cannot_write_its_output_fails_cleanly(
+    tmp_path: Path, keyfile: Path, src: Path
+) -> None:
+    # The name fits, the hidden name beside it does not: the file system refuses a write.
+    vol, out = tmp_path / "vol", tmp_path / ("o" * 240)
+    run("volume", "seal", src, vol, "--key-file", keyfile)
+    proc = run("volume", "unseal", vol, out, "--key-file", keyfile, ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"cannot write the plaintext to {out}" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "vol", "vol.key"]

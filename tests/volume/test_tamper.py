@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from securetf.crypto import TAG_SIZE
 from securetf.errors import IntegrityError, RollbackError
 from securetf.volume import Volume, VolumeKey
+from securetf.volume._settings import MAX_MANIFEST_BYTES
 
 from .conftest import SMALL_CHUNK, object_of
 
@@ -96,11 +98,44 @@ def test_truncated_at_a_chunk_boundary_cannot_pose_as_complete(
     _fails_opaquely(sealed, key, "a/big.bin")
 
 
-@pytest.mark.parametrize("extra", [b"\0", bytes(RECORD)])
-def test_extended_file(sealed: Path, key: VolumeKey, extra: bytes) -> None:
-    obj = object_of(sealed, key, "a/big.bin")
+@pytest.mark.parametrize("extra", [b"\0", bytes(RECORD), os.urandom(RECORD)])
+@pytest.mark.parametrize("path", ["a/big.bin", "zero"])
+def test_extended_file(sealed: Path, key: VolumeKey, extra: bytes, path: str) -> None:
+    # Bytes past the object's exact length are read by no chunk, so only a length check
+    # made on every read path (not just by verify) can notice them.
+    obj = object_of(sealed, key, path)
     obj.write_bytes(obj.read_bytes() + extra)
-    _fails_opaquely(sealed, key)
+    _fails_opaquely(sealed, key, path)
+
+
+def test_extended_file_is_refused_as_the_base_of_a_rewrite(sealed: Path, key: VolumeKey) -> None:
+    obj = object_of(sealed, key, "a/big.bin")
+    obj.write_bytes(obj.read_bytes() + bytes(RECORD))
+    with Volume.open(sealed, key, writable=True) as vol:
+        for mode in ("ab", "r+b"):
+            with pytest.raises(IntegrityError):
+                vol.open_file("a/big.bin", mode)
+
+
+@pytest.mark.timeout(20)
+def test_object_replaced_by_a_fifo_fails_without_hanging(sealed: Path, key: VolumeKey) -> None:
+    obj = object_of(sealed, key, "a/b/hello.txt")
+    obj.unlink()
+    os.mkfifo(obj)  # opening a FIFO for reading blocks until a writer comes, for ever
+    _fails_opaquely(sealed, key, "a/b/hello.txt")
+
+
+def test_oversized_manifest_is_refused_without_reading_it(sealed: Path, key: VolumeKey) -> None:
+    with (sealed / "securetf-volume").open("r+b") as f:
+        f.truncate(MAX_MANIFEST_BYTES + 1)  # sparse: costs storage nothing, a reader 256 MiB
+    tracemalloc.start()
+    try:
+        with pytest.raises(IntegrityError):
+            Volume.open(sealed, key)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024
 
 
 def test_deleted_file(sealed: Path, key: VolumeKey) -> None:
@@ -147,3 +182,23 @@ def test_manifest_of_another_volume_with_same_key(
     seal_tree(tree, other, key, chunk_size=SMALL_CHUNK)
     os.replace(other / "securetf-volume", sealed / "securetf-volume")
     _fails_opaquely(sealed, key, "a/big.bin")
+
+
+@pytest.mark.parametrize("link", ["objects/ab", "objects"])
+def test_links_in_storage_cannot_make_a_writer_delete_elsewhere(
+    sealed: Path, key: VolumeKey, tmp_path: Path, link: str
+) -> None:
+    # A writer deletes objects no state references; storage points a fan-out directory
+    # (or all of objects/) at a directory of object-shaped names it could not touch.
+    victim = tmp_path / "victim"
+    (victim / "ab").mkdir(parents=True)
+    names = [victim / "ab" / ("c" * 30), victim / ("ab" + "d" * 30)]
+    for name in names:
+        name.write_bytes(b"not yours")
+    target = victim / "ab" if link == "objects/ab" else victim
+    if link == "objects":
+        shutil.rmtree(sealed / "objects")
+    (sealed / link).symlink_to(target)
+    with Volume.open(sealed, key, writable=True):
+        pass
+    assert all(name.exists() for name in names)

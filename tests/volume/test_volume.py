@@ -202,3 +202,26 @@ def test_streaming_write_larger_than_the_cache(tmp_path: Path, key: VolumeKey) -
         vol.commit()
         assert peak <= 9
         assert vol.open_file("stream.bin").read() == block * 200
+
+
+def test_special_mode_bits_are_never_recorded(sealed: Path, key: VolumeKey) -> None:
+    with Volume.open(sealed, key, writable=True) as vol:
+        vol.chmod("zero", 0o4755)
+        with vol.open_file("new", "wb", file_mode=0o6750) as f:
+            f.write(b"x")
+        vol.commit()
+    with Volume.open(sealed, key) as vol:
+        assert vol.stat("zero").mode == 0o755
+        assert vol.stat("new").mode == 0o750
+
+
+def test_commit_refuses_a_tree_no_directory_could_hold(sealed: Path, key: VolumeKey) -> None:
+    with Volume.open(sealed, key, writable=True) as vol:
+        tag = vol.tag
+        with vol.open_file("zero/inside", "wb") as f:  # "zero" is a file
+            f.write(b"x")
+        with pytest.raises(UsageError, match="zero"):
+            vol.commit()
+    with Volume.open(sealed, key) as vol:
+        assert vol.tag == tag
+        vol.verify()

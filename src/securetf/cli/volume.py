@@ -44,10 +44,9 @@ def seal(
     """Encrypt the directory tree SRC into the new volume DST."""
     key = VolumeKey.from_file(key_file)
     tree = scan_tree(src)
-    files = tree[1]
-    with progress_bar("sealing", sum(size for _, _, size in files)) as advance:
+    with progress_bar("sealing", tree.size) as advance:
         tag = seal_tree(src, dst, key, progress=advance, tree=tree)
-    typer.echo(f"sealed {len(files)} files into {dst}\ntag: {tag}")
+    typer.echo(f"sealed {len(tree.files)} files into {dst}\ntag: {tag}")
 
 
 @app.command()

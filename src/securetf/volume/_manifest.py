@@ -20,12 +20,19 @@ from securetf.volume import _paths
 from securetf.volume._keys import VolumeKey
 from securetf.volume._objects import OBJECT_ID_SIZE, SALT_SIZE, FileEntry
 from securetf.volume._padding import padded_size
-from securetf.volume._settings import MAX_CHUNK_SIZE, MAX_MANIFEST_BYTES, MIN_CHUNK_SIZE
+from securetf.volume._settings import (
+    MAX_CHUNK_SIZE,
+    MAX_MANIFEST_BYTES,
+    MIN_CHUNK_SIZE,
+    MODE_BITS,
+)
 
 MAGIC = b"STFVOL\x00\x01"
 HEADER = struct.Struct(">8sI16sQ32s32sI")
 _ZERO_NONCE = bytes(12)
 _HEX = re.compile(r"\A[0-9a-f]*\Z")
+_BODY_KEYS = {"dirs", "files"}
+_ENTRY_KEYS = {"path", "object", "salt", "size", "mode", "root"}
 
 
 @dataclass(frozen=True)
@@ -47,11 +54,10 @@ def tag_of(manifest_bytes: bytes) -> str:
 def encode(manifest: Manifest, key: VolumeKey, *, salt: bytes | None = None) -> bytes:
     """Serialize and encrypt ``manifest``. ``salt`` is random unless a test vector fixes it."""
     salt = random_bytes(32) if salt is None else salt
+    dirs, paths = sorted(manifest.dirs), sorted(manifest.files)
+    _paths.check_tree(paths, dirs)  # never write what a reader must refuse
     body = json.dumps(
-        {
-            "dirs": sorted(manifest.dirs),
-            "files": [_entry_to_json(manifest.files[p]) for p in sorted(manifest.files)],
-        },
+        {"dirs": dirs, "files": [_entry_to_json(manifest.files[p]) for p in paths]},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -97,15 +103,34 @@ def decode(data: bytes, key: VolumeKey) -> Manifest:
     if not (MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE) or version < 1:
         raise IntegrityError()
     try:
-        obj = json.loads(body)
-        files = [_entry_from_json(e) for e in obj["files"]]
-        dirs = frozenset(_exact_path(d) for d in obj["dirs"])
+        files, dirs = _parse_body(body)
     except (ValueError, KeyError, TypeError, UsageError):
         raise IntegrityError() from None
-    by_path = {f.path: f for f in files}
-    if len(by_path) != len(files) or len({f.object_id for f in files}) != len(files):
-        raise IntegrityError()
-    return Manifest(volume_id, chunk_size, version, by_path, dirs)
+    return Manifest(volume_id, chunk_size, version, {f.path: f for f in files}, frozenset(dirs))
+
+
+def _parse_body(body: bytes) -> tuple[list[FileEntry], list[str]]:
+    """The files and directories of a padded JSON body, exactly as :func:`encode` writes
+    it, describing a tree that a directory could hold; raise anything else."""
+    text = body.rstrip(b" ")
+    if len(body) != padded_size(len(text)) or not text.endswith(b"}"):
+        raise ValueError("body is not one JSON object padded with spaces")
+    obj = json.loads(text, object_pairs_hook=_unique_keys)
+    if set(obj) != _BODY_KEYS or not all(isinstance(obj[k], list) for k in _BODY_KEYS):
+        raise ValueError("not a manifest body")
+    files = [_entry_from_json(e) for e in obj["files"]]
+    dirs = [_exact_path(d) for d in obj["dirs"]]
+    _paths.check_tree([f.path for f in files], dirs)
+    if len({f.object_id for f in files}) != len(files):
+        raise ValueError("two files share an object")
+    return files, dirs
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key")
+    return obj
 
 
 def _entry_to_json(e: FileEntry) -> dict[str, Any]:
@@ -132,6 +157,8 @@ def _hex(value: object, size: int) -> bytes:
 
 
 def _entry_from_json(obj: Any) -> FileEntry:
+    if not isinstance(obj, dict) or set(obj) != _ENTRY_KEYS:
+        raise ValueError("not a file entry")
     size, mode = obj["size"], obj["mode"]
     if type(size) is not int or size < 0 or type(mode) is not int or not 0 <= mode <= 0o7777:
         raise ValueError("bad size or mode")
@@ -140,6 +167,6 @@ def _entry_from_json(obj: Any) -> FileEntry:
         object_id=_hex(obj["object"], OBJECT_ID_SIZE),
         salt=_hex(obj["salt"], SALT_SIZE),
         size=size,
-        mode=mode,
+        mode=mode & MODE_BITS,  # older writers kept 0o7777; special bits are never applied
         root=_hex(obj["root"], 32),
     )

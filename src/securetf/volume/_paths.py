@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from securetf.errors import UsageError
 from securetf.volume._settings import MAX_NAME_BYTES, MAX_PATH_BYTES
 
@@ -27,3 +29,25 @@ def parents(path: str) -> list[str]:
     """The ancestors of a normalized path, outermost first ("a/b/c" -> ["a", "a/b"])."""
     parts = path.split("/")
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def check_tree(files: list[str], dirs: list[str]) -> None:
+    """Refuse file and directory paths (normalized) that no directory tree could hold.
+
+    Each list is sorted without repeats; no path is both a file and a directory; no path
+    lies inside a file. Raises :class:`UsageError` naming the first conflict.
+    """
+    for what, paths in (("file", files), ("directory", dirs)):
+        for before, path in itertools.pairwise(paths):
+            if before >= path:
+                raise UsageError(f"{what} {path} is listed twice or out of order")
+    file_set = set(files)
+    for path in dirs:
+        if path in file_set:
+            raise UsageError(f"{path} is both a file and a directory; remove one of them")
+    for path in (*files, *dirs):
+        for parent in parents(path):
+            if parent in file_set:
+                raise UsageError(
+                    f"{path} lies inside {parent}, which is a file; remove or rename one of them"
+                )

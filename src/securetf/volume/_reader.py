@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from pathlib import Path
 
 from securetf.errors import IntegrityError, UsageError
-from securetf.volume._objects import ChunkCodec, FileEntry, chunk_count
+from securetf.volume._objects import ChunkCodec, FileEntry, chunk_count, object_length
 from securetf.volume._padding import padded_size
+
+#: Storage chooses what sits at an object's name: never follow a link to elsewhere, and
+#: never wait on a FIFO for a writer that storage controls.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+
+
+def open_exact(path: Path, length: int) -> int:
+    """Open the regular file ``path`` that must hold exactly ``length`` bytes, or raise
+    :class:`IntegrityError`. Bytes past ``length`` would be read by no chunk, so only this
+    check, made on every read path, notices an object that storage extended."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:
+        raise IntegrityError() from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size != length:
+        os.close(fd)
+        raise IntegrityError()
+    return fd
 
 
 class ObjectSource:
-    """Decrypted access to the chunks of one committed or in-progress object."""
+    """Decrypted access to the chunks of one committed object, checked to be of exactly
+    the length its authenticated size implies."""
 
     def __init__(self, path: Path, codec: ChunkCodec, size: int) -> None:
-        try:
-            self._fd: int | None = os.open(path, os.O_RDONLY)
-        except OSError:
-            raise IntegrityError() from None
+        self._fd: int | None = open_exact(path, object_length(size, codec.chunk_size))
         self.codec = codec
         self.size = size
         self.chunk_size = codec.chunk_size

@@ -19,6 +19,10 @@ WRITE_CACHE_BYTES = 8 * 1024 * 1024
 #: Consecutive encrypted chunks gathered before one write to storage.
 WRITE_BATCH_BYTES = 4 * 1024 * 1024
 
+#: The mode bits a volume records and applies: permissions only. Setuid, setgid and
+#: sticky are never kept, so unsealing (often as root) cannot hand out a setuid program.
+MODE_BITS = 0o777
+
 #: Longest path inside a volume, and longest single component.
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255

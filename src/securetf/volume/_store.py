@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from securetf._fsutil import atomic_write, syncfs
@@ -23,7 +24,15 @@ from securetf.volume._objects import (
     write_at,
 )
 from securetf.volume._reader import ObjectSource
-from securetf.volume._settings import LOCK_NAME, MANIFEST_NAME, OBJECTS_DIR, WRITE_BATCH_BYTES
+from securetf.volume._settings import (
+    LOCK_NAME,
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    OBJECTS_DIR,
+    WRITE_BATCH_BYTES,
+)
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
 class NewObject:
@@ -117,10 +126,12 @@ class Store:
 
     @staticmethod
     def read_manifest(root: Path) -> bytes:
+        """The manifest's bytes; storage cannot make a reader wait on a FIFO or hold more
+        than the largest manifest in memory."""
         if not root.is_dir():
             raise NotFoundError(f"no volume at {root} (not a directory)")
         try:
-            return (root / MANIFEST_NAME).read_bytes()
+            fd = os.open(root / MANIFEST_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             raise NotFoundError(
                 f"{root} is not a sealed volume (no {MANIFEST_NAME} file); "
@@ -128,16 +139,16 @@ class Store:
             ) from None
         except OSError as exc:
             raise UsageError(f"cannot read the manifest of {root}: {exc.strerror}") from exc
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_MANIFEST_BYTES:
+                raise IntegrityError()
+            # One byte more than stat said, so a manifest grown since is seen to be longer.
+            return f.read(st.st_size + 1)
 
     def open_source(self, entry: FileEntry) -> ObjectSource:
         codec = ChunkCodec(self.key, self.volume_id, entry.object_id, entry.salt, self.chunk_size)
         return ObjectSource(self.object_path(entry.object_id), codec, entry.size)
-
-    def object_size(self, entry: FileEntry) -> int:
-        try:
-            return self.object_path(entry.object_id).stat().st_size
-        except OSError:
-            raise IntegrityError() from None
 
     def lock(self) -> None:
         """Take the single-writer lock, or fail at once."""
@@ -163,24 +174,59 @@ class Store:
         self.pending.clear()
 
     def collect_garbage(self, live: set[bytes]) -> None:
-        """Remove objects that no committed state references (left by crashes or rewrites)."""
-        objects = self.root / OBJECTS_DIR
-        for sub in objects.iterdir() if objects.is_dir() else ():
-            for obj in sub.iterdir():
-                try:
-                    oid = bytes.fromhex(sub.name + obj.name)
-                except ValueError:
-                    continue
-                if oid not in live and obj not in self.pending:
-                    _remove_object(obj)
+        """Remove objects that no committed state references (left by crashes or rewrites).
+
+        Storage may have put links where directories were: the walk holds each directory
+        by descriptor, follows no link, and deletes only object-shaped names in it.
+        """
+        objects = _open_real_dir(self.root / OBJECTS_DIR)
+        if objects is not None:
+            try:
+                for sub in _fan_out_dirs(objects):
+                    self._collect_in(objects, sub, live)
+            finally:
+                os.close(objects)
         for stale in self.root.glob(f".{MANIFEST_NAME}.tmp-*"):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
+
+    def _collect_in(self, objects: int, sub: str, live: set[bytes]) -> None:
+        fd = _open_real_dir(sub, objects)
+        if fd is None:
+            return
+        try:
+            for name in os.listdir(fd):
+                try:
+                    oid = bytes.fromhex(sub + name)
+                except ValueError:
+                    continue
+                unused = oid not in live and self.object_path(oid) not in self.pending
+                if len(oid) == OBJECT_ID_SIZE and unused:
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.rmdir(sub, dir_fd=objects)  # only once empty
 
     def discard_pending(self) -> None:
         for path in self.pending:
             _remove_object(path)
         self.pending.clear()
+
+
+def _open_real_dir(name: str | Path, parent: int | None = None) -> int | None:
+    """A descriptor of the directory ``name`` (in ``parent``); None for a link or anything else."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError:
+        return None
+
+
+def _fan_out_dirs(objects: int) -> list[str]:
+    """The two-letter fan-out directories (not links) in ``objects``."""
+    with os.scandir(objects) as entries:
+        return [e.name for e in entries if len(e.name) == 2 and e.is_dir(follow_symlinks=False)]
 
 
 def _remove_object(path: Path) -> None:

@@ -9,51 +9,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from securetf.crypto import random_bytes
-from securetf.errors import UsageError
+from securetf.errors import Error, UsageError
 from securetf.volume._keys import VolumeKey
-from securetf.volume._settings import DEFAULT_CHUNK_SIZE
+from securetf.volume._settings import DEFAULT_CHUNK_SIZE, MODE_BITS
+from securetf.volume._source import (
+    Tree,
+    open_given_file,
+    open_root,
+    open_source_file,
+    scan_tree,
+)
 from securetf.volume._volume import Volume
 
 Progress = Callable[[int], None]
-#: A scanned tree: its directories, and its files as (path in the volume, path, size).
-Tree = tuple[list[str], list[tuple[str, Path, int]]]
 _COPY_BLOCK = 1024 * 1024
-
-
-def scan_tree(src: Path) -> Tree:
-    """The directories and regular files under ``src``, sorted; refuse anything else."""
-    if not src.is_dir():
-        what = "does not exist" if not src.exists() else "is not a directory"
-        raise UsageError(f"source {src} {what}; seal takes a directory")
-    dirs: list[str] = []
-    files: list[tuple[str, Path, int]] = []
-    for rel, full, st in _walk(src, ""):
-        if stat.S_ISDIR(st.st_mode):
-            dirs.append(rel)
-        elif stat.S_ISREG(st.st_mode):
-            files.append((rel, full, st.st_size))
-        else:
-            kind = "symbolic link" if stat.S_ISLNK(st.st_mode) else "special file"
-            raise UsageError(f"{full} is a {kind}; a volume holds only directories and files")
-    return dirs, files
-
-
-def _walk(root: Path, prefix: str) -> Iterator[tuple[str, Path, os.stat_result]]:
-    try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
-    except OSError as exc:
-        raise UsageError(f"cannot read directory {root}: {exc.strerror}") from exc
-    for entry in entries:
-        rel = f"{prefix}{entry.name}"
-        st = entry.stat(follow_symlinks=False)
-        yield rel, Path(entry.path), st
-        if stat.S_ISDIR(st.st_mode):
-            yield from _walk(Path(entry.path), rel + "/")
 
 
 def _temp_beside(dst: Path, what: str) -> Path:
@@ -72,21 +45,25 @@ def seal_tree(
     """Seal the tree ``src`` into a new volume ``dst``; return the volume's tag.
 
     ``tree`` is ``scan_tree(src)`` when the caller has scanned it already (to size a
-    progress bar), so the tree is walked once.
+    progress bar), so the tree is walked once. Every file sealed is the one the scan
+    found, reached without following a link (see :mod:`._source`).
     """
     src, dst = Path(src), Path(dst)
     if dst.exists():
         raise UsageError(f"{dst} exists already; seal into a new path (nothing was changed)")
     if not dst.parent.is_dir():
         raise UsageError(f"the parent directory of {dst} does not exist")
-    dirs, files = tree if tree is not None else scan_tree(src)
+    tree = tree if tree is not None else scan_tree(src)
     tmp = _temp_beside(dst, "sealing")
     try:
-        with Volume.create(tmp, key, chunk_size=chunk_size) as vol:
-            for d in dirs:
+        with (
+            open_root(src, tree) as root,
+            Volume.create(tmp, key, chunk_size=chunk_size) as vol,
+        ):
+            for d in tree.dirs:
                 vol.mkdir(d)
-            for rel, full, _ in files:
-                _copy_in(vol, rel, full, progress)
+            for f in tree.files:
+                _copy_in(vol, f.path, open_source_file(root, tree, f), progress)
             tag = vol.commit()
         os.rename(tmp, dst)
     except BaseException:
@@ -95,23 +72,30 @@ def seal_tree(
     return tag
 
 
-def _copy_in(vol: Volume, rel: str, full: Path, progress: Progress | None) -> None:
-    try:
-        src = open(full, "rb")  # noqa: SIM115 - closed below, errors wrapped
-    except OSError as exc:
-        raise UsageError(f"cannot read {full}: {exc.strerror}") from exc
-    with src, vol.open_file(rel, "wb", file_mode=os.fstat(src.fileno()).st_mode & 0o777) as out:
-        while block := src.read(_COPY_BLOCK):
-            out.write(block)
-            if progress:
-                progress(len(block))
+def _copy_in(vol: Volume, rel: str, fd: int, progress: Progress | None) -> None:
+    """Stream the open file ``fd`` (closed here) into ``rel``, keeping its permissions."""
+    with (
+        open(fd, "rb", buffering=0) as src,
+        vol.open_file(rel, "wb", file_mode=os.fstat(fd).st_mode) as out,
+    ):
+        _pump(src.readinto, out.write, progress)
+
+
+def _pump(
+    read_into: Callable[[bytearray], int | None],
+    write: Callable[[memoryview], object],
+    progress: Progress | None,
+) -> None:
+    buf = bytearray(_COPY_BLOCK)
+    while n := read_into(buf):
+        write(memoryview(buf)[:n])
+        if progress:
+            progress(n)
 
 
 def put_file(vol: Volume, src_file: Path, dest: str) -> None:
     """Add or replace one file of a writable volume from a file on disk (streamed)."""
-    if not Path(src_file).is_file():
-        raise UsageError(f"{src_file} is not a regular file")
-    _copy_in(vol, dest, Path(src_file), None)
+    _copy_in(vol, dest, open_given_file(Path(src_file)), None)
 
 
 def unseal_tree(vol: Volume, out: Path, *, progress: Progress | None = None) -> None:
@@ -126,26 +110,34 @@ def unseal_tree(vol: Volume, out: Path, *, progress: Progress | None = None) -> 
     if not out.parent.is_dir():
         raise UsageError(f"the parent directory of {out} does not exist")
     tmp = _temp_beside(out, "unsealing")
-    tmp.mkdir(mode=0o700)
     try:
-        for d in vol.directories():
-            (tmp / d).mkdir(parents=True, exist_ok=True)
-        for info in vol.files():
-            target = tmp / info.path
-            with (
-                vol.open_file(info.path, "rb") as src,
-                open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as dst,
-            ):
-                buf = bytearray(_COPY_BLOCK)
-                while n := src.readinto(buf):
-                    dst.write(memoryview(buf)[:n])
-                    if progress:
-                        progress(n)
-            os.chmod(target, info.mode)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        tmp.mkdir(mode=0o700)
+        try:
+            _write_tree(vol, tmp, progress)
+            os.rename(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    except OSError as exc:
+        raise Error(
+            f"cannot write the plaintext to {out}: {exc.strerror}; nothing was left there"
+        ) from exc
 
 
-__all__ = ["put_file", "scan_tree", "seal_tree", "unseal_tree"]
+def _write_tree(vol: Volume, tmp: Path, progress: Progress | None) -> None:
+    # Exactly 0o700: a directory inherits setgid from its parent, and its own
+    # directories would inherit it in turn.
+    os.chmod(tmp, 0o700)
+    for d in vol.directories():
+        (tmp / d).mkdir(parents=True, exist_ok=True)
+    for info in vol.files():
+        target = tmp / info.path
+        with (
+            vol.open_file(info.path, "rb") as src,
+            open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as dst,
+        ):
+            _pump(src.readinto, dst.write, progress)
+            os.fchmod(dst.fileno(), info.mode & MODE_BITS)
+
+
+__all__ = ["put_file", "seal_tree", "unseal_tree"]

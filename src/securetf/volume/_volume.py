@@ -12,9 +12,14 @@ from securetf.errors import IntegrityError, NotFoundError, RollbackError, UsageE
 from securetf.volume import _manifest, _paths
 from securetf.volume._keys import VolumeKey
 from securetf.volume._manifest import Manifest
-from securetf.volume._objects import FileEntry, object_length, root_of
+from securetf.volume._objects import FileEntry, root_of
 from securetf.volume._reader import VolumeFileReader
-from securetf.volume._settings import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
+from securetf.volume._settings import (
+    DEFAULT_CHUNK_SIZE,
+    MAX_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
+    MODE_BITS,
+)
 from securetf.volume._store import NewObject, Store
 from securetf.volume._writer import VolumeFileWriter
 
@@ -184,7 +189,7 @@ class Volume:
             base=base,
             new_object=lambda: NewObject(self._store),
             on_close=on_close,
-            mode=old.mode if old else file_mode,
+            mode=old.mode if old else file_mode & MODE_BITS,
             append=mode == "ab",
         )
         self._writers.add(writer)
@@ -231,7 +236,9 @@ class Volume:
     def chmod(self, path: str, mode: int) -> None:
         self._check_writable()
         e = self._entry(path)
-        self._files[e.path] = FileEntry(e.path, e.object_id, e.salt, e.size, mode & 0o7777, e.root)
+        self._files[e.path] = FileEntry(
+            e.path, e.object_id, e.salt, e.size, mode & MODE_BITS, e.root
+        )
         self._dirty = True
 
     def commit(self) -> str:
@@ -266,9 +273,7 @@ class Volume:
         total = 0
         scratch = bytearray(self._store.chunk_size)
         for entry in self._files.values():
-            if self._store.object_size(entry) != object_length(entry.size, self._store.chunk_size):
-                raise IntegrityError()
-            source = self._store.open_source(entry)
+            source = self._store.open_source(entry)  # refuses an object of the wrong length
             try:
                 tags = [source.read_into(i, memoryview(scratch)) for i in range(source.count)]
             finally:
