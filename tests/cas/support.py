@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from securetf.attestation import SimProducer, load_or_create_platform_key
 from securetf.cas import Cas
@@ -15,13 +16,15 @@ from securetf.cas.store import open_store
 from securetf.crypto import SigningKey, sha256
 from securetf.crypto.sealed_box import BoxKey
 from securetf.crypto.x509ca import EcKey
-from securetf.policy import Policy, SignedRequest, import_digest, policy_hash, sign_request
+from securetf.policy import Action, Policy, SignedRequest, import_digest, policy_hash, sign_request
 from securetf.protocol import (
     CONFIG_INFO,
     ProvisionRequest,
     ProvisionResponse,
     ServiceConfig,
+    TagUpdate,
     provision_report_data,
+    tag_update_message,
 )
 
 MEASUREMENT = sha256(b"the train app")
@@ -132,6 +135,41 @@ def make_cas(db_url: str, tmp_path: Path, clock: Clock) -> Cas:
     return Cas(store, clock=clock, sim_trust=[platform.verify_key()])
 
 
+def cancer_cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
+    """:func:`make_cas` with the policy ``cancer`` of :func:`policy_yaml` in force."""
+    cas = make_cas(db_url, tmp_path, clock)
+    yaml = policy_yaml(owners)
+    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET)
+    return cas
+
+
+def owner_request(
+    cas: Cas,
+    key: SigningKey,
+    now: float,
+    action: Action,
+    target: str = "",
+    detail: Mapping[str, str | int] | None = None,
+) -> SignedRequest:
+    """An owner's request for one operation on the version of ``cancer`` in force."""
+    stored, _ = cas.policy("cancer")
+    return sign_request(
+        key,
+        action=action,
+        policy="cancer",
+        version=stored.version,
+        policy_hash=stored.hash,
+        issued_at=int(now),
+        target=target,
+        detail=detail,
+    )
+
+
+def audit_view(cas: Cas, owners: Owners, clock: Clock) -> list[dict[str, Any]]:
+    """The audit chain as an owner of ``cancer`` reads it."""
+    return cas.audit("cancer", owner_request(cas, owners.carol, clock.now, "audit"))
+
+
 @dataclass
 class Runtime:
     """What `securetf run` does to get provisioned, written out for tests."""
@@ -168,6 +206,24 @@ class Runtime:
         return ServiceConfig.model_validate_json(
             self.box.open(response.sealed_config, info=CONFIG_INFO)
         )
+
+
+def tag_update(
+    runtime: Runtime, serial: int, volume: str, expected: str | None, tag: str, version: int
+) -> TagUpdate:
+    """An instance's signed request to move a volume's tag of ``cancer``."""
+    message = tag_update_message(
+        policy="cancer", volume=volume, serial=serial, expected=expected, tag=tag, version=version
+    )
+    return TagUpdate(
+        policy="cancer",
+        volume=volume,
+        serial=serial,
+        expected=expected,
+        tag=tag,
+        version=version,
+        signature=runtime.tls.sign(message),
+    )
 
 
 def b64(data: bytes) -> str:

@@ -20,7 +20,6 @@ from securetf.errors import (
     RollbackError,
 )
 from securetf.policy import GovernanceError, SignedRequest, sign_request
-from securetf.protocol import TagUpdate, tag_update_message
 
 from .support import (
     AUDIT_KEY,
@@ -30,18 +29,18 @@ from .support import (
     Clock,
     Owners,
     Runtime,
+    audit_view,
+    cancer_cas,
     make_cas,
     policy_yaml,
     signed,
+    tag_update,
 )
 
 
 @pytest.fixture
 def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
-    cas = make_cas(db_url, tmp_path, clock)
-    yaml = policy_yaml(owners)
-    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET)
-    return cas
+    return cancer_cas(db_url, tmp_path, clock, owners)
 
 
 @pytest.fixture
@@ -50,21 +49,8 @@ def runtime(tmp_path: Path) -> Runtime:
 
 
 def _audit_kinds(cas: Cas, owners: Owners, clock: Clock) -> list[str]:
-    view = _audit(cas, owners, clock)
+    view = audit_view(cas, owners, clock)
     return [str(e["kind"]) for e in view if "kind" in e]
-
-
-def _audit(cas: Cas, owners: Owners, clock: Clock) -> list[dict[str, object]]:
-    stored, _ = cas.policy("cancer")
-    read = sign_request(
-        owners.carol,
-        action="audit",
-        policy="cancer",
-        version=stored.version,
-        policy_hash=stored.hash,
-        issued_at=int(clock.now),
-    )
-    return cas.audit("cancer", read)
 
 
 def test_provision_releases_config_to_the_attested_runtime(
@@ -141,30 +127,13 @@ def test_policy_without_sim_refuses_sim_evidence(
         cas.provision(runtime.request(cas.nonce().nonce))
 
 
-def _tag_update(
-    runtime: Runtime, serial: int, volume: str, expected: str | None, tag: str, version: int
-) -> TagUpdate:
-    message = tag_update_message(
-        policy="cancer", volume=volume, serial=serial, expected=expected, tag=tag, version=version
-    )
-    return TagUpdate(
-        policy="cancer",
-        volume=volume,
-        serial=serial,
-        expected=expected,
-        tag=tag,
-        version=version,
-        signature=runtime.tls.sign(message),
-    )
-
-
 def test_tags_move_only_forward_by_read_write_instances(
     cas: Cas, runtime: Runtime, tmp_path: Path
 ) -> None:
     serial = cas.provision(runtime.request(cas.nonce().nonce)).serial
-    cas.update_tag(_tag_update(runtime, serial, "model", None, "sha256:" + "01" * 32, 1))
+    cas.update_tag(tag_update(runtime, serial, "model", None, "sha256:" + "01" * 32, 1))
     cas.update_tag(
-        _tag_update(runtime, serial, "model", "sha256:" + "01" * 32, "sha256:" + "02" * 32, 2)
+        tag_update(runtime, serial, "model", "sha256:" + "01" * 32, "sha256:" + "02" * 32, 2)
     )
     # The next provisioning sees the new tag.
     config = runtime.open(cas.provision(runtime.request(cas.nonce().nonce)))
@@ -174,15 +143,15 @@ def test_tags_move_only_forward_by_read_write_instances(
     )
     with pytest.raises(RollbackError):  # back to an older state
         cas.update_tag(
-            _tag_update(runtime, serial, "model", "sha256:" + "02" * 32, "sha256:" + "01" * 32, 1)
+            tag_update(runtime, serial, "model", "sha256:" + "02" * 32, "sha256:" + "01" * 32, 1)
         )
     with pytest.raises(RollbackError):  # a stale expectation (lost update)
         cas.update_tag(
-            _tag_update(runtime, serial, "model", "sha256:" + "01" * 32, "sha256:" + "03" * 32, 3)
+            tag_update(runtime, serial, "model", "sha256:" + "01" * 32, "sha256:" + "03" * 32, 3)
         )
     with pytest.raises(AuthenticationError, match="read-write"):  # train mounts dataset ro
-        cas.update_tag(_tag_update(runtime, serial, "dataset", None, "sha256:" + "04" * 32, 1))
-    forged = _tag_update(
+        cas.update_tag(tag_update(runtime, serial, "dataset", None, "sha256:" + "04" * 32, 1))
+    forged = tag_update(
         Runtime(home=runtime.home), serial, "model", "sha256:" + "02" * 32, "sha256:" + "05" * 32, 3
     )
     with pytest.raises(AuthenticationError):  # signed by a key the CAS never certified
@@ -191,7 +160,7 @@ def test_tags_move_only_forward_by_read_write_instances(
     serve_serial = cas.provision(serve.request(cas.nonce().nonce, service="serve")).serial
     with pytest.raises(AuthenticationError, match="read-write"):  # serve mounts model ro
         cas.update_tag(
-            _tag_update(
+            tag_update(
                 serve, serve_serial, "model", "sha256:" + "02" * 32, "sha256:" + "06" * 32, 3
             )
         )
@@ -210,7 +179,7 @@ def test_concurrent_tag_updates_lose_nothing(cas: Cas, runtime: Runtime) -> None
                 version = (current[1] if current else 0) + 1
                 try:
                     cas.update_tag(
-                        _tag_update(
+                        tag_update(
                             runtime,
                             serial,
                             "model",
@@ -266,7 +235,7 @@ def test_owners_export_secrets_and_read_the_audit(cas: Cas, owners: Owners, cloc
     cas.export_secret("cancer", "model-key", replay)
     with pytest.raises(GovernanceError, match="already used"):
         cas.export_secret("cancer", "model-key", replay)
-    view = _audit(cas, owners, clock)
+    view = audit_view(cas, owners, clock)
     verify_audit_view(view, AUDIT_KEY.verify_key(), policy="cancer")
     exported = [e for e in view if e.get("kind") == "secret.exported"]
     assert [e["detail"] for e in exported] == [{"secret": "model-key", "owner": "bob"}] * 2
@@ -319,6 +288,6 @@ def test_concurrent_provisioning_all_succeed_with_distinct_serials(
         t.join()
     assert failures == []
     assert len(set(serials)) == 24
-    view = _audit(cas, owners, clock)
+    view = audit_view(cas, owners, clock)
     verify_audit_view(view, AUDIT_KEY.verify_key(), policy="cancer")
     assert sum(1 for e in view if e.get("kind") == "provision.accepted") == 24

@@ -48,7 +48,7 @@ from securetf.protocol import (
     ProvisionResponse,
     TagUpdate,
 )
-from securetf.protocol.messages import HistoryItem
+from securetf.protocol.messages import HistoryItem, RegisteredTag
 
 _STATUS: list[tuple[type[Error], int]] = [
     (NotFoundError, 404),
@@ -198,6 +198,12 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
     def update_tag(body: TagUpdate) -> Response:
         cas.update_tag(body)
         return Response(status_code=204)
+
+    @app.post("/v1/policies/{name}/volumes/{volume}/tag")
+    def register_tag(
+        name: str, volume: str, signed: Annotated[dict[str, Any], Body()]
+    ) -> RegisteredTag:
+        return cas.register_tag(name, volume, _signed(signed))
 
     @app.post("/v1/policies/{name}/secrets/{secret}")
     def export_secret(

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from securetf.cas import _owner, _policies, _provision
+from securetf.cas import _owner, _policies, _provision, _registry
 from securetf.cas._cache import SecretCache
 from securetf.cas._nonces import NonceBook
 from securetf.cas._records import AuditEntry, PendingUpdate, PolicyVersion, VolumeTag
@@ -20,7 +20,7 @@ from securetf.cas.settings import CasSettings
 from securetf.crypto import VerifyKey
 from securetf.crypto.x509ca import verify_ec_signature
 from securetf.errors import AttestationError, AuthenticationError, Error, RollbackError
-from securetf.policy import SignedRequest
+from securetf.policy import SignedRequest, limits
 from securetf.protocol import (
     ApplyResult,
     NonceResponse,
@@ -29,6 +29,7 @@ from securetf.protocol import (
     TagUpdate,
     tag_update_message,
 )
+from securetf.protocol.messages import RegisteredTag
 
 _log = logging.getLogger(__name__)
 
@@ -191,6 +192,18 @@ class Cas:
             },
             now,
         )
+
+    def register_tag(self, policy: str, volume: str, signed: SignedRequest) -> RegisteredTag:
+        """Record the state an owner gave a volume (docs/cas.md, "Registering a volume's state")."""
+        now = self._clock()
+        try:
+            return self._store.run(
+                lambda tx: _registry.register(tx, policy, volume, signed, now=now)
+            )
+        except Error as exc:
+            # The name is the caller's (the URL's): kept no longer than a policy's names.
+            self._refused("tag.refused", policy, exc, volume=volume[: limits.MAX_NAME_LENGTH])
+            raise
 
     # -- owners ------------------------------------------------------------------------
     def export_secret(self, policy: str, secret: str, signed: SignedRequest) -> bytes:

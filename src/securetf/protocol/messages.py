@@ -173,6 +173,15 @@ class TagUpdate(_Msg):
     signature: Base64Bytes  # ECDSA over tag_update_message(...) with the instance's TLS key
 
 
+class RegisteredTag(_Msg):
+    """``POST /v1/policies/{name}/volumes/{volume}/tag``: the state an owner registered."""
+
+    volume: str
+    previous: str | None  # the tag recorded before (None: none was)
+    tag: str
+    version: int
+
+
 class AuditPage(_Msg):
     """``POST /v1/audit``: the chain; other policies' entries carry only their digest."""
 
