@@ -99,7 +99,7 @@ services:
 """
 
     def seal_and_apply(self, models: Path) -> None:
-        """The owner seals the model directory and applies the policy with its key."""
+        """The owner seals the model directory, applies the policy and registers the volume."""
         key = VolumeKey.generate()
         key_file = self.root / "model.key"
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -115,6 +115,10 @@ services:
         policy.write_text(self._policy(measured))
         apply = ["policy", "apply", str(policy), "--cas", self.cas.url]
         self.cli(*apply, "--key", self.root / "owner.key", "--secret", f"model-key={key_file}")
+        # rollback: protected: the server opens the models only in the state registered here.
+        register = ["volume", "register", str(self.sealed), "--policy", self.policy]
+        register += ["--volume", "model", "--cas", self.cas.url, "--key-file", str(key_file)]
+        self.cli(*register, "--key", self.root / "owner.key")
 
     def launch(self) -> None:
         """``securetf run`` as an operator types it; the server starts loading its models."""

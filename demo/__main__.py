@@ -1,10 +1,11 @@
 """``make demo``: the main securetf job end to end on embedded defaults.
 
 A CAS (SQLite, simulated TEE) starts; the data owner attests it, seals scikit-learn's
-breast-cancer dataset and applies a policy; an untrusted operator runs an unmodified
-Keras training program under ``securetf run``; the owner fetches the model volume's key,
-unseals the model and evaluates it. Along the way, a modified program is refused and a
-flipped bit in the sealed data is detected. It prints each command and exits non-zero if
+breast-cancer dataset, applies a policy and registers the sealed dataset's state; an
+untrusted operator runs an unmodified Keras training program under ``securetf run``; the
+owner fetches the model volume's key, unseals the model and evaluates it. Along the way, a
+modified program is refused, a flipped bit in the sealed data is detected and an older
+copy of the dataset is refused. It prints each command and exits non-zero if
 any check fails.
 """
 
@@ -207,7 +208,7 @@ def main() -> int:
             work / "dataset.key",
         )
 
-        step("3. the owner measures both programs and applies a signed policy")
+        step("3. the owner measures both programs, applies a signed policy, registers the data")
         mounts, zero, serve_port = work / "mnt", "sha256:" + "0" * 64, free_port()
         policy = work / "policy.yaml"
         text = POLICY.format(
@@ -235,6 +236,10 @@ def main() -> int:
             "--secret",
             f"dataset-key={work / 'dataset.key'}",
         )
+        register: list[str | Path] = ["volume", "register", work / "sealed-dataset"]
+        register += ["--policy", POLICY_NAME, "--volume", "dataset", "--cas", url]
+        register += ["--key", work / "alice.key", "--key-file", work / "dataset.key"]
+        securetf(*register)  # rollback: protected opens only the state the owner registered
 
         step("4. an operator who is not trusted runs the unmodified Keras program")
         run: list[str | Path] = [
@@ -283,7 +288,25 @@ def main() -> int:
         print("the run failed: reading the tampered chunk gave the program an I/O error")
         obj.write_bytes(original)
 
-        step("8. the owner fetches the model key, unseals the model and evaluates it")
+        step("8. the owner updates the dataset; storage serves the copy from before: refused")
+        shutil.copytree(work / "sealed-dataset", work / "old-dataset")
+        (work / "DATA-CARD.txt").write_text("breast cancer wisconsin (diagnostic), 569 rows\n")
+        securetf(
+            "volume",
+            "put",
+            work / "sealed-dataset",
+            work / "DATA-CARD.txt",
+            "DATA-CARD.txt",
+            "--key-file",
+            work / "dataset.key",
+        )
+        securetf(*register)
+        old = [
+            f"dataset={work / 'old-dataset'}" if str(a).startswith("dataset=") else a for a in run
+        ]
+        securetf(*old, expect=3)
+
+        step("9. the owner fetches the model key, unseals the model and evaluates it")
         securetf(
             "secret",
             "get",
@@ -312,7 +335,7 @@ def main() -> int:
         if accuracy < 0.9:
             raise DemoFailed(f"accuracy {accuracy:.3f} is too low")
 
-        step("9. the model is served from its sealed volume; a client verifies the server first")
+        step("10. the model is served from its sealed volume; a client verifies the server first")
         serve_run: list[str | Path] = [
             "run",
             "--cas",
@@ -334,7 +357,7 @@ def main() -> int:
             raise DemoFailed("the served predictions differ from the model's own")
         print(f"{len(served_scores)} predictions over TLS equal the model's own")
 
-        step("10. the owner checks the CAS's signed audit trail")
+        step("11. the owner checks the CAS's signed audit trail")
         securetf(
             "audit",
             "verify",

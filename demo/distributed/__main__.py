@@ -2,15 +2,16 @@
 
 Four "machines", each a network namespace on one bridge: the owner's, the CAS's and two
 workers' hosts. A CAS starts (SQLite, simulated TEE) and the owner verifies its evidence;
-the owner seals scikit-learn's breast-cancer table and applies a policy whose ``worker``
-service has two instances that peer with each other; an operator starts ``securetf run
---instance 0`` and ``--instance 1`` on the two worker hosts, which run an unmodified
-MultiWorkerMirroredStrategy program (tf-keras ``fit``) from the sealed data, while a raw
-capture records worker 0's link. Then it checks that both workers finished with identical
-weights, that the link carried only TLS records and no TensorFlow gRPC in the clear, and,
-as a control, that the same capture of the same job without securetf does see its gRPC
-(and the same weights). It prints PASS or FAIL for each check and exits 1 if any failed.
-Every namespace it made is removed on exit, failed or not.
+the owner seals scikit-learn's breast-cancer table, applies a policy whose ``worker``
+service has two instances that peer with each other, and registers the sealed table's
+state; an operator starts ``securetf run --instance 0`` and ``--instance 1`` on the two
+worker hosts, which run an unmodified MultiWorkerMirroredStrategy program (tf-keras
+``fit``) from the sealed data, while a raw capture records worker 0's link. Then it checks
+that both workers finished with identical weights, that the link carried only TLS records
+and no TensorFlow gRPC in the clear, and, as a control, that the same capture of the same
+job without securetf does see its gRPC (and the same weights). It prints PASS or FAIL for
+each check and exits 1 if any failed. Every namespace it made is removed on exit, failed
+or not.
 """
 
 from __future__ import annotations
@@ -315,6 +316,10 @@ def setup(hosts: Hosts, work: Path) -> str:
         "--secret",
         f"dataset-key={key}",
     )
+    # rollback: protected: the workers open the dataset only in the state its owner registered
+    volume: list[str | Path] = [work / "sealed-dataset", "--volume", "dataset", "--key-file", key]
+    owner: list[str | Path] = ["--policy", POLICY_NAME, "--cas", url, "--key", work / "alice.key"]
+    securetf(hosts, "owner", "volume", "register", *volume, *owner)
     return url
 
 

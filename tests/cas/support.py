@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from securetf.attestation import SimProducer, load_or_create_platform_key
 from securetf.cas import Cas, CasSettings
@@ -152,7 +153,12 @@ def policy_cas(
 
 
 def owner_request(
-    cas: Cas, key: SigningKey, clock: Clock, action: Action = "audit", target: str = ""
+    cas: Cas,
+    key: SigningKey,
+    clock: Clock,
+    action: Action = "audit",
+    target: str = "",
+    detail: Mapping[str, str | int] | None = None,
 ) -> SignedRequest:
     """An owner's signed request for ``action`` on ``target`` under ``cancer`` in force."""
     stored, _ = cas.policy("cancer")
@@ -164,7 +170,13 @@ def owner_request(
         policy_hash=stored.hash,
         issued_at=int(clock.now),
         target=target,
+        detail=detail,
     )
+
+
+def audit_view(cas: Cas, owners: Owners, clock: Clock) -> list[dict[str, Any]]:
+    """The audit chain as an owner of ``cancer`` reads it."""
+    return cas.audit("cancer", owner_request(cas, owners.carol, clock, "audit")).entries
 
 
 @dataclass

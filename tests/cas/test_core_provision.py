@@ -29,6 +29,7 @@ from .support import (
     Clock,
     Owners,
     Runtime,
+    audit_view,
     make_cas,
     owner_request,
     policy_cas,
@@ -44,7 +45,7 @@ def cas(db_url: str, tmp_path: Path, clock: Clock, owners: Owners) -> Cas:
 
 
 def _audit_kinds(cas: Cas, owners: Owners, clock: Clock) -> list[str]:
-    view = _audit(cas, owners, clock)
+    view = audit_view(cas, owners, clock)
     return [str(e["kind"]) for e in view if "kind" in e]
 
 
@@ -278,7 +279,7 @@ def test_owners_export_secrets_and_read_the_audit(cas: Cas, owners: Owners, cloc
     cas.export_secret("cancer", "model-key", replay)
     with pytest.raises(GovernanceError, match="already used"):
         cas.export_secret("cancer", "model-key", replay)
-    view = _audit(cas, owners, clock)
+    view = audit_view(cas, owners, clock)
     verify_audit_view(view, AUDIT_KEY.verify_key(), policy="cancer")
     exported = [e for e in view if e.get("kind") == "secret.exported"]
     assert [e["detail"] for e in exported] == [{"secret": "model-key", "owner": "bob"}] * 2
@@ -323,7 +324,7 @@ def test_concurrent_provisioning_all_succeed_with_distinct_serials(
         t.join()
     assert failures == []
     assert len(set(serials)) == 24
-    view = _audit(cas, owners, clock)
+    view = audit_view(cas, owners, clock)
     verify_audit_view(view, AUDIT_KEY.verify_key(), policy="cancer")
     assert sum(1 for e in view if e.get("kind") == "provision.accepted") == 24
 

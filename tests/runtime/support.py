@@ -175,7 +175,8 @@ class Job:
                 lines.append(f"    network: {self.network}")
         return "\n".join(lines) + "\n"
 
-    def apply(self) -> None:
+    def apply(self, *, register: bool = True) -> None:
+        """Apply the policy; then register the sealed dataset's state, as its owner does."""
         self.policy_file.write_text(self.policy_yaml())
         self.dep.cli(
             "policy",
@@ -187,6 +188,26 @@ class Job:
             self.dep.owner_key,
             "--secret",
             f"dataset-key={self.dataset_key}",
+        )
+        if register:
+            self.register_dataset()
+
+    def register_dataset(self) -> subprocess.CompletedProcess[str]:
+        """``securetf volume register`` of the sealed dataset's current state."""
+        return self.dep.cli(
+            "volume",
+            "register",
+            self.sealed_data,
+            "--policy",
+            self.name,
+            "--volume",
+            "dataset",
+            "--cas",
+            self.dep.cas.url,
+            "--key",
+            self.dep.owner_key,
+            "--key-file",
+            self.dataset_key,
         )
 
     def run(

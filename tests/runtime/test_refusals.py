@@ -40,6 +40,29 @@ def test_rolled_back_model_volume(new_job: NewJob) -> None:
     assert "rolled back" in err
 
 
+def test_older_copy_of_an_updated_read_only_dataset(new_job: NewJob) -> None:
+    """Attack: the owner seals the dataset, keeps a copy and updates it (``volume put``);
+    the operator runs the service with the older copy. A state no owner registered is
+    refused as well, with the command that registers it."""
+    job = new_job(**fast_job_args(), apply=False)
+    job.apply(register=False)
+    old = job.root / "data-copy"
+    shutil.copytree(job.sealed_data, old)
+    more = job.root / "more.csv"
+    more.write_text("id,value\n1,2\n")
+    job.dep.cli("volume", "put", job.sealed_data, more, "more.csv", "--key-file", job.dataset_key)
+    err = _refused(job, job.run("ok"), IntegrityError.exit_code)
+    assert "the CAS has no recorded state" in err
+    register = f"securetf volume register {job.sealed_data} --policy {job.name} --volume dataset"
+    assert register in err
+    assert "version 2" in job.register_dataset().stdout
+    shutil.rmtree(job.sealed_data)
+    shutil.copytree(old, job.sealed_data)  # the operator restores the older copy
+    err = _refused(job, job.run("ok"), IntegrityError.exit_code)
+    assert "rolled back" in err
+    assert register in err
+
+
 def test_modified_app_code(new_job: NewJob) -> None:
     job = new_job(**fast_job_args())
     with open(job.app / "prog.py", "a") as f:
@@ -69,7 +92,9 @@ def test_damaged_manifest(new_job: NewJob) -> None:
     raw[len(raw) // 2] ^= 1  # inside the encrypted body
     manifest.write_bytes(bytes(raw))
     err = _refused(job, job.run("ok"), IntegrityError.exit_code)
-    assert f"volume 'dataset' at {job.sealed_data} failed its integrity check" in err
+    # The manifest's digest is the volume's tag: no longer the one its owner registered.
+    assert f"volume {job.sealed_data} is in state" in err
+    assert "not the expected" in err
 
 
 def test_without_root_fails_at_once_naming_the_privilege(new_job: NewJob) -> None:

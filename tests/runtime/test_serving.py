@@ -81,6 +81,21 @@ def test_served_from_a_sealed_volume_to_a_verifying_client(
         "--secret",
         f"model-key={root / 'model.key'}",
     )
+    dep.cli(
+        "volume",
+        "register",
+        root / "sealed-model",
+        "--policy",
+        name,
+        "--volume",
+        "model",
+        "--cas",
+        dep.cas.url,
+        "--key",
+        dep.owner_key,
+        "--key-file",
+        root / "model.key",
+    )
     env = {**dep.cas.env(), "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
     args = ["run", "--cas", dep.cas.url, "--policy", name, "--service", "serve"]
     args += ["--app", str(root / "app"), "--volume", f"model={root / 'sealed-model'}"]

@@ -51,7 +51,7 @@ from securetf.protocol import (
     ServiceLaunch,
     TagUpdate,
 )
-from securetf.protocol.messages import HistoryItem
+from securetf.protocol.messages import HistoryItem, RegisteredTag
 
 _STATUS: list[tuple[type[Error], int]] = [
     (NotFoundError, 404),
@@ -221,6 +221,12 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
     def update_tag(body: TagUpdate, request: Request) -> Response:
         cas.update_tag(body, _source(request))
         return Response(status_code=204)
+
+    @app.post("/v1/policies/{name}/volumes/{volume}/tag")
+    def register_tag(
+        name: str, volume: str, signed: Annotated[dict[str, Any], Body()], request: Request
+    ) -> RegisteredTag:
+        return cas.register_tag(name, volume, _signed(signed), _source(request))
 
     @app.post("/v1/policies/{name}/secrets/{secret}")
     def export_secret(

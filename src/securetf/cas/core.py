@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
-from securetf.cas import _owner, _policies, _provision
+from securetf.cas import _owner, _policies, _provision, _registry
 from securetf.cas._cache import SecretCache
 from securetf.cas._nonces import NonceBook
 from securetf.cas._records import PendingUpdate, PolicyVersion, VolumeTag
@@ -35,6 +35,7 @@ from securetf.protocol import (
     TagUpdate,
     tag_update_message,
 )
+from securetf.protocol.messages import RegisteredTag
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -288,6 +289,21 @@ class Cas:
             )
 
         return self._run("instance.status", read)
+
+    def register_tag(
+        self, policy: str, volume: str, signed: SignedRequest, source: str | None = None
+    ) -> RegisteredTag:
+        """Record the state an owner gave a volume (docs/cas.md, "Registering a volume's state")."""
+        now = self._clock()
+        try:
+            return self._run(
+                "tag.register", lambda tx: _registry.register(tx, policy, volume, signed, now=now)
+            )
+        except StateTamperedError:
+            raise  # audited as such by _run
+        except Error as exc:
+            self._refused("tag.refused", policy, exc, source, volume=volume)
+            raise
 
     # -- owners ------------------------------------------------------------------------
     def export_secret(self, policy: str, secret: str, signed: SignedRequest) -> bytes:

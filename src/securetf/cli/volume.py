@@ -1,4 +1,4 @@
-"""``securetf volume``: seal, open and verify encrypted volumes."""
+"""``securetf volume``: seal, open and verify encrypted volumes; register their state."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ from typing import Annotated
 import typer
 
 from securetf.cli._common import print_json, progress_bar
+from securetf.cli.cas import CasUrl
+from securetf.cli.owner import load_owner_key
+from securetf.cli.policy import KeyOpt
+from securetf.client import CasClient
+from securetf.client.volumes import register_volume
 from securetf.volume import (
     Volume,
     VolumeKey,
@@ -108,6 +113,41 @@ def verify(
     else:
         typer.echo(f"ok: version {report.version}, {report.files} files, {report.bytes:,} bytes")
         typer.echo(f"tag: {report.tag}")
+
+
+@app.command()
+def register(
+    policy: Annotated[str, typer.Option(help="The policy that names the volume.")],
+    volume: Annotated[str, typer.Option(help="The volume's name in the policy.")],
+    cas: CasUrl,
+    key: KeyOpt,
+    vol: Annotated[
+        Path | None, typer.Argument(help="The sealed volume whose current state to register.")
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file", help="The volume key (default: from the CAS, if exported to owners)."
+        ),
+    ] = None,
+    tag: Annotated[str | None, typer.Option(help="Register this tag instead of VOL's.")] = None,
+    version: Annotated[int | None, typer.Option(help="The version of --tag.")] = None,
+) -> None:
+    """Record a volume's state at the CAS: the only state a rollback-protected volume opens in."""
+    with CasClient.for_url(cas) as client:
+        done = register_volume(
+            client,
+            load_owner_key(key),
+            policy=policy,
+            volume=volume,
+            path=vol,
+            key_file=key_file,
+            tag=tag,
+            version=version,
+        )
+    was = f"(was {done.previous})" if done.previous else "(none was recorded)"
+    typer.echo(f"registered volume {volume} of policy {policy}: version {done.version} {was}")
+    typer.echo(f"tag: {done.tag}")
 
 
 @contextmanager

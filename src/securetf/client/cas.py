@@ -39,6 +39,7 @@ from securetf.protocol import (
     ServiceLaunch,
     TagUpdate,
 )
+from securetf.protocol.messages import RegisteredTag
 
 M = TypeVar("M", bound=BaseModel)
 TIMEOUT = 30.0
@@ -175,7 +176,12 @@ class CasClient:
         return self._model(PolicyHistory, "POST", f"/v1/policies/{name}/history", body)
 
     def _owner_request(
-        self, name: str, key: SigningKey, action: Action, target: str = ""
+        self,
+        name: str,
+        key: SigningKey,
+        action: Action,
+        target: str = "",
+        detail: dict[str, str | int] | None = None,
     ) -> dict[str, Any]:
         """An owner's signed request for exactly one operation on the version in force."""
         doc = self.policy(name)
@@ -187,6 +193,7 @@ class CasClient:
             policy_hash=doc.hash,
             issued_at=int(time.time()),
             target=target,
+            detail=detail,
         )
         parsed: dict[str, Any] = json.loads(signed.to_json())
         return parsed
@@ -195,6 +202,17 @@ class CasClient:
         body = self._owner_request(policy, key, "export", secret)
         value = self._call("POST", f"/v1/policies/{policy}/secrets/{secret}", body).json()["value"]
         return base64.b64decode(value)
+
+    def register_tag(
+        self, policy: str, volume: str, *, tag: str, version: int, key: SigningKey
+    ) -> RegisteredTag:
+        """Record ``tag`` (at ``version``) as the state of ``volume`` (an owner's request)."""
+        body = self._owner_request(
+            policy, key, "register", volume, {"tag": tag, "version": version}
+        )
+        return self._model(
+            RegisteredTag, "POST", f"/v1/policies/{policy}/volumes/{volume}/tag", body
+        )
 
     def audit_page(self, policy: str, key: SigningKey, *, after: int = 0) -> AuditPage:
         """One page of the log after seq ``after``, unverified: use :meth:`audit`."""

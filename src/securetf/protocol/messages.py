@@ -219,6 +219,15 @@ class AuditHead(_Msg):
     signature: str
 
 
+class RegisteredTag(_Msg):
+    """``POST /v1/policies/{name}/volumes/{volume}/tag``: the state an owner registered."""
+
+    volume: str
+    previous: str | None  # the tag recorded before (None: none was)
+    tag: str
+    version: int
+
+
 class AuditPage(_Msg):
     """``POST /v1/policies/{name}/audit?after=N``: the entries after seq ``N``, at most a
     page, never past ``head``; other policies' entries carry only digest, chain and

@@ -218,7 +218,9 @@ def run(options: RunOptions) -> int:
         if inst.config.command != command:
             raise AttestationError("the CAS configured another command than the one measured")
         # 3. Volumes through the file system shield; 4. secret files in memory.
-        mounted = mount_all(inst.config.volumes, options.volumes)
+        mounted = mount_all(
+            inst.config.volumes, options.volumes, policy=options.policy, cas=options.cas
+        )
         if service.code is not None:
             # The code, decrypted only here, copied into memory while measured.
             try:

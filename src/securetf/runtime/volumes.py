@@ -20,23 +20,43 @@ class MountedVolume:
     mount: Mount
 
 
-def open_volume(name: str, grant: VolumeGrant, storage: Path) -> Volume:
+def register_command(storage: Path, *, policy: str, volume: str, cas: str) -> str:
+    """The command an owner runs to record the state of the volume at ``storage``."""
+    return (
+        f"securetf volume register {storage} --policy {policy} --volume {volume} --cas {cas} "
+        "--key OWNER_KEY [--key-file VOLUME_KEY]"
+    )
+
+
+def open_volume(name: str, grant: VolumeGrant, storage: Path, *, policy: str, cas: str) -> Volume:
     """Open ``storage`` with the CAS's key; refuse any state other than the CAS's.
 
-    A read-write volume that does not exist yet, and that the CAS knows no state of, is
-    created empty (its first commit becomes version 1).
+    A ``rollback: protected`` volume opens only in the state the CAS recorded; with none
+    recorded, only a read-write volume that does not exist yet starts (created empty: its
+    first commit becomes version 1 and its tag). ``policy`` and ``cas`` name the run, for
+    the command that registers a state.
     """
     key = VolumeKey(grant.key)
     writable = grant.mode == "rw"
+    register = register_command(storage, policy=policy, volume=name, cas=cas)
     if not storage.exists():
         if not writable or grant.tag is not None:
             what = "has a recorded state" if grant.tag else "is mounted read-only"
             raise UsageError(f"volume {name!r} is missing at {storage}, but it {what}")
         return Volume.create(storage, key)
+    if grant.tag is None and grant.rollback == "protected":
+        # Whatever lies there, the CAS never recorded it: it may be an older copy.
+        raise RollbackError(
+            f"volume {name!r} is rollback-protected and the CAS has no recorded state of it, "
+            f"so the copy at {storage} may be an old one. If it is the state an owner sealed, "
+            f"the owner registers it first: {register}"
+        )
     try:
         vol = Volume.open(storage, key, writable=writable, expect_tag=grant.tag)
-    except RollbackError:
-        raise
+    except RollbackError as exc:
+        raise RollbackError(
+            f"{exc}. If an owner changed it on purpose, the owner registers its state: {register}"
+        ) from None
     except IntegrityError as exc:
         # The volume's own message is deliberately bare; say which volume failed.
         raise IntegrityError(
@@ -49,7 +69,7 @@ def open_volume(name: str, grant: VolumeGrant, storage: Path) -> Volume:
 
 
 def mount_all(
-    grants: Mapping[str, VolumeGrant], storage: Mapping[str, Path]
+    grants: Mapping[str, VolumeGrant], storage: Mapping[str, Path], *, policy: str, cas: str
 ) -> list[MountedVolume]:
     """Open and mount every volume; on any failure unmount what was mounted and raise."""
     missing = sorted(set(grants) - set(storage))
@@ -61,7 +81,7 @@ def mount_all(
     mounted: list[MountedVolume] = []
     try:
         for name, grant in sorted(grants.items()):
-            vol = open_volume(name, grant, storage[name])
+            vol = open_volume(name, grant, storage[name], policy=policy, cas=cas)
             target = Path(grant.path)
             target.mkdir(parents=True, exist_ok=True)
             try:
