@@ -55,6 +55,7 @@ class _Bench:
         self.lab, self.work = lab, work
         pki = Pki(work / "pki")
         self.ids = {k: pki.identity("worker", k) for k in (0, 1)}
+        self.registry = pki.registry  # the CAS's liveness answers, without a CAS
         self.b_addr = lab.addresses["b"]
         self.background: list[subprocess.Popen[bytes]] = []
 
@@ -152,6 +153,7 @@ class _Bench:
             service="worker",
             instance=instance,
             identity=ident,
+            registry=self.registry,
             peers=peers,
             command=command,
             patience=30.0,

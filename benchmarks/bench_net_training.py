@@ -112,6 +112,7 @@ def _shielded(lab: Lab, pki: Pki, tmp: Path, command: list[str]) -> list[dict[st
                 service="worker",
                 instance=k,
                 identity=pki.identity("worker", k),
+                registry=pki.registry,
                 peers=peers,
                 command=command,
                 patience=60.0,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +87,18 @@ class CasProcess:
         if ok and proc.returncode != 0:
             raise AssertionError(f"securetf {' '.join(map(str, args))} failed:\n{proc.stderr}")
         return proc
+
+
+@contextlib.contextmanager
+def attested_cas(base: Path) -> Iterator[CasProcess]:
+    """A CAS process with its data in ``base/cas``, attested by the CLI (``--allow-sim``),
+    whose pin and sim platform key are in ``base/home``."""
+    home = base / "home"
+    home.mkdir()
+    cas = CasProcess(data=base / "cas", home=home, port=free_port())
+    cas.start()
+    try:
+        cas.cli("cas", "attest", "--cas", cas.url, "--allow-sim")
+        yield cas
+    finally:
+        cas.stop()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.cas.server_support import CasProcess, free_port
+from tests.cas.server_support import attested_cas
 
 from .support import Deployment, Job, make_job
 
@@ -18,16 +18,9 @@ from .support import Deployment, Job, make_job
 @pytest.fixture(scope="session")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     base = tmp_path_factory.mktemp("runtime-cas")
-    home = base / "home"
-    home.mkdir()
-    cas = CasProcess(data=base / "cas", home=home, port=free_port())
-    cas.start()
-    try:
-        cas.cli("cas", "attest", "--cas", cas.url, "--allow-sim")
+    with attested_cas(base) as cas:
         public = cas.cli("owner", "keygen", base / "alice.key").stdout.strip()
         yield Deployment(cas, base / "alice.key", public)
-    finally:
-        cas.stop()
 
 
 @pytest.fixture

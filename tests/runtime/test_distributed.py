@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,44 +65,35 @@ def _job(
     return name
 
 
-def _run_both(dep: Deployment, policy: str, app: Path) -> list[dict[str, Any]]:
+def _start(
+    dep: Deployment, policy: str, app: Path, instance: int, ports: Sequence[int]
+) -> subprocess.Popen[str]:
+    """``securetf run`` of worker ``instance``; worker-k's runtime accepts at ``ports[k]``."""
     env = dep.cas.env()
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
-    ports = [free_port(), free_port()]
     peers = [f"--peer=worker-{k}=127.0.0.1:{p}" for k, p in enumerate(ports)]
-    procs = [
-        subprocess.Popen(
-            [
-                *EXE,
-                "run",
-                "--cas",
-                dep.cas.url,
-                "--policy",
-                policy,
-                "--service",
-                "worker",
-                "--app",
-                str(app),
-                "--instance",
-                str(k),
-                *peers,
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for k in range(2)
-    ]
-    results = []
-    for proc in procs:
-        try:
-            out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
-        finally:
-            proc.kill()
-        assert proc.returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+    args = ["run", "--cas", dep.cas.url, "--policy", policy, "--service", "worker"]
+    args += ["--app", str(app), "--instance", str(instance), *peers]
+    return subprocess.Popen(
+        [*EXE, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _verdict(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """The program's last line, as JSON, once the run ended well."""
+    try:
+        out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def _run_both(dep: Deployment, policy: str, app: Path) -> list[dict[str, Any]]:
+    ports = [free_port(), free_port()]
+    procs = [_start(dep, policy, app, k, ports) for k in range(2)]
+    return [_verdict(proc) for proc in procs]
 
 
 def test_two_instances_talk_only_through_the_shield(deployment: Deployment, tmp_path: Path) -> None:
@@ -144,3 +138,57 @@ def test_multi_worker_training_identical_weights(
     first, second = _run_both(deployment, policy, tmp_path / "app")
     assert first["weights"] == second["weights"]
     assert first["loss"] == pytest.approx(second["loss"])
+
+
+def _accepting(proc: subprocess.Popen[str], port: int) -> None:
+    """Wait until the runtime accepts tunnels: it has been provisioned."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate()[1][-3000:])
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert time.monotonic() < deadline, "the runtime never accepted tunnels"
+        time.sleep(0.2)
+
+
+def test_a_live_instance_refuses_the_superseded_runtime_of_its_peer(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Attack: worker-0 is started twice; the first runtime, superseded at the CAS by the
+    second, still holds a certificate of the policy's CA for worker-0 and keeps accepting
+    tunnels. Worker-1's runtime, sent to it, gives its program's connection nothing; sent to
+    the live worker-0, the same program is served."""
+    script = (
+        "import json, os, apps\n"
+        "if json.loads(os.environ['TF_CONFIG'])['task']['index'] == 0:\n"
+        "    apps.echo(5000, 0)\n"
+        "else:\n"
+        "    print(json.dumps(apps.send('worker', 0, 1 << 16, b'revocation-marker')))\n"
+    )
+    (tmp_path / "main.py").write_text(script)
+    files = {"main.py": tmp_path / "main.py", "apps.py": APPS / "apps.py"}
+    policy = _job(deployment, tmp_path, ["python", "main.py"], files)
+    app = tmp_path / "app"
+    old, new, one = free_port(), free_port(), free_port()
+    first = _start(deployment, policy, app, 0, [old, one])
+    second = None
+    try:
+        _accepting(first, old)
+        second = _start(deployment, policy, app, 0, [new, one])  # supersedes the first
+        _accepting(second, new)
+        refused = _verdict(_start(deployment, policy, app, 1, [old, one]))
+        served = _verdict(_start(deployment, policy, app, 1, [new, one]))
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+    assert refused["result"] == "closed", refused
+    assert refused["received"] == 0
+    assert served["result"] == "ok", served

@@ -201,12 +201,13 @@ class ServerProcess:
 class RecordingTlsServer:
     """A TLS server that records every application byte a client sends it."""
 
-    def __init__(self, tls: TlsPair) -> None:
+    def __init__(self, tls: TlsPair, port: int = 0) -> None:
         self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ctx.load_cert_chain(tls.cert, tls.key)
         self._ctx.set_alpn_protocols(["h2", "http/1.1"])
         self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
         self._sock.listen(8)
         self._sock.settimeout(0.2)
         self.port = int(self._sock.getsockname()[1])

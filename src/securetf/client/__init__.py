@@ -2,12 +2,15 @@
 
 from securetf.client.attest_cas import attest_cas
 from securetf.client.cas import CasClient
+from securetf.client.liveness import LivenessChecker, NotLiveError
 from securetf.client.pins import CasPin, load_pin, save_pin
 from securetf.client.serving import ServingClient, serving_name
 
 __all__ = [
     "CasClient",
     "CasPin",
+    "LivenessChecker",
+    "NotLiveError",
     "ServingClient",
     "attest_cas",
     "load_pin",

@@ -9,7 +9,8 @@ from securetf.errors import AuthenticationError, Error, NotFoundError, UsageErro
 
 
 class GrpcPredictor:
-    """A ``PredictionService`` stub whose channel trusts only the policy CA.
+    """A ``PredictionService`` stub whose channel trusts only ``trust_pem``: the policy CA,
+    or (with a CAS) exactly the server certificate the client verified and found live.
 
     ``grpc.ssl_target_name_override`` makes the channel check the certificate against
     ``<service>.<policy>`` whatever address it dials.
@@ -19,7 +20,7 @@ class GrpcPredictor:
         self,
         address: str,
         *,
-        ca_pem: bytes,
+        trust_pem: bytes,
         expected_name: str,
         client_files: tuple[Path | None, Path | None],
         timeout: float,
@@ -29,7 +30,7 @@ class GrpcPredictor:
 
         cert, key = client_files
         creds = grpc.ssl_channel_credentials(
-            root_certificates=ca_pem,
+            root_certificates=trust_pem,
             private_key=key.read_bytes() if key else None,
             certificate_chain=cert.read_bytes() if cert else None,
         )

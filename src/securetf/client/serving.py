@@ -5,23 +5,38 @@ trust anchor; the system's CAs play no part) and names the serving service: inst
 certificates carry the SAN ``<service>.<policy>``, which is checked whatever host or IP
 the client connects to. A server that fails either check is refused during the TLS
 handshake, before any request line, header or input leaves the client.
+
+Built with a CAS (:meth:`ServingClient.from_cas`, or ``liveness=``), the client also asks
+the CAS, on every new connection and before it sends anything, whether the server's
+certificate still speaks for a live instance (docs/serving.md, "Revocation"). Without
+one, it cannot tell a superseded or revoked instance's certificate from a live one.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 from cryptography import x509
 
 from securetf import errors
+from securetf.client._serving_tls import (
+    cert_failure,
+    handshake,
+    host_port,
+    refused,
+    tls_context,
+)
 from securetf.client.cas import CasClient
-from securetf.errors import AuthenticationError, Error, UsageError
+from securetf.client.liveness import LivenessChecker
+from securetf.errors import Error, UsageError
+
+if TYPE_CHECKING:
+    from securetf.client._serving_grpc import GrpcPredictor
 
 __all__ = ["ServingClient", "serving_name"]
 
@@ -33,41 +48,6 @@ def serving_name(service: str, policy: str) -> str:
     if not service or not policy or "." in service:
         raise UsageError("a serving service and a policy name are required")
     return f"{service}.{policy}"
-
-
-def _tls_context(
-    ca_pem: bytes, client_cert: Path | None, client_key: Path | None
-) -> ssl.SSLContext:
-    try:
-        ca = x509.load_pem_x509_certificate(ca_pem)
-        constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except (ValueError, x509.ExtensionNotFound):
-        raise UsageError("the expected CA is not a PEM CA certificate") from None
-    if not constraints.ca:
-        raise UsageError("the expected CA certificate is not a CA")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the name
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_verify_locations(cadata=ca_pem.decode("ascii"))
-    if (client_cert is None) != (client_key is None):
-        raise UsageError("a client certificate and its key go together")
-    if client_cert is not None and client_key is not None:
-        ctx.load_cert_chain(client_cert, client_key)
-    return ctx
-
-
-def _refused(where: str, name: str, exc: BaseException) -> AuthenticationError:
-    return AuthenticationError(
-        f"refused the server at {where}: it is not {name} under the expected policy CA ({exc})"
-    )
-
-
-def _cert_failure(exc: BaseException) -> BaseException | None:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 class ServingClient:
@@ -84,36 +64,55 @@ class ServingClient:
         client_cert: Path | None = None,
         client_key: Path | None = None,
         timeout: float = TIMEOUT,
+        liveness: LivenessChecker | None = None,
     ) -> None:
         if isinstance(ca_pem, str):
             ca_pem = ca_pem.encode("ascii", "replace")
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise UsageError(f"the server URL must be https://HOST:PORT, not {url!r}")
+        if liveness is not None and liveness.policy != policy:
+            raise UsageError(
+                f"the liveness check is for policy {liveness.policy!r}, not {policy!r}"
+            )
         self.url = url.rstrip("/")
         self.expected_name = serving_name(service, policy)
+        self._address = (parts.hostname, parts.port or 443)
         self._ca_pem = ca_pem
         self._client_files = (client_cert, client_key)
         self._grpc_address = grpc_address
         self._timeout = timeout
-        self.ssl_context = _tls_context(ca_pem, client_cert, client_key)
-        self._address = (parts.hostname, parts.port or 443)
+        self._liveness = liveness
+        self.ssl_context = tls_context(ca_pem, client_cert, client_key, liveness)
         self._http = httpx.Client(base_url=self.url, verify=self.ssl_context, timeout=timeout)
-        self._grpc: Any = None
+        self._grpc: GrpcPredictor | None = None
+        self._grpc_pin = b""  # with a CAS: the one server certificate the channel accepts
+        self._owned: CasClient | None = None
 
     @classmethod
     def from_cas(
         cls, cas: CasClient, url: str, *, policy: str, service: str, **kw: Any
     ) -> ServingClient:
-        """Trust the policy's CA as the attested CAS states it."""
-        return cls(
-            url, ca_pem=cas.policy(policy).ca_certificate_pem, service=service, policy=policy, **kw
-        )
+        """Trust the policy's CA as the attested CAS states it, and accept the server only
+        while that CAS says its certificate is live (asked on every new connection)."""
+        ca_pem = cas.policy(policy).ca_certificate_pem
+        status = CasClient(cas.pin, timeout=kw.get("timeout", TIMEOUT))  # closed with this
+        try:
+            liveness = LivenessChecker(status.instance_status, policy=policy)
+            client = cls(
+                url, ca_pem=ca_pem, service=service, policy=policy, liveness=liveness, **kw
+            )
+        except BaseException:
+            status.close()
+            raise
+        client._owned = status
+        return client
 
     def close(self) -> None:
         self._http.close()
-        if self._grpc is not None:
-            self._grpc.close()
+        self._drop_grpc()
+        if self._owned is not None:
+            self._owned.close()
 
     def __enter__(self) -> ServingClient:
         return self
@@ -123,20 +122,9 @@ class ServingClient:
 
     # -- verification ------------------------------------------------------------------
     def verify(self) -> x509.Certificate:
-        """Handshake with the server, check its certificate, send nothing; return the cert."""
-        host, port = self._address
-        try:
-            with (
-                socket.create_connection((host, port), timeout=self._timeout) as sock,
-                self.ssl_context.wrap_socket(sock, server_hostname=self.expected_name) as tls,
-            ):
-                der = tls.getpeercert(binary_form=True)
-        except ssl.SSLCertVerificationError as exc:
-            raise _refused(f"{host}:{port}", self.expected_name, exc) from None
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"cannot reach the server at {host}:{port}: {exc}") from exc
-        if der is None:
-            raise AuthenticationError(f"the server at {host}:{port} presented no certificate")
+        """Handshake with the server, check its certificate (and, with a CAS, that it is
+        live), send nothing; return the certificate."""
+        der = handshake(self.ssl_context, self._address, self.expected_name, self._timeout)
         return x509.load_der_x509_certificate(der)
 
     # -- REST --------------------------------------------------------------------------
@@ -152,9 +140,9 @@ class ServingClient:
                 extensions={"sni_hostname": self.expected_name},
             )
         except httpx.HTTPError as exc:
-            cert = _cert_failure(exc)
+            cert = cert_failure(exc)
             if cert is not None:
-                raise _refused(self.url, self.expected_name, cert) from None
+                raise refused(self.url, self.expected_name, cert) from None
             raise UsageError(f"cannot reach the server at {self.url}: {exc}") from exc
         try:
             doc = response.json()
@@ -202,17 +190,45 @@ class ServingClient:
         self, model: str, inputs: dict[str, Any], version: int | None = None
     ) -> dict[str, Any]:
         """``PredictionService/Predict`` with the same verification; arrays in and out."""
+        predictor = self._grpc_predictor()
+        try:
+            return predictor.predict(model, inputs, version)
+        except errors.AuthenticationError:
+            self._drop_grpc()  # the next call verifies (and pins) afresh
+            raise
+
+    def _grpc_predictor(self) -> GrpcPredictor:
         from securetf.client._serving_grpc import GrpcPredictor
 
+        if self._grpc_address is None:
+            raise UsageError("no gRPC address was given for this server")
+        if self._grpc is not None and self._liveness is not None:
+            try:  # before every call: the pinned certificate is still live
+                self._liveness.check(self._grpc_pin)
+            except Error:
+                self._drop_grpc()
+                raise
         if self._grpc is None:
-            if self._grpc_address is None:
-                raise UsageError("no gRPC address was given for this server")
+            trust = self._ca_pem
+            if self._liveness is not None:
+                # gRPC's TLS offers no hook after its handshake. So: a handshake of our own
+                # (chain, name, liveness; nothing sent), then a channel that accepts exactly
+                # the certificate verified there (gRPC trusts a pinned leaf as its root).
+                ctx = tls_context(self._ca_pem, *self._client_files, self._liveness)
+                ctx.set_alpn_protocols(["h2"])
+                where = host_port(self._grpc_address, 443)
+                self._grpc_pin = handshake(ctx, where, self.expected_name, self._timeout)
+                trust = ssl.DER_cert_to_PEM_cert(self._grpc_pin).encode("ascii")
             self._grpc = GrpcPredictor(
                 self._grpc_address,
-                ca_pem=self._ca_pem,
+                trust_pem=trust,
                 expected_name=self.expected_name,
                 client_files=self._client_files,
                 timeout=self._timeout,
             )
-        result: dict[str, Any] = self._grpc.predict(model, inputs, version)
-        return result
+        return self._grpc
+
+    def _drop_grpc(self) -> None:
+        if self._grpc is not None:
+            self._grpc.close()
+        self._grpc, self._grpc_pin = None, b""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from securetf.attestation import producer_for
-from securetf.client import CasClient
+from securetf.client import CasClient, LivenessChecker
 from securetf.errors import AttestationError, Error, IntegrityError, UsageError
 from securetf.protocol import ServiceLaunch
 from securetf.runtime import _linux
@@ -168,8 +168,9 @@ def _stop(shield: NetShield | None) -> None:
         shield.stop()
 
 
-def _network(inst: Provisioned, options: RunOptions) -> NetShield:
-    """The network shield: the program's own namespace, with what the policy allows."""
+def _network(inst: Provisioned, options: RunOptions, client: CasClient) -> NetShield:
+    """The network shield: the program's own namespace, with what the policy allows, and
+    peers accepted only while the CAS says their certificates are live."""
     shield = NetShield(
         plan(
             inst.config.network,
@@ -180,6 +181,7 @@ def _network(inst: Provisioned, options: RunOptions) -> NetShield:
             public_host=options.public_address,
         ),
         Identity(INSTANCE_DIR / "tls.crt", INSTANCE_DIR / "tls.key", INSTANCE_DIR / "ca.crt"),
+        liveness=LivenessChecker(client.instance_status, policy=inst.config.policy),
     )
     shield.start()
     return shield
@@ -234,7 +236,7 @@ def run(options: RunOptions) -> int:
         tmpfs += _secret_files(inst.config.files, inst)
         # 5. The network shield, then the program in its namespace, without capabilities.
         env = _environment(inst.config.environment)
-        shield = _network(inst, options)
+        shield = _network(inst, options, client)
         if (hosts := _hosts_file(shield, work)) is not None:
             tmpfs.append(hosts)  # unmounted with the rest
         if shield.plan.cluster and "TF_CONFIG" not in inst.config.environment:

@@ -83,6 +83,7 @@ def start_node(lab: Lab, pki: Pki, tmp_path: Path) -> Iterator[StartNode]:
         kw.setdefault("network", workers())
         kw.setdefault("peers", peer_map(lab))
         kw.setdefault("identity", pki.identity("worker", instance))
+        kw.setdefault("registry", pki.registry)
         cfg = node_config(service="worker", instance=instance, command=command, **kw)
         path = tmp_path / f"node-{host}-{instance}-{len(started)}.json"
         path.write_text(json.dumps(cfg))

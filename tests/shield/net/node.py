@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from securetf.client.liveness import LivenessChecker
 from securetf.protocol.messages import NetworkGrant
 from securetf.shield.net import Identity, NetShield, Timing, parse_peers, plan
 from securetf.shield.net._plan import resolve_host
+from tests.shield.net.pki import registry_lookup
 
 
 def node_config(
@@ -24,6 +26,7 @@ def node_config(
     service: str,
     instance: int,
     identity: Identity,
+    registry: Path,
     peers: list[str],
     command: list[str],
     policy: str = "pol",
@@ -37,6 +40,7 @@ def node_config(
         "service": service,
         "instance": instance,
         "identity": [str(identity.certificate), str(identity.key), str(identity.ca)],
+        "registry": str(registry),  # the certificates taken as live (Pki.registry)
         "peers": peers,
         "command": command,
         "patience": patience,
@@ -59,7 +63,8 @@ def main(path: str) -> int:
     )
     cert, key, ca = (Path(p) for p in cfg["identity"])
     timing = Timing(connect_patience=cfg["patience"], keepalive_idle=2, keepalive_interval=1)
-    with NetShield(the_plan, Identity(cert, key, ca), timing=timing) as shield:
+    liveness = LivenessChecker(registry_lookup(Path(cfg["registry"])), policy=cfg["policy"])
+    with NetShield(the_plan, Identity(cert, key, ca), liveness=liveness, timing=timing) as shield:
         env = {**os.environ, **cfg["env"], "TF_CONFIG": shield.tf_config()}
         with shield.program_namespace():
             proc = subprocess.Popen(cfg["command"], env=env)

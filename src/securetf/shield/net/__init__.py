@@ -6,6 +6,7 @@ See docs/net-shield.md.
 from securetf.shield.net._endpoints import Endpoint, instance_name, parse_endpoint, parse_peers
 from securetf.shield.net._errors import NetShieldError, PeerRefusedError
 from securetf.shield.net._identity import peer_service
+from securetf.shield.net._liveness import PeerLiveness
 from securetf.shield.net._netns import check_tools
 from securetf.shield.net._plan import Plan, Route, plan, virtual_address
 from securetf.shield.net._settings import Timing
@@ -17,6 +18,7 @@ __all__ = [
     "Identity",
     "NetShield",
     "NetShieldError",
+    "PeerLiveness",
     "PeerRefusedError",
     "Plan",
     "Route",

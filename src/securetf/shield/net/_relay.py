@@ -133,6 +133,13 @@ class Tls:
             raise ssl.SSLError("the peer presented no certificate")
         return cert
 
+    def peer_der(self) -> bytes:
+        """The verified peer certificate, DER: what the CAS is asked about."""
+        der = self._tls.getpeercert(binary_form=True)
+        if not der:
+            raise ssl.SSLError("the peer presented no certificate")
+        return der
+
     def _flush(self) -> None:
         with self._state:
             data = self._out.read()

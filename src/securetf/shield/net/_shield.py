@@ -12,6 +12,7 @@ from types import TracebackType
 
 from securetf.shield.net import _netns, _nft
 from securetf.shield.net._errors import NetShieldError
+from securetf.shield.net._liveness import PeerLiveness
 from securetf.shield.net._plan import Plan
 from securetf.shield.net._settings import Timing
 from securetf.shield.net._tls import Identity
@@ -27,11 +28,21 @@ class NetShield:
 
     While it is up, the program's namespace has only loopback, its peers' virtual addresses
     lead to the runtime, and the runtime's tunnel port accepts only the policy's peers.
+    ``liveness`` asks the CAS whether a peer's certificate is still live; it is mandatory,
+    and a tunnel whose peer it does not vouch for (or cannot ask about) carries nothing.
     """
 
-    def __init__(self, plan: Plan, identity: Identity, *, timing: Timing | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        identity: Identity,
+        *,
+        liveness: PeerLiveness,
+        timing: Timing | None = None,
+    ) -> None:
         self.plan = plan
         self._identity = identity
+        self._liveness = liveness
         self._timing = timing or Timing()
         self._netns: int | None = None
         self._tunnels: Tunnels | None = None
@@ -51,7 +62,9 @@ class NetShield:
         _netns.check_tools()
         try:
             self._netns = _netns.create()
-            self._tunnels = tunnels = Tunnels(self.plan, self._identity, self._netns, self._timing)
+            self._tunnels = tunnels = Tunnels(
+                self.plan, self._identity, self._netns, self._timing, self._liveness
+            )
             port = self._serve(self._listen_inside(), tunnels.outbound)
             families = {net.version for net, _ in self.plan.egress}
             egress = self._serve(self._listen_inside(), tunnels.egress) if 4 in families else None

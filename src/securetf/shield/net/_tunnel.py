@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from securetf.shield.net._errors import PeerRefusedError
 from securetf.shield.net._identity import peer_service
+from securetf.shield.net._liveness import PeerLiveness, require_live
 from securetf.shield.net._netns import socket_inside
 from securetf.shield.net._nft import original_destination
 from securetf.shield.net._plan import Plan, Route
@@ -48,8 +49,16 @@ class _Backoff:
 
 
 class Tunnels:
-    def __init__(self, plan: Plan, identity: Identity, netns: int, timing: Timing) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        identity: Identity,
+        netns: int,
+        timing: Timing,
+        liveness: PeerLiveness,
+    ) -> None:
         self.plan, self.netns, self.timing = plan, netns, timing
+        self._liveness = liveness
         self._client = client_context(identity)
         self._server = server_context(identity)
         self._open: set[socket.socket] = set()
@@ -145,6 +154,7 @@ class Tunnels:
                     != route.service
                 ):
                     raise PeerRefusedError(f"{route.name} answered for another service")
+                require_live(self._liveness, peer.peer_der())
                 peer.sendall(memoryview(_HEADER.pack(route.port)))
             except (ssl.SSLError, PeerRefusedError) as exc:  # an answer, but not the peer's
                 log.warning("refused peer %s at %s: %s", route.name, route.endpoint, exc)
@@ -224,6 +234,7 @@ class Tunnels:
             service = peer_service(
                 peer.peercert(), policy=self.plan.policy, allowed=self.plan.allowed
             )
+            require_live(self._liveness, peer.peer_der())
             port = self._read_header(peer)
         except (OSError, ssl.SSLError, PeerRefusedError) as exc:
             log.warning("refused a connection from %s: %r", source, exc)
