@@ -74,7 +74,7 @@ class CertifiedInstance:
         if len(common) != 1 or len(org) != 1:
             raise AuthenticationError("the peer's certificate is not an instance certificate")
         service, dash, number = str(common[0].value).rpartition("-")
-        if not dash or not service or not number.isdigit():
+        if not dash or not service or not (number.isascii() and number.isdigit()):
             raise AuthenticationError("the peer's certificate is not an instance certificate")
         return cls(cert.serial_number, str(org[0].value), service, int(number))
 
