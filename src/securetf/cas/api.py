@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Request, Response
@@ -23,6 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from securetf._http.limits import BodyTimeoutError, BodyTooLargeError
 from securetf.cas._policies import parse
 from securetf.cas.core import Cas
 from securetf.cas.identity import CasIdentity
@@ -52,6 +53,8 @@ from securetf.protocol.messages import HistoryItem
 
 _STATUS: list[tuple[type[Error], int]] = [
     (NotFoundError, 404),
+    (BodyTooLargeError, 413),
+    (BodyTimeoutError, 408),
     (UsageError, 400),
     (AuthenticationError, 403),
     (AttestationError, 403),
@@ -61,6 +64,13 @@ _STATUS: list[tuple[type[Error], int]] = [
 
 def status_of(exc: Error) -> int:
     return next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+
+
+def error_response(
+    exc: Error, *, status: int | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": str(exc), "type": type(exc).__name__, "exit_code": exc.exit_code}
+    return JSONResponse(body, status_code=status or status_of(exc), headers=headers)
 
 
 def _approved_by(approvals: tuple[bytes, ...], owners: dict[str, str]) -> list[str]:
@@ -83,27 +93,16 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
 
     @app.exception_handler(Error)
     async def _error(_: Request, exc: Error) -> JSONResponse:
-        body = {"error": str(exc), "type": type(exc).__name__, "exit_code": exc.exit_code}
-        return JSONResponse(body, status_code=status_of(exc))
+        return error_response(exc)
 
+    # Body size and time limits are the server's (securetf._http.BodyGuard): they apply
+    # while the body streams in, before this app reads it.
     @app.middleware("http")
     async def _measure(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         start = time.perf_counter()
-        declared = request.headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > cas.settings.max_request_bytes:
-            response: Response = JSONResponse(
-                {
-                    "error": f"request bodies are limited to {cas.settings.max_request_bytes} "
-                    "bytes, with a Content-Length",
-                    "type": "UsageError",
-                    "exit_code": UsageError.exit_code,
-                },
-                status_code=413,
-            )
-        else:
-            response = await call_next(request)
+        response = await call_next(request)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
         latency.labels(name).observe(time.perf_counter() - start)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from securetf._http.limits import HttpLimits
 
 
 @dataclass(frozen=True)
@@ -17,3 +19,5 @@ class CasSettings:
     max_request_bytes: int = 4 * 1024 * 1024
     #: Most audit entries returned by one call.
     audit_page: int = 10_000
+    #: How long and how many connections HTTP clients may hold (timeouts, connection limit).
+    http: HttpLimits = field(default_factory=HttpLimits)
