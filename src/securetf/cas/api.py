@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -119,10 +119,16 @@ class _Api(FastAPI):
         if self.openapi_schema is not None:
             return self.openapi_schema
         spec = super().openapi()
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
         for operations in spec["paths"].values():
             for operation in operations.values():
                 # Validation errors are answered 400 in the error shape, not FastAPI's 422.
                 operation["responses"].pop("422", None)
+                # Errors are JSON even where success is not (FastAPI gives them the
+                # operation's media type: text/plain for /metrics).
+                for status, response in operation["responses"].items():
+                    if status.startswith("4"):
+                        response["content"] = error
         schemas = spec.get("components", {}).get("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
@@ -179,7 +185,7 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", responses=_errors())
+    @app.get("/metrics", response_class=PlainTextResponse, responses=_errors())
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
