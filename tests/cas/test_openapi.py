@@ -22,5 +22,20 @@ def test_the_published_spec_is_current() -> None:
     )
 
 
+def test_every_error_answer_is_declared_in_the_error_shape() -> None:
+    error_body = {"$ref": "#/components/schemas/ErrorBody"}
+    for path, operations in current_spec()["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            # Validation failures are answered 400 in the error shape, never FastAPI's 422.
+            assert "422" not in responses, (method, path)
+            # Any request can carry a body that is too slow or too large.
+            assert {"408", "413"} <= set(responses), (method, path)
+            for status, response in responses.items():
+                if status.startswith("4"):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == error_body, (method, path, status)
+
+
 if __name__ == "__main__":
     SPEC.write_text(json.dumps(current_spec(), indent=2, sort_keys=True) + "\n")

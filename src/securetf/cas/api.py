@@ -1,7 +1,8 @@
 """The CAS's HTTP API, version 1: thin handlers over :class:`securetf.cas.core.Cas`.
 
 Every error is a JSON body ``{"error": message, "type": class name, "exit_code": n}``
-with a status that says whose fault it was (docs/cas.md lists them).
+with a status that says whose fault it was (docs/cas.md lists them); the OpenAPI
+document declares, for each operation, every status it answers.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -22,7 +24,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
+from securetf._http.limits import BodyTimeoutError, BodyTooLargeError
 from securetf.cas._policies import import_digests, parse
 from securetf.cas._records import PendingUpdate, PolicyVersion
 from securetf.cas.core import Cas
@@ -55,6 +60,8 @@ from securetf.protocol.messages import HistoryItem, RegisteredTag
 
 _STATUS: list[tuple[type[Error], int]] = [
     (NotFoundError, 404),
+    (BodyTooLargeError, 413),
+    (BodyTimeoutError, 408),
     (UsageError, 400),
     (AuthenticationError, 403),
     (AttestationError, 403),
@@ -66,6 +73,72 @@ def status_of(exc: Error) -> int:
     return next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
 
 
+def error_response(
+    exc: Error, *, status: int | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": str(exc), "type": type(exc).__name__, "exit_code": exc.exit_code}
+    return JSONResponse(body, status_code=status or status_of(exc), headers=headers)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what went wrong and what to do, its class, the CLI's exit code."""
+
+    error: str
+    type: str
+    exit_code: int
+
+
+_MEANING = {
+    400: "Malformed request: not JSON, a missing field, a value out of range or invalid.",
+    403: "Authentication or attestation refused.",
+    404: "No such policy, service, secret or pending update.",
+    408: "The request body arrived too slowly.",
+    409: "A volume tag conflict or rollback (the state moved on), an audit log or stored "
+    "state that fails authentication (the database was changed outside the CAS).",
+    413: "The request body is too large.",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of an operation that can fail with ``statuses``; any request
+    can carry a body, so any can be too slow (408) or too large (413)."""
+    return {
+        code: {"model": ErrorBody, "description": _MEANING[code]}
+        for code in sorted({*statuses, 408, 413})
+    }
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    first = exc.errors()[0] if exc.errors() else {}
+    # The location can hold the client's own keys: only their start is repeated back.
+    where = ".".join(str(part) for part in first.get("loc", ()))[:200]
+    return (
+        f"malformed request: {where}: {str(first.get('msg', 'invalid'))[:200]} "
+        "(the CAS API is described in docs/cas-openapi.json)"
+    )
+
+
+class _Api(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        spec = super().openapi()
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        for operations in spec["paths"].values():
+            for operation in operations.values():
+                # Validation errors are answered 400 in the error shape, not FastAPI's 422.
+                operation["responses"].pop("422", None)
+                # Errors are JSON even where success is not (FastAPI gives them the
+                # operation's media type: text/plain for /metrics).
+                for status, response in operation["responses"].items():
+                    if status.startswith("4"):
+                        response["content"] = error
+        schemas = spec.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        return spec
+
+
 def _approved_by(approvals: tuple[bytes, ...], owners: dict[str, str]) -> list[str]:
     names = []
     for raw in approvals:
@@ -75,7 +148,7 @@ def _approved_by(approvals: tuple[bytes, ...], owners: dict[str, str]) -> list[s
 
 
 def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
-    app = FastAPI(title="securetf CAS", version="1", docs_url=None, redoc_url=None)
+    app = _Api(title="securetf CAS", version="1", docs_url=None, redoc_url=None)
     registry = CollectorRegistry()
     requests = Counter(
         "securetf_cas_requests", "HTTP requests", ["route", "status"], registry=registry
@@ -86,42 +159,41 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
 
     @app.exception_handler(Error)
     async def _error(_: Request, exc: Error) -> JSONResponse:
-        body = {"error": str(exc), "type": type(exc).__name__, "exit_code": exc.exit_code}
-        return JSONResponse(body, status_code=status_of(exc))
+        return error_response(exc)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(UsageError(_validation_message(exc)))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        # Starlette's own answers (unknown path, wrong method, unreadable body), reshaped.
+        error = NotFoundError if exc.status_code == 404 else UsageError
+        return error_response(error(str(exc.detail)), status=exc.status_code, headers=exc.headers)
+
+    # Body size and time limits are the server's (securetf._http.BodyGuard): they apply
+    # while the body streams in, before this app reads it.
     @app.middleware("http")
     async def _measure(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         start = time.perf_counter()
-        declared = request.headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > cas.settings.max_request_bytes:
-            response: Response = JSONResponse(
-                {
-                    "error": f"request bodies are limited to {cas.settings.max_request_bytes} "
-                    "bytes, with a Content-Length",
-                    "type": "UsageError",
-                    "exit_code": UsageError.exit_code,
-                },
-                status_code=413,
-            )
-        else:
-            response = await call_next(request)
+        response = await call_next(request)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
         latency.labels(name).observe(time.perf_counter() - start)
         requests.labels(name, str(response.status_code)).inc()
         return response
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses=_errors())
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses=_errors())
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/identity")
+    @app.get("/v1/identity", responses=_errors(400))
     def get_identity(nonce: str) -> CasIdentityDoc:
         try:
             raw = base64.urlsafe_b64decode(nonce.encode() + b"==")
@@ -138,16 +210,16 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
             measurement="sha256:" + identity.measurement.hex(),
         )
 
-    @app.post("/v1/policies")
+    @app.post("/v1/policies", responses=_errors(400, 409))
     def apply_policy(body: PolicyApply) -> ApplyResult:
         signatures = [SignedRequest.from_json(s) for s in body.signatures]
         return cas.apply_policy(body.policy_yaml, signatures, body.secrets)
 
-    @app.post("/v1/policies/{name}/approve")
+    @app.post("/v1/policies/{name}/approve", responses=_errors(400, 404, 409))
     def approve_policy(name: str, body: PolicyApprove) -> ApplyResult:
         return cas.approve_policy(name, SignedRequest.from_json(body.signature))
 
-    @app.get("/v1/policies")
+    @app.get("/v1/policies", responses=_errors(409))
     def list_policies() -> dict[str, list[str]]:
         return {"policies": cas.policy_names()}
 
@@ -181,61 +253,61 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
             pending=item(pending, import_digests(dict(pending.secrets))) if pending else None,
         )
 
-    @app.get("/v1/policies/{name}")
+    @app.get("/v1/policies/{name}", responses=_errors(404, 409))
     def get_policy(name: str) -> PolicyDoc:
         stored, ca_pem = cas.policy(name)
         return _doc(stored, ca_pem, with_yaml=False)
 
-    @app.post("/v1/policies/{name}/show")
+    @app.post("/v1/policies/{name}/show", responses=_errors(400, 404, 409))
     def show_policy(name: str, signed: Annotated[dict[str, Any], Body()]) -> PolicyDoc:
         stored, ca_pem = cas.show_policy(name, _signed(signed))
         return _doc(stored, ca_pem, with_yaml=True)
 
-    @app.get("/v1/policies/{name}/services/{service}")
+    @app.get("/v1/policies/{name}/services/{service}", responses=_errors(404, 409))
     def get_launch(name: str, service: str) -> ServiceLaunch:
         return cas.launch(name, service)
 
-    @app.get("/v1/policies/{name}/history")
+    @app.get("/v1/policies/{name}/history", responses=_errors(404, 409))
     def get_history(name: str) -> PolicyHistory:
         versions, pending = cas.history(name)
         return _history(name, versions, pending, full=False)
 
-    @app.post("/v1/policies/{name}/history")
+    @app.post("/v1/policies/{name}/history", responses=_errors(400, 404, 409))
     def owner_history(name: str, signed: Annotated[dict[str, Any], Body()]) -> PolicyHistory:
         versions, pending = cas.history(name, _signed(signed))
         return _history(name, versions, pending, full=True)
 
-    @app.get("/v1/policies/{name}/instances/{serial}")
+    @app.get("/v1/policies/{name}/instances/{serial}", responses=_errors(400, 404, 409))
     def instance_status(name: str, serial: Annotated[int, Path(ge=1, lt=2**63)]) -> InstanceStatus:
         return cas.instance_status(name, serial)
 
-    @app.post("/v1/nonce")
+    @app.post("/v1/nonce", responses=_errors())
     def nonce() -> NonceResponse:
         return cas.nonce()
 
-    @app.post("/v1/provision")
+    @app.post("/v1/provision", responses=_errors(400, 403, 404, 409))
     def provision(body: ProvisionRequest, request: Request) -> ProvisionResponse:
         return cas.provision(body, _source(request))
 
-    @app.post("/v1/tags", status_code=204)
+    @app.post("/v1/tags", status_code=204, responses=_errors(400, 403, 404, 409))
     def update_tag(body: TagUpdate, request: Request) -> Response:
         cas.update_tag(body, _source(request))
         return Response(status_code=204)
 
-    @app.post("/v1/policies/{name}/volumes/{volume}/tag")
+    @app.post("/v1/policies/{name}/volumes/{volume}/tag", responses=_errors(400, 404, 409))
     def register_tag(
         name: str, volume: str, signed: Annotated[dict[str, Any], Body()], request: Request
     ) -> RegisteredTag:
         return cas.register_tag(name, volume, _signed(signed), _source(request))
 
-    @app.post("/v1/policies/{name}/secrets/{secret}")
+    @app.post("/v1/policies/{name}/secrets/{secret}", responses=_errors(400, 404, 409))
     def export_secret(
         name: str, secret: str, signed: Annotated[dict[str, Any], Body()]
     ) -> dict[str, str]:
         value = cas.export_secret(name, secret, _signed(signed))
         return {"value": base64.b64encode(value).decode()}
 
-    @app.post("/v1/policies/{name}/audit")
+    @app.post("/v1/policies/{name}/audit", responses=_errors(400, 404, 409))
     def audit(
         name: str,
         signed: Annotated[dict[str, Any], Body()],

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import uvicorn
 
+from securetf._http.server import make_server, tls_context
 from securetf.attestation import default_sim_trust, producer_for
-from securetf.cas.api import create_app
+from securetf.cas.api import create_app, error_response
 from securetf.cas.core import Cas
 from securetf.cas.identity import CasIdentity, load_identity, package_measurement
 from securetf.cas.master_key import MasterKey
@@ -36,7 +37,8 @@ class ServeOptions:
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    # isascii: str.isdigit also accepts digits such as "²" that int() refuses.
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise UsageError(f"--listen takes HOST:PORT, like 127.0.0.1:8081, not {listen!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
@@ -61,25 +63,27 @@ def build(options: ServeOptions) -> tuple[Cas, CasIdentity]:
     return cas, identity
 
 
-def serve(options: ServeOptions) -> None:
-    """Run the CAS over HTTPS until interrupted."""
+def http_server(options: ServeOptions) -> uvicorn.Server:
+    """The CAS's HTTPS server with the limits of ``options.settings``, ready to ``run()``."""
     cas, identity = build(options)
     ident = options.data_dir / "identity"
-    app = create_app(cas, identity)
+    return make_server(
+        create_app(cas, identity),
+        host=options.host,
+        port=options.port,
+        tls=tls_context(ident / "tls.crt", ident / "tls.key"),
+        limits=options.settings.http,
+        max_body_bytes=options.settings.max_request_bytes,
+        render=error_response,
+    )
+
+
+def serve(options: ServeOptions) -> None:
+    """Run the CAS over HTTPS until interrupted."""
+    server = http_server(options)
     print(
         f"securetf CAS listening on https://{options.host}:{options.port} "
         f"(tee {options.tee}, data {options.data_dir})",
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=options.host,
-        port=options.port,
-        ssl_keyfile=str(ident / "tls.key"),
-        ssl_certfile=str(ident / "tls.crt"),
-        log_level="warning",
-        access_log=False,
-        # The caller's address is the socket's peer: a client's X-Forwarded-For would let it
-        # pick a new address for each request (refusals are limited per address).
-        proxy_headers=False,
-    )
+    server.run()

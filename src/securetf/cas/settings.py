@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from securetf._http.limits import HttpLimits
 
 
 @dataclass(frozen=True)
@@ -28,3 +30,5 @@ class CasSettings:
     #: Most sources whose refusals are tracked at once; refusals of further sources are
     #: counted (in the next entry written) until a window ends.
     audit_refusal_sources: int = 4096
+    #: How long and how many connections HTTP clients may hold (timeouts, connection limit).
+    http: HttpLimits = field(default_factory=HttpLimits)

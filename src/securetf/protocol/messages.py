@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
+from securetf.policy.limits import MAX_INSTANCES
+
 
 def _from_wire(value: object) -> bytes:
     """Bytes from Python stay bytes; text from JSON is strict base64."""
@@ -27,6 +29,13 @@ Base64Bytes = Annotated[
     PlainSerializer(lambda b: base64.b64encode(b).decode(), return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
 ]
+
+
+#: Serials and versions live in signed 64-bit database columns: a larger number is refused
+#: here, at the API, rather than overflowing in the database.
+PositiveInt64 = Annotated[int, Field(ge=1, le=2**63 - 1)]
+#: An instance number is below its service's ``instances``, which the policy bounds.
+InstanceNumber = Annotated[int, Field(ge=0, lt=MAX_INSTANCES)]
 
 
 class _Msg(BaseModel):
@@ -123,7 +132,7 @@ class ProvisionRequest(_Msg):
 
     policy: str
     service: str
-    instance: Annotated[int, Field(ge=0)] = 0
+    instance: InstanceNumber = 0
     tee: str
     evidence: Base64Bytes
     nonce: Base64Bytes
@@ -203,10 +212,10 @@ class TagUpdate(_Msg):
 
     policy: str
     volume: str
-    serial: int
+    serial: PositiveInt64
     expected: str | None
     tag: str
-    version: int
+    version: PositiveInt64
     signature: Base64Bytes  # ECDSA over tag_update_message(...) with the instance's TLS key
 
 

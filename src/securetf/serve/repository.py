@@ -66,7 +66,8 @@ def load_model(version_dir: Path) -> LoadedModel:
 def _versions(model_dir: Path) -> dict[int, Path]:
     out: dict[int, Path] = {}
     for p in model_dir.iterdir():
-        if p.is_dir() and p.name.isdigit() and int(p.name) > 0:
+        # isascii: a directory named "²" passes isdigit but not int().
+        if p.is_dir() and p.name.isascii() and p.name.isdigit() and int(p.name) > 0:
             out[int(p.name)] = p
     return out
 

@@ -1,7 +1,9 @@
 """TensorFlow Serving's REST API over FastAPI; thin handlers over the repository and codec.
 
 Every error is ``{"error": message}``: 400 for malformed input, 404 for an unknown model or
-version, 413 for a body over the limit, 500 only for a failure of the server itself.
+version, 408 for a body that arrives too slowly, 413 for a body over the limit, 500 only for
+a failure of the server itself. The body limits are the server's (securetf._http.BodyGuard):
+they act while the body streams in, before a handler reads it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from securetf._http.limits import BodyTimeoutError, BodyTooLargeError
 from securetf.errors import Error, NotFoundError, UsageError
 from securetf.serve.metadata import metadata_json, status_json
 from securetf.serve.metrics import ServeMetrics
@@ -26,19 +29,17 @@ from securetf.serve.rest_codec import encode_response, parse_predict
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BodyTooLargeError", "create_app"]
+__all__ = ["BodyTooLargeError", "create_app", "error_response"]
 
 #: Bodies up to this size are decoded on the event loop; larger ones in a worker thread.
 _INLINE_BODY_BYTES = 64 * 1024
 
 
-class BodyTooLargeError(UsageError):
-    """The request body exceeds the server's limit."""
-
-
 def _status(exc: Error) -> int:
     if isinstance(exc, BodyTooLargeError):
         return 413
+    if isinstance(exc, BodyTimeoutError):
+        return 408
     if isinstance(exc, NotFoundError):
         return 404
     if isinstance(exc, UsageError):
@@ -54,26 +55,16 @@ def _error(message: str, status: int) -> Response:
     return _json({"error": message}, status)
 
 
+def error_response(exc: Error) -> Response:
+    return _error(str(exc), _status(exc))
+
+
 def _version(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # str.isdigit alone takes "²", int() not
         raise UsageError(f"version must be a positive integer, not {text[:40]!r}")
     return int(text)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError(f"the request body exceeds the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError(f"the request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _decode_and_submit(served: ServedModel, body: bytes) -> tuple[Any, bool]:
@@ -81,13 +72,13 @@ def _decode_and_submit(served: ServedModel, body: bytes) -> tuple[Any, bool]:
     return served.batcher.submit(req.inputs), req.row_format
 
 
-def create_app(repo: ModelRepository, metrics: ServeMetrics, *, max_request_bytes: int) -> FastAPI:
+def create_app(repo: ModelRepository, metrics: ServeMetrics) -> FastAPI:
     """The REST application for one repository."""
     app = FastAPI(title="securetf serve", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(Error)
     async def _on_error(request: Request, exc: Error) -> Response:
-        return _error(str(exc), _status(exc))
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _on_http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -103,7 +94,7 @@ def create_app(repo: ModelRepository, metrics: ServeMetrics, *, max_request_byte
         try:
             served = repo.get(name, _version(version))
             with served.batcher.admit():
-                body = await _read_body(request, max_request_bytes)
+                body = await request.body()
                 if len(body) <= _INLINE_BODY_BYTES:
                     future, rows = _decode_and_submit(served, body)
                 else:
@@ -115,7 +106,7 @@ def create_app(repo: ModelRepository, metrics: ServeMetrics, *, max_request_byte
             )
         except Error as exc:
             code = str(_status(exc))
-            return _error(str(exc), _status(exc))
+            return error_response(exc)
         finally:
             metrics.observe("rest", "predict", name, code, time.perf_counter() - start)
 

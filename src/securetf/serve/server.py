@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import gc
 import logging
-import ssl
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import uvicorn
 
+from securetf._http.server import make_server, tls_context
 from securetf.errors import UsageError
 from securetf.serve.metrics import ServeMetrics
 from securetf.serve.repository import ModelRepository
-from securetf.serve.rest import create_app
+from securetf.serve.rest import create_app, error_response
 from securetf.serve.settings import ServeSettings, TlsFiles, resolve_tls
 
 log = logging.getLogger(__name__)
 
-__all__ = ["serve"]
+__all__ = ["rest_server", "serve"]
 
 
 def _start_grpc(
@@ -62,6 +62,24 @@ def _start_grpc(
 GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
+def rest_server(
+    settings: ServeSettings, tls: TlsFiles | None, repo: ModelRepository, metrics: ServeMetrics
+) -> uvicorn.Server:
+    """The REST server over ``repo`` with the limits of ``settings``, ready to ``run()``."""
+    context = None if tls is None else tls_context(tls.cert, tls.key, client_ca=tls.client_ca)
+    return make_server(
+        create_app(repo, metrics),
+        host=settings.host,
+        port=settings.port,
+        tls=context,
+        limits=settings.http,
+        max_body_bytes=settings.max_request_bytes,
+        render=error_response,
+        # On SIGTERM, open keep-alive connections must not hold the server up forever.
+        graceful_shutdown_seconds=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+
+
 def serve(settings: ServeSettings) -> None:
     """Run the server in this thread until SIGINT or SIGTERM."""
     settings.check()
@@ -81,22 +99,7 @@ def serve(settings: ServeSettings) -> None:
     try:
         if settings.grpc_port is not None:
             grpc_server = _start_grpc(settings, tls, repo, metrics)
-        app = create_app(repo, metrics, max_request_bytes=settings.max_request_bytes)
-        tls_args: dict[str, Any] = {}
-        if tls is not None:
-            tls_args = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
-            if tls.client_ca is not None:
-                tls_args |= {"ssl_ca_certs": str(tls.client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-            log_level="warning",
-            # On SIGTERM, open keep-alive connections must not hold the server up forever.
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            **tls_args,
-        )
+        server = rest_server(settings, tls, repo, metrics)
         scheme = "http" if tls is None else "https"
         log.warning(
             "serving %s: REST on %s://%s:%d%s",
@@ -106,7 +109,7 @@ def serve(settings: ServeSettings) -> None:
             settings.port,
             f", gRPC on {settings.host}:{settings.grpc_port}" if grpc_server else "",
         )
-        uvicorn.Server(config).run()
+        server.run()
     finally:
         if grpc_server is not None:
             grpc_server.stop(grace=2).wait()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from securetf._http.limits import HttpLimits
 from securetf._logutil import warn_loudly
 from securetf.errors import UsageError
 
@@ -56,6 +57,8 @@ class ServeSettings:
     batch_timeout_ms: float = DEFAULT_BATCH_TIMEOUT_MS
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     grpc_workers: int = DEFAULT_GRPC_WORKERS
+    #: How long and how many connections REST clients may hold (timeouts, connection limit).
+    http: HttpLimits = field(default_factory=HttpLimits)
 
     def check(self) -> None:
         for name, port in (("--port", self.port), ("--grpc-port", self.grpc_port)):

@@ -1,0 +1,62 @@
+"""An HTTP(S) server for an ASGI app with every limit of :class:`HttpLimits` applied."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from securetf._http.body import BodyGuard
+from securetf._http.limits import HttpLimits
+from securetf._http.protocol import ConnectionCount, protocol_class
+from securetf.errors import Error, UsageError
+
+__all__ = ["make_server", "tls_context"]
+
+
+def tls_context(cert: Path, key: Path, *, client_ca: Path | None = None) -> ssl.SSLContext:
+    """A server context for ``cert`` and ``key``; with ``client_ca``, clients must present
+    a certificate it issued."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(cert, key)
+        if client_ca is not None:
+            ctx.load_verify_locations(client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load the TLS certificate, key or client CA: {exc}") from exc
+    return ctx
+
+
+def make_server(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    limits: HttpLimits,
+    max_body_bytes: int,
+    render: Callable[[Error], Response],
+    graceful_shutdown_seconds: int | None = None,
+) -> uvicorn.Server:
+    """The server, ready to ``run()``; ``render`` makes the app's error response for a body
+    that is too large or too slow."""
+    config = uvicorn.Config(
+        BodyGuard(app, max_bytes=max_body_bytes, seconds=limits.body_seconds, render=render),
+        host=host,
+        port=port,
+        http=protocol_class(limits, tls, ConnectionCount()),
+        ws="none",  # no WebSocket endpoint: an upgrade must not reach a WebSocket stack
+        timeout_keep_alive=limits.idle_seconds,
+        timeout_graceful_shutdown=graceful_shutdown_seconds,
+        log_level="warning",
+        access_log=False,
+        # The caller's address is the socket's peer: a client's X-Forwarded-For would let it
+        # pick a new address for each request (the CAS limits refusals per address).
+        proxy_headers=False,
+    )
+    return uvicorn.Server(config)
