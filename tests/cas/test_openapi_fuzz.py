@@ -41,7 +41,7 @@ from securetf.policy import Action, Policy, policy_hash, sign_request
 from securetf.protocol import tag_update_message
 
 from .inprocess import running_cas
-from .support import DATASET_KEY, Owners, Runtime, b64, policy_yaml, signed
+from .support import DATASET, DATASET_KEY, Owners, Runtime, b64, policy_yaml, signed
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "cas-openapi.json"
 SCHEMA = schemathesis.openapi.from_dict(json.loads(SPEC.read_text()))
@@ -173,7 +173,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "/v1/policies",
             {
                 "policy_yaml": b64(yaml),
-                "signatures": [b64(signed(owners.alice, yaml, time.time()).to_json())],
+                "signatures": [
+                    b64(signed(owners.alice, yaml, time.time(), secrets=DATASET).to_json())
+                ],
                 "secrets": {"dataset-key": b64(DATASET_KEY)},
             },
         )
