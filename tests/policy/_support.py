@@ -47,6 +47,7 @@ def policy_yaml(
     owners: tuple[str, ...] = ("alice", "bob", "carol"),
     threshold: int = 2,
     extra_service: str = "",
+    tee: str = "{allow: [sim]}",
 ) -> str:
     """A small valid policy, as YAML text, with knobs for the governance tests."""
     owner_lines = "\n".join(f"    - {{name: {o}, public_key: '{public(o)}'}}" for o in owners)
@@ -58,7 +59,7 @@ governance:
   owners:
 {owner_lines}
   update_threshold: {threshold}
-tee: {{allow: [sim]}}
+tee: {tee}
 secrets:
   data-key: {{kind: volume-key, source: imported}}
   token: {{kind: random, bytes: 16}}

@@ -5,8 +5,9 @@ Steps (each failure raises, and the core audits the refusal with its reason):
 1. The nonce is one the CAS issued, unused and unexpired (taken before anything else).
 2. The policy and the service exist; the instance number is within ``instances``.
 3. The evidence verifies for its TEE (signature chain, collateral, freshness).
-4. Appraisal: TEE allowed, TCB tolerated, not debug, measurement expected, and the report
-   data binds exactly this nonce and the runtime's two fresh public keys.
+4. Appraisal: TEE allowed, TCB tolerated, not debug, the image one of the policy's
+   reference values for its TEE (sim: the measurement expected), and the report data binds
+   exactly this nonce and the runtime's two fresh public keys.
 5. Issue a certificate for the runtime's TLS key and seal the service's configuration
    (environment, files, volume keys and tags) to the runtime's box key.
 """
@@ -127,6 +128,7 @@ def verify(
         ),
         tolerate=policy.tee.tolerate,
         ignore_advisories=policy.tee.ignore_advisories,
+        references=policy.tee,
     )
     return Verified(stored, policy, service, claims)
 
