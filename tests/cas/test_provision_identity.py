@@ -1,9 +1,10 @@
 """The CAS's appraisal of provisioning evidence (``_provision.verify``): the image by the
-policy's reference values."""
+policy's reference values, and the app by the measurement the report data binds."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -14,8 +15,9 @@ from securetf.crypto import sha256
 from securetf.errors import AttestationError
 from securetf.protocol import ProvisionRequest
 from tests.attestation.vectors import DCAP, vector
-from tests.cas.support import Owners, Runtime, policy_yaml
+from tests.cas.support import MEASUREMENT, SERVE_MEASUREMENT, Owners, Runtime, policy_yaml
 
+OTHER_APP = sha256(b"another app")
 TDX = DCAP[1]
 
 
@@ -23,10 +25,55 @@ def stored(yaml: bytes) -> PolicyVersion:
     return PolicyVersion("cancer", 1, "sha256:" + sha256(yaml).hex(), yaml, (), 0.0)
 
 
-def verify(yaml: bytes, req: ProvisionRequest, runtime: Runtime, *, now: float) -> None:
-    """Verify ``req`` against ``yaml`` as the CAS does, or raise its refusal."""
+def verify(
+    yaml: bytes, req: ProvisionRequest, runtime: Runtime, *, now: float | None = None
+) -> bytes:
+    """The app measurement the CAS accepts for ``req``, or the refusal."""
     trust = [load_or_create_platform_key(runtime.home).verify_key()]
-    _provision.verify(stored(yaml), req, now=now, sim_trust=trust)
+    verified = _provision.verify(
+        stored(yaml), req, now=time.time() if now is None else now, sim_trust=trust
+    )
+    return verified.measurement
+
+
+def two_apps(owners: Owners) -> bytes:
+    """train allows its own measurement and OTHER_APP."""
+    yaml = policy_yaml(owners)
+    one = f'measurement: "sha256:{MEASUREMENT.hex()}"'.encode()
+    both = f'measurement: ["sha256:{MEASUREMENT.hex()}", "sha256:{OTHER_APP.hex()}"]'.encode()
+    return yaml.replace(one, both)
+
+
+def test_the_bound_app_measurement_is_accepted_and_recorded(
+    owners: Owners, runtime: Runtime
+) -> None:
+    nonce = b"\x07" * 40
+    assert verify(two_apps(owners), runtime.request(nonce), runtime) == MEASUREMENT
+    other = Runtime(home=runtime.home, measurement=OTHER_APP)
+    assert verify(two_apps(owners), other.request(nonce), runtime) == OTHER_APP
+
+
+@pytest.mark.parametrize(
+    "bound",
+    [OTHER_APP, SERVE_MEASUREMENT],
+    ids=["an-app-no-policy-names", "the-serve-services-app"],
+)
+def test_evidence_binding_another_app_measurement_is_refused(
+    owners: Owners, runtime: Runtime, bound: bytes
+) -> None:
+    req = runtime.request(b"\x07" * 40, bound_measurement=bound)
+    with pytest.raises(AttestationError, match="or for an app the policy does not name"):
+        verify(policy_yaml(owners), req, runtime)
+
+
+def test_evidence_binding_another_allowed_app_than_it_measured_is_refused(
+    owners: Owners, runtime: Runtime
+) -> None:
+    # The sim evidence says MEASUREMENT but binds OTHER_APP: both are allowed, yet they
+    # disagree, so the statement of the app is not the one attested.
+    req = runtime.request(b"\x07" * 40, bound_measurement=OTHER_APP)
+    with pytest.raises(AttestationError, match="is not one the policy expects"):
+        verify(two_apps(owners), req, runtime)
 
 
 def tdx_request(runtime: Runtime) -> ProvisionRequest:

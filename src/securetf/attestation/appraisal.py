@@ -9,7 +9,7 @@ Steps, in order (the first failing one raises :class:`AttestationError`):
    (:mod:`securetf.attestation.reference`) when they are given; otherwise (sim, or a
    caller with one expected image such as a client checking the CAS) the measurement is
    one of the expected ones. An empty set accepts nothing.
-4. The report data is exactly the expected binding (nonce and key hash).
+4. The report data is exactly the expected binding (nonce, keys, app measurement).
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def appraise(
     # 4. Report data binding.
     if not constant_time_equal(claims.report_data, expected_report_data):
         raise AttestationError(
-            "report data does not match the expected nonce and key binding "
-            "(stale or replayed evidence, or evidence made for another session)"
+            "report data does not match the expected binding of nonce, keys and app "
+            "measurement (stale or replayed evidence, evidence made for another session, "
+            "or for an app the policy does not name)"
         )
     return claims
