@@ -34,58 +34,42 @@ SNP_POLICY_SMT = 1 << 16  # guest policy: the guest may run with SMT enabled
 _SNP_TCB_PARTS = ("bootloader", "tee", "snp", "microcode", "fmc")
 
 
+# The policy's frozen models satisfy these. Members whose type the models narrow (a tuple
+# for a sequence, a model for a protocol) are read-only properties, the others attributes.
 class SgxValues(Protocol):
-    @property
-    def mr_enclave(self) -> str | None: ...
-    @property
-    def mr_signer(self) -> str | None: ...
-    @property
-    def isv_prod_id(self) -> int | None: ...
-    @property
-    def min_isv_svn(self) -> int | None: ...
+    mr_enclave: str | None
+    mr_signer: str | None
+    isv_prod_id: int | None
+    min_isv_svn: int | None
 
 
 class TdxValues(Protocol):
-    @property
-    def mr_td(self) -> str: ...
-    @property
-    def rtmr0(self) -> str: ...
-    @property
-    def rtmr1(self) -> str: ...
-    @property
-    def rtmr2(self) -> str: ...
-    @property
-    def rtmr3(self) -> str: ...
-    @property
-    def mr_config_id(self) -> str | None: ...
-    @property
-    def mr_owner(self) -> str | None: ...
+    mr_td: str
+    rtmr0: str
+    rtmr1: str
+    rtmr2: str
+    rtmr3: str
+    mr_config_id: str | None
+    mr_owner: str | None
 
 
 class SnpTcbValues(Protocol):
-    @property
-    def bootloader(self) -> int: ...
-    @property
-    def tee(self) -> int: ...
-    @property
-    def snp(self) -> int: ...
-    @property
-    def microcode(self) -> int: ...
-    @property
-    def fmc(self) -> int | None: ...
+    bootloader: int
+    tee: int
+    snp: int
+    microcode: int
+    fmc: int | None
 
 
 class SnpValues(Protocol):
-    @property
-    def measurement(self) -> str: ...
+    measurement: str
+    allow_smt: bool
+    host_data: str | None
+
     @property
     def min_tcb(self) -> SnpTcbValues: ...
     @property
-    def allow_smt(self) -> bool: ...
-    @property
     def vmpl(self) -> Collection[int]: ...
-    @property
-    def host_data(self) -> str | None: ...
 
 
 class TeeReferences(Protocol):
