@@ -11,13 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from securetf.attestation import verify_snp
+from securetf.attestation.snp_report import REPORT_SIZE
 from securetf.crypto import Certificate
 from securetf.errors import AttestationError, UsageError
 from tests.attestation.snp_pki import INSIDE, FakeAmdPki, cert_builder, make_report, tcb_bytes
 from tests.attestation.vectors import SNP_AT, SNP_MEASUREMENT, snp_report, snp_vcek
 
-REPORT = snp_report()
-VCEK = snp_vcek()
 SPL = {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}
 CHIP_A = bytes(range(64))
 CHIP_B = bytes(range(64, 128))
@@ -29,7 +28,7 @@ def pki() -> FakeAmdPki:
 
 
 def test_real_report_verifies_with_its_vcek() -> None:
-    claims = verify_snp(REPORT, VCEK, now=SNP_AT)
+    claims = verify_snp(snp_report(), snp_vcek(), now=SNP_AT)
     assert claims.tee == "sev-snp"
     assert claims.measurement.hex() == SNP_MEASUREMENT
     assert claims.tcb_status == "UpToDate"
@@ -43,44 +42,44 @@ def test_real_report_verifies_with_its_vcek() -> None:
 def test_real_report_verifies_at_the_wall_clock_while_the_vcek_is_valid() -> None:
     # SNP has no expiring collateral: only the certificates' validity bounds it.
     now = int(time.time())
-    vcek = Certificate.load(VCEK)
+    vcek = Certificate.load(snp_vcek())
     if not vcek.valid_at(now):  # after 2030-04-03 the next test covers it
         pytest.skip("the wall clock is past the VCEK's validity")
-    assert verify_snp(REPORT, VCEK, now=now).measurement.hex() == SNP_MEASUREMENT
+    assert verify_snp(snp_report(), snp_vcek(), now=now).measurement.hex() == SNP_MEASUREMENT
 
 
 @pytest.mark.parametrize("offset", [1, -1])
 def test_real_report_fails_outside_the_vcek_validity(offset: int) -> None:
-    vcek = Certificate.load(VCEK)
+    vcek = Certificate.load(snp_vcek())
     now = vcek.not_after + 1 if offset > 0 else vcek.not_before - 1
     with pytest.raises(AttestationError, match="not valid at"):
-        verify_snp(REPORT, VCEK, now=now)
+        verify_snp(snp_report(), snp_vcek(), now=now)
 
 
 @settings(max_examples=300, deadline=None)
-@given(bit=st.integers(min_value=0, max_value=len(REPORT) * 8 - 1))
+@given(bit=st.integers(min_value=0, max_value=REPORT_SIZE * 8 - 1))
 def test_any_flipped_bit_fails(bit: int) -> None:
-    tampered = bytearray(REPORT)
+    tampered = bytearray(snp_report())
     tampered[bit // 8] ^= 1 << (bit % 8)
     with pytest.raises(AttestationError):
-        verify_snp(bytes(tampered), VCEK, now=SNP_AT)
+        verify_snp(bytes(tampered), snp_vcek(), now=SNP_AT)
 
 
 @pytest.mark.slow
 def test_a_flipped_bit_in_every_byte_fails() -> None:
-    for i in range(len(REPORT)):
-        tampered = bytearray(REPORT)
+    for i in range(len(snp_report())):
+        tampered = bytearray(snp_report())
         tampered[i] ^= 1 << (i % 8)
         with pytest.raises(AttestationError):
-            verify_snp(bytes(tampered), VCEK, now=SNP_AT)
+            verify_snp(bytes(tampered), snp_vcek(), now=SNP_AT)
 
 
 def test_changed_chip_id_is_caught_by_the_vcek_hwid() -> None:
     # Proves the hwID comparison: the chip id check fires before the signature check.
-    tampered = bytearray(REPORT)
+    tampered = bytearray(snp_report())
     tampered[0x1A0] ^= 0xFF
     with pytest.raises(AttestationError, match="chip id is not the chip"):
-        verify_snp(bytes(tampered), VCEK, now=SNP_AT)
+        verify_snp(bytes(tampered), snp_vcek(), now=SNP_AT)
 
 
 def test_self_made_vcek_not_signed_by_the_ask_fails() -> None:
@@ -88,16 +87,16 @@ def test_self_made_vcek_not_signed_by_the_ask_fails() -> None:
     # another key: the chain check must refuse it.
     fake_ask = FakeAmdPki.make("Milan")
     key = ec.generate_private_key(ec.SECP384R1())
-    cert = fake_ask.vcek(key, hwid=REPORT[0x1A0:0x1E0], spl=SPL)
+    cert = fake_ask.vcek(key, hwid=snp_report()[0x1A0:0x1E0], spl=SPL)
     with pytest.raises(AttestationError, match="not signed by the AMD ASK of Milan"):
-        verify_snp(REPORT, cert, now=SNP_AT)
+        verify_snp(snp_report(), cert, now=SNP_AT)
 
 
 def test_certificate_of_an_unknown_issuer_fails() -> None:
     key = ec.generate_private_key(ec.SECP384R1())
     other = FakeAmdPki.make("Nowhere")
     with pytest.raises(AttestationError, match="not by the ASK of a known product"):
-        verify_snp(REPORT, other.vcek(key, hwid=CHIP_A, spl=SPL), now=SNP_AT)
+        verify_snp(snp_report(), other.vcek(key, hwid=CHIP_A, spl=SPL), now=SNP_AT)
 
 
 def test_report_of_chip_a_against_the_vcek_of_chip_b_fails(pki: FakeAmdPki) -> None:
@@ -172,7 +171,7 @@ def test_vlek_signed_reports_are_refused(pki: FakeAmdPki) -> None:
 
 def test_real_report_against_test_roots_fails(pki: FakeAmdPki) -> None:
     with pytest.raises(AttestationError, match="not signed by"):
-        verify_snp(REPORT, VCEK, now=SNP_AT, roots=pki.roots())
+        verify_snp(snp_report(), snp_vcek(), now=SNP_AT, roots=pki.roots())
 
 
 def test_rsa_pkcs1_signed_vcek_is_refused(pki: FakeAmdPki) -> None:
@@ -190,4 +189,4 @@ def test_rsa_pkcs1_signed_vcek_is_refused(pki: FakeAmdPki) -> None:
 @pytest.mark.parametrize("vcek", [b"", b"not a certificate", b"-----BEGIN CERTIFICATE-----\n"])
 def test_malformed_vcek_is_a_usage_error(vcek: bytes) -> None:
     with pytest.raises(UsageError, match="VCEK is not a DER or PEM"):
-        verify_snp(REPORT, vcek, now=SNP_AT)
+        verify_snp(snp_report(), vcek, now=SNP_AT)

@@ -9,12 +9,12 @@ from hypothesis import strategies as st
 from securetf.attestation import decode_evidence, verify_evidence
 from securetf.attestation.verify import MAX_EVIDENCE_SIZE
 from securetf.errors import AttestationError, Error, UsageError
-from tests.attestation.vectors import DCAP, SNP_AT, SNP_REPORT_FILE, snp_report, snp_vcek
+from tests.attestation.vectors import DCAP, SNP_AT, SNP_REPORT_FILE, snp_report, snp_vcek, vector
 
 
 def test_hex_text_and_binary_decode_to_the_same_bytes() -> None:
     binary = snp_report()
-    assert decode_evidence(SNP_REPORT_FILE.read_bytes()) == binary
+    assert decode_evidence(vector(SNP_REPORT_FILE).read_bytes()) == binary
     assert decode_evidence(binary.hex().encode() + b"\n") == binary
     assert decode_evidence(DCAP[0].quote) == DCAP[0].quote
 

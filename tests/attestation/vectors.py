@@ -1,16 +1,28 @@
 """The real evidence in ../shared/testvectors/attestation, and when each one verifies.
 
-The directory is referenced in place (never copied): see its PROVENANCE.md.
+The directory is referenced in place (never copied): see its PROVENANCE.md. Every read goes
+through ``vector``, so a test on a clone without ../shared skips (fails under CI): see
+tests/shared.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from securetf.attestation import Collateral, decode_evidence
+from tests.shared import shared_file
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "testvectors" / "attestation"
+
+def vector(name: str) -> Path:
+    """The path of one file of the real evidence (``sgx/quote.bin``), or skip/fail the test."""
+    return shared_file("testvectors", "attestation", name)
+
+
+@cache
+def vector_bytes(name: str) -> bytes:
+    return vector(name).read_bytes()
 
 
 @dataclass(frozen=True)
@@ -26,11 +38,11 @@ class DcapVector:
 
     @property
     def quote(self) -> bytes:
-        return (VECTORS / self.quote_file).read_bytes()
+        return vector_bytes(self.quote_file)
 
     @property
     def collateral(self) -> Collateral:
-        return Collateral.load((VECTORS / self.collateral_file).read_bytes())
+        return Collateral.load(vector_bytes(self.collateral_file))
 
 
 DCAP = [
@@ -68,8 +80,8 @@ DCAP = [
     ),
 ]
 
-SNP_REPORT_FILE = VECTORS / "snp" / "report-milan.hex"
-SNP_VCEK_FILE = VECTORS / "snp" / "vcek-milan.der"
+SNP_REPORT_FILE = "snp/report-milan.hex"
+SNP_VCEK_FILE = "snp/vcek-milan.der"
 # SNP reports have no expiring collateral: the VCEK's validity (2023-04-03 to 2030-04-03)
 # bounds when the report verifies. Any time inside works; this one is fixed for repeatability.
 SNP_AT = 1750000000
@@ -79,9 +91,10 @@ SNP_MEASUREMENT = (
 )
 
 
+@cache
 def snp_report() -> bytes:
-    return decode_evidence(SNP_REPORT_FILE.read_bytes())
+    return decode_evidence(vector_bytes(SNP_REPORT_FILE))
 
 
 def snp_vcek() -> bytes:
-    return SNP_VCEK_FILE.read_bytes()
+    return vector_bytes(SNP_VCEK_FILE)

@@ -195,9 +195,13 @@ class Runtime:
         service: str = "train",
         instance: int = 0,
         report_nonce: bytes | None = None,
+        bound_measurement: bytes | None = None,
     ) -> ProvisionRequest:
         data = provision_report_data(
-            report_nonce or nonce, self.tls.public_der(), self.box.public()
+            report_nonce or nonce,
+            self.tls.public_der(),
+            self.box.public(),
+            bound_measurement or self.measurement,
         )
         evidence = SimProducer(self.measurement, home=self.home).evidence(data)
         return ProvisionRequest(

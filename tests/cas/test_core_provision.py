@@ -83,6 +83,7 @@ def test_provision_releases_config_to_the_attested_runtime(
         "unknown-service",
         "instance-out-of-range",
         "report-data-of-other-key",
+        "report-data-of-other-app",
         "untrusted-platform",
     ],
 )
@@ -109,6 +110,8 @@ def test_provision_refusals_are_audited(
     elif case == "report-data-of-other-key":
         other = Runtime(home=runtime.home).request(nonce)  # evidence binds another key
         req = req.model_copy(update={"evidence": other.evidence})
+    elif case == "report-data-of-other-app":  # the runtime states serve's app, not train's
+        req = runtime.request(nonce, bound_measurement=SERVE_MEASUREMENT)
     elif case == "untrusted-platform":
         foreign = tmp_path / "foreign"
         load_or_create_platform_key(foreign)

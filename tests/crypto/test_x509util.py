@@ -6,15 +6,16 @@ import pytest
 
 from securetf.crypto import Certificate
 from securetf.errors import AuthenticationError, UsageError
-from tests.attestation.vectors import VECTORS
+from tests.attestation.vectors import vector_bytes
 
-ARK = (VECTORS / "snp" / "ark-milan.pem").read_bytes()
-ASK = (VECTORS / "snp" / "ask-milan.pem").read_bytes()
-VCEK = (VECTORS / "snp" / "vcek-milan.der").read_bytes()
+
+def amd(name: str) -> bytes:
+    """A Milan certificate of the real SNP vectors: ``ark``, ``ask`` or ``vcek``."""
+    return vector_bytes(f"snp/{name}-milan.{'der' if name == 'vcek' else 'pem'}")
 
 
 def test_amd_chain_and_fields() -> None:
-    ark, ask, vcek = Certificate.load(ARK), Certificate.load(ASK), Certificate.load(VCEK)
+    ark, ask, vcek = (Certificate.load(amd(name)) for name in ("ark", "ask", "vcek"))
     ark.verify_signed_by(ark)
     ask.verify_signed_by(ark)
     vcek.verify_signed_by(ask)
@@ -29,22 +30,29 @@ def test_amd_chain_and_fields() -> None:
 
 
 def test_wrong_issuer_raises() -> None:
-    ark, vcek = Certificate.load(ARK), Certificate.load(VCEK)
+    ark, vcek = Certificate.load(amd("ark")), Certificate.load(amd("vcek"))
     with pytest.raises(AuthenticationError, match="names issuer"):
         vcek.verify_signed_by(ark)
 
 
 def test_strict_pem_chain() -> None:
-    assert len(Certificate.load_pem_chain(ASK + ARK + b"\0")) == 2
+    ark, ask = amd("ark"), amd("ask")
+    assert len(Certificate.load_pem_chain(ask + ark + b"\0")) == 2
     with pytest.raises(UsageError, match="canonically"):
-        Certificate.load_pem_chain(ASK.replace(b"-----\nMII", b"-----\n\nMII"))
+        Certificate.load_pem_chain(ask.replace(b"-----\nMII", b"-----\n\nMII"))
     with pytest.raises(UsageError, match="not a PEM certificate"):
-        Certificate.load_pem_chain(ASK + b"junk")
+        Certificate.load_pem_chain(ask + b"junk")
     with pytest.raises(UsageError, match="no certificate"):
         Certificate.load_pem_chain(b"")
 
 
-@pytest.mark.parametrize("data", [b"", b"\x30\x03\x02\x01\x00", ARK[:-100], VCEK[:200]])
+@pytest.mark.parametrize("data", [b"", b"\x30\x03\x02\x01\x00"])
 def test_malformed_certificates_are_usage_errors(data: bytes) -> None:
     with pytest.raises(UsageError):
         Certificate.load(data)
+
+
+@pytest.mark.parametrize(("name", "cut"), [("ark", slice(None, -100)), ("vcek", slice(None, 200))])
+def test_truncated_certificates_are_usage_errors(name: str, cut: slice) -> None:
+    with pytest.raises(UsageError):
+        Certificate.load(amd(name)[cut])

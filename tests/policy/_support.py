@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from securetf.crypto import SigningKey, sha256
 from securetf.policy import Policy
+from tests.shared import REPO, shared_file
 
-REPO = Path(__file__).resolve().parents[2]
-DESIGN_EXAMPLE = REPO.parent / "shared" / "design" / "policy-example.yaml"
 DOCS_EXAMPLE = REPO / "docs" / "examples" / "policy.yaml"
 NOW = 1_750_000_000
 
@@ -33,7 +31,7 @@ def digest(label: str) -> str:
 def design_example_yaml() -> str:
     """The design's example with its truncated placeholders made real: the two owner keys,
     and the two measurements (``sha256:0b6e...`` is not a digest)."""
-    text = DESIGN_EXAMPLE.read_text()
+    text = shared_file("design", "policy-example.yaml").read_text()
     for name in ("alice", "bob"):
         text = re.sub(
             rf'(name: {name},\s*public_key: )"ed25519:[^"]*"', rf'\g<1>"{public(name)}"', text
@@ -49,6 +47,7 @@ def policy_yaml(
     owners: tuple[str, ...] = ("alice", "bob", "carol"),
     threshold: int = 2,
     extra_service: str = "",
+    tee: str = "{allow: [sim]}",
 ) -> str:
     """A small valid policy, as YAML text, with knobs for the governance tests."""
     owner_lines = "\n".join(f"    - {{name: {o}, public_key: '{public(o)}'}}" for o in owners)
@@ -60,7 +59,7 @@ governance:
   owners:
 {owner_lines}
   update_threshold: {threshold}
-tee: {{allow: [sim]}}
+tee: {tee}
 secrets:
   data-key: {{kind: volume-key, source: imported}}
   token: {{kind: random, bytes: 16}}

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from securetf.policy import Policy, policy_canonical_json, policy_hash, policy_json_schema_text
-from tests.policy._support import DOCS_EXAMPLE, REPO, make_policy, policy_yaml
+from tests.policy._support import DOCS_EXAMPLE, make_policy, policy_yaml
+from tests.shared import REPO
 
 EXAMPLE_TEXT = DOCS_EXAMPLE.read_text()
 EXAMPLE = Policy.from_yaml(EXAMPLE_TEXT.encode())

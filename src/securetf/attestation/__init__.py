@@ -11,6 +11,7 @@ from securetf.attestation.dcap import Collateral, fetch_collateral, verify_dcap
 from securetf.attestation.detect import detect_tee, producer_for
 from securetf.attestation.evidence import Evidence, Producer
 from securetf.attestation.gramine import GramineProducer
+from securetf.attestation.reference import TeeReferences, check_references, reference_values
 from securetf.attestation.sim import verify_sim
 from securetf.attestation.sim_key import default_sim_trust, load_or_create_platform_key
 from securetf.attestation.sim_producer import SimProducer
@@ -35,15 +36,18 @@ __all__ = [
     "SimProducer",
     "SnpReport",
     "TcbVersion",
+    "TeeReferences",
     "appraise",
     "appraise_platform",
     "bundled_roots",
+    "check_references",
     "decode_evidence",
     "default_sim_trust",
     "detect_tee",
     "fetch_collateral",
     "load_or_create_platform_key",
     "producer_for",
+    "reference_values",
     "verify_dcap",
     "verify_evidence",
     "verify_sim",

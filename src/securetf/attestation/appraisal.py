@@ -5,8 +5,11 @@ Steps, in order (the first failing one raises :class:`AttestationError`):
 1. The TEE type is allowed (``sim`` only when named).
 2. The platform is acceptable: debug mode, TCB status and advisories
    (:func:`securetf.attestation.tcb.appraise_platform`).
-3. The measurement is one of the expected ones (an empty set accepts nothing).
-4. The report data is exactly the expected binding (nonce and key hash).
+3. The image: hardware evidence matches one of the policy's reference values for its TEE
+   (:mod:`securetf.attestation.reference`) when they are given; otherwise (sim, or a
+   caller with one expected image such as a client checking the CAS) the measurement is
+   one of the expected ones. An empty set accepts nothing.
+4. The report data is exactly the expected binding (nonce, keys, app measurement).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Collection
 
 from securetf._logutil import warn_loudly
 from securetf.attestation.claims import REPORT_DATA_SIZE, Claims, check_tee
+from securetf.attestation.reference import TeeReferences, check_references
 from securetf.attestation.tcb import appraise_platform
 from securetf.crypto import constant_time_equal
 from securetf.errors import AttestationError, UsageError
@@ -34,6 +38,7 @@ def appraise(
     tolerate: Collection[str] = frozenset(),
     ignore_advisories: Collection[str] = frozenset(),
     allow_debug: bool = False,
+    references: TeeReferences | None = None,
 ) -> Claims:
     """Return ``claims`` if they satisfy the policy given by the keywords; raise otherwise."""
     allowed = {check_tee(t) for t in allowed_tees}
@@ -52,20 +57,23 @@ def appraise(
     appraise_platform(
         claims, tolerate=tolerate, ignore_advisories=ignore_advisories, allow_debug=allow_debug
     )
-    # 3. Measurement.
-    if not expected_measurements:
+    # 3. Image.
+    if references is not None and claims.tee != "sim":
+        check_references(claims, references)
+    elif not expected_measurements:
         raise AttestationError(
             "the policy lists no expected measurement, so no evidence can match; "
             "add the service's measurement to it"
         )
-    if not any(constant_time_equal(claims.measurement, m) for m in expected_measurements):
+    elif not any(constant_time_equal(claims.measurement, m) for m in expected_measurements):
         raise AttestationError(
             f"measurement {claims.measurement.hex()} is not one the policy expects"
         )
     # 4. Report data binding.
     if not constant_time_equal(claims.report_data, expected_report_data):
         raise AttestationError(
-            "report data does not match the expected nonce and key binding "
-            "(stale or replayed evidence, or evidence made for another session)"
+            "report data does not match the expected binding of nonce, keys and app "
+            "measurement (stale or replayed evidence, evidence made for another session, "
+            "or for an app the policy does not name)"
         )
     return claims

@@ -44,6 +44,14 @@ STATUS_CONDITIONS: dict[str, frozenset[str]] = {
 }
 
 
+# What makes each TEE's evidence debug-mode, by the name its vendor gives it.
+_DEBUG_NAMES = {
+    "sgx": "a debug enclave: SGX ATTRIBUTES.DEBUG is set",
+    "tdx": "a debug TD: TDX TD_ATTRIBUTES.DEBUG is set",
+    "sev-snp": "a debuggable guest: the SEV-SNP guest policy's DEBUG bit is set",
+}
+
+
 def check_conditions(values: Collection[str]) -> frozenset[str]:
     """Validate a set of tolerated conditions (user input): unknown names are a UsageError."""
     unknown = sorted(set(values) - CONDITIONS)
@@ -91,8 +99,9 @@ def appraise_platform(
     if claims.debug:
         if not allow_debug:
             raise AttestationError(
-                f"the {claims.tee} evidence comes from a debug-mode TEE, whose memory the host "
-                "can read; set allow_debug to accept it (never in production)"
+                f"the {claims.tee} evidence comes from a debug-mode TEE "
+                f"({_DEBUG_NAMES.get(claims.tee, 'debug')}), whose memory the host can read; "
+                "set allow_debug to accept it (never in production)"
             )
         _log.warning("accepting %s evidence from a DEBUG TEE: no confidentiality", claims.tee)
     conditions = conditions_of(claims.tcb_status, claims.tee)

@@ -5,8 +5,10 @@ Steps (each failure raises, and the core audits the refusal with its reason):
 1. The nonce is one the CAS issued, unused and unexpired (taken before anything else).
 2. The policy and the service exist; the instance number is within ``instances``.
 3. The evidence verifies for its TEE (signature chain, collateral, freshness).
-4. Appraisal: TEE allowed, TCB tolerated, not debug, measurement expected, and the report
-   data binds exactly this nonce and the runtime's two fresh public keys.
+4. Appraisal: TEE allowed, TCB tolerated, not debug, the image one of the policy's
+   reference values for its TEE (sim: the measurement expected), and the report data binds
+   exactly this nonce, the runtime's two fresh public keys and one of the service's
+   measurements (the runtime inside the measured image vouches for the app it measured).
 5. Issue a certificate for the runtime's TLS key and seal the service's configuration
    (environment, files, volume keys and tags) to the runtime's box key.
 """
@@ -23,7 +25,7 @@ from securetf.cas._policies import load, parse
 from securetf.cas._records import Instance, PolicyVersion
 from securetf.cas._store_api import Tx
 from securetf.cas.settings import CasSettings
-from securetf.crypto import VerifyKey
+from securetf.crypto import VerifyKey, constant_time_equal
 from securetf.crypto.sealed_box import seal_to
 from securetf.crypto.x509ca import EcKey, issue_certificate
 from securetf.errors import AttestationError, NotFoundError, UsageError
@@ -55,6 +57,8 @@ class Verified:
     policy: Policy
     service: Service
     claims: Claims
+    measurement: bytes
+    """The app's measurement, one of the service's, that the evidence binds."""
 
 
 def service_of(policy: Policy, name: str, instance: int) -> Service:
@@ -118,17 +122,34 @@ def verify(
         vcek=req.vcek,
         sim_trust=sim_trust,
     )
+    app, binding = _app_binding(claims, service, req)
     appraise(
         claims,
         allowed_tees=policy.tee.allow,
-        expected_measurements=expected_measurements(service),
-        expected_report_data=provision_report_data(
-            req.nonce, req.tls_public_key, req.box_public_key
-        ),
+        expected_measurements=[app],
+        expected_report_data=binding,
         tolerate=policy.tee.tolerate,
         ignore_advisories=policy.tee.ignore_advisories,
+        references=policy.tee,
     )
-    return Verified(stored, policy, service, claims)
+    return Verified(stored, policy, service, claims, app)
+
+
+def _app_binding(claims: Claims, service: Service, req: ProvisionRequest) -> tuple[bytes, bytes]:
+    """The service measurement whose binding the report data carries, with that binding.
+
+    When it carries none (another app, nonce or key), the first one's: appraisal then
+    refuses it at its report data step, after the checks of the TEE and its image.
+    """
+    found = []
+    for measurement in expected_measurements(service):
+        binding = provision_report_data(
+            req.nonce, req.tls_public_key, req.box_public_key, measurement
+        )
+        if constant_time_equal(claims.report_data, binding):
+            return measurement, binding
+        found.append((measurement, binding))
+    return found[0]
 
 
 def _secret_values(
@@ -234,7 +255,7 @@ def grant(
             now + settings.instance_cert_seconds,
             now,
             v.claims.tee,
-            v.claims.measurement,
+            v.measurement,
         )
     )
     tx.append_audit(
@@ -245,7 +266,7 @@ def grant(
             "instance": req.instance,
             "serial": serial,
             "tee": v.claims.tee,
-            "measurement": v.claims.measurement.hex(),
+            "measurement": v.measurement.hex(),
             "tcb_status": v.claims.tcb_status,
             "secrets_released": sorted({r.split(".")[1] for r in values} & _used_secrets(service))
             + sorted(policy.volumes[n].key for n in volumes),

@@ -23,6 +23,7 @@ from securetf.attestation import (
     default_sim_trust,
     fetch_collateral,
     load_or_create_platform_key,
+    reference_values,
     verify_evidence,
 )
 from securetf.cli._common import print_json
@@ -82,7 +83,10 @@ def verify(
     conditions = {c.strip() for item in tolerate or [] for c in item.split(",") if c.strip()}
     appraise_platform(claims, tolerate=conditions)
     if as_json:
-        print_json(claims.to_dict())
+        doc = claims.to_dict()
+        if claims.tee != "sim":  # sim's measurement goes in services.*.measurement instead
+            doc["reference"] = reference_values(claims)
+        print_json(doc)
         return
     typer.echo(f"verified {claims.tee} evidence: TCB status {claims.tcb_status}")
     typer.echo(f"  measurement  {claims.measurement.hex()}")

@@ -21,7 +21,7 @@ from securetf.policy._governance import (
     check_read,
     check_update,
 )
-from securetf.policy._model import Governance, Owner, Policy, Tee, Volume
+from securetf.policy._model import Governance, Owner, Policy, Volume
 from securetf.policy._requests import (
     SIGNING_CONTEXT,
     Action,
@@ -32,6 +32,7 @@ from securetf.policy._requests import (
 )
 from securetf.policy._secrets import RandomSecret, Secret, VolumeKeySecret, X509Secret
 from securetf.policy._services import CodeVolume, Mount, Network, Service
+from securetf.policy._tee import SgxReference, SnpReference, SnpTcb, TdxReference, Tee
 from securetf.policy._templates import (
     Reference,
     parse_template,
@@ -56,7 +57,11 @@ __all__ = [
     "Request",
     "Secret",
     "Service",
+    "SgxReference",
     "SignedRequest",
+    "SnpReference",
+    "SnpTcb",
+    "TdxReference",
     "Tee",
     "ThresholdNotMet",
     "VerifiedChange",

@@ -13,7 +13,8 @@ from securetf.policy._errors import policy_error
 from securetf.policy._references import reference_problems
 from securetf.policy._secrets import Secret
 from securetf.policy._services import Service
-from securetf.policy._types import AdvisoryId, Digest, Name, OwnerName, PolicyModel, SetOf
+from securetf.policy._tee import Tee
+from securetf.policy._types import Digest, Name, OwnerName, PolicyModel
 from securetf.policy._yaml import load_document
 
 
@@ -23,10 +24,6 @@ def _public_key(text: str) -> str:
         return VerifyKey.from_text(text).to_text()
     except UsageError as exc:
         raise ValueError(str(exc)) from None
-
-
-TeeType = Literal["sim", "tdx", "sev-snp", "sgx"]
-TcbStatus = Literal["sw-hardening-needed", "configuration-needed", "out-of-date"]
 
 
 class Owner(PolicyModel):
@@ -67,17 +64,6 @@ class Governance(PolicyModel):
         except ValueError:
             return None
         return next((o for o in self.owners if o.public_key == canonical), None)
-
-
-class Tee(PolicyModel):
-    allow: Annotated[tuple[TeeType, ...], Field(min_length=1), SetOf]
-    """TEE types whose evidence is accepted; ``sim`` protects nothing and must be named."""
-    tolerate: Annotated[tuple[TcbStatus, ...], SetOf] = ()
-    """TCB statuses accepted besides up to date; ``revoked`` never passes."""
-    ignore_advisories: Annotated[
-        tuple[AdvisoryId, ...], Field(max_length=limits.MAX_LIST_ITEMS), SetOf
-    ] = ()
-    """Advisory ids (``INTEL-SA-00615``) that do not count against the TCB."""
 
 
 class Volume(PolicyModel):

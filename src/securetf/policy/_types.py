@@ -55,6 +55,12 @@ OwnerName = Annotated[
 Digest = Annotated[StrictStr, Field(pattern=_DIGEST)]
 """``sha256:`` and 64 lower-case hex digits."""
 
+Hex32 = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
+"""32 bytes as 64 lower-case hex digits (MRENCLAVE, MRSIGNER, SNP HOST_DATA)."""
+
+Hex48 = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{96}$")]
+"""48 bytes as 96 lower-case hex digits (MRTD, RTMRs, the SNP launch measurement)."""
+
 AdvisoryId = Annotated[
     StrictStr, Field(min_length=3, max_length=64, pattern=r"^[A-Z0-9]+(-[A-Z0-9]+)+$")
 ]

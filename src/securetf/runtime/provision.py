@@ -30,12 +30,25 @@ class Provisioned:
 
 
 def provision(
-    client: CasClient, producer: Producer, *, policy: str, service: str, instance: int
+    client: CasClient,
+    producer: Producer,
+    *,
+    policy: str,
+    service: str,
+    instance: int,
+    measurement: bytes,
 ) -> Provisioned:
-    """1. fresh keys; 2. a nonce; 3. evidence binding both; 4. the sealed configuration."""
+    """1. fresh keys; 2. a nonce; 3. evidence binding both and the app's ``measurement``;
+    4. the sealed configuration.
+
+    The runtime is part of the measured image (enclave or confidential VM), so its
+    statement of the app's measurement, bound into the hardware evidence, is what the CAS
+    checks against the policy (docs/attestation.md, "The app's identity").
+    """
     tls_key, box = EcKey.generate(), BoxKey()
     nonce = client.nonce().nonce
-    evidence = producer.evidence(provision_report_data(nonce, tls_key.public_der(), box.public()))
+    report_data = provision_report_data(nonce, tls_key.public_der(), box.public(), measurement)
+    evidence = producer.evidence(report_data)
     response = client.provision(
         ProvisionRequest(
             policy=policy,

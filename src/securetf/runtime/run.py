@@ -216,6 +216,7 @@ def run(options: RunOptions) -> int:
             policy=options.policy,
             service=options.service,
             instance=options.instance,
+            measurement=measurement,
         )
         if inst.config.command != command:
             raise AttestationError("the CAS configured another command than the one measured")
