@@ -28,6 +28,7 @@ from .support import (
     Clock,
     Owners,
     Runtime,
+    make_cas,
     policy_cas,
     policy_yaml,
     signed,
@@ -230,9 +231,12 @@ def test_a_pending_update_inserted_in_the_database_is_refused(
 
 
 def test_one_policys_older_head_put_back_is_refused(
-    cas: Cas, db_url: str, runtime: Runtime
+    cas: Cas, db_url: str, runtime: Runtime, tmp_path: Path, clock: Clock
 ) -> None:
-    """The administrator puts back one policy's whole older state (its rows and its head)."""
+    """The administrator puts back one policy's whole older state (its rows and its head).
+
+    A running CAS keeps using the head the state lists (it verified it before) and finds the
+    missing tag; a CAS started afresh on the database finds the older head itself."""
     snapshot = {
         "policy_state": _row(db_url, "SELECT * FROM policy_state WHERE name = 'cancer'"),
     }
@@ -246,7 +250,9 @@ def test_one_policys_older_head_put_back_is_refused(
         epoch=snapshot["policy_state"]["epoch"],
         rows=snapshot["policy_state"]["rows"],
     )
-    _refused_loudly(cas, lambda: cas.policy("cancer"))
+    _refused_loudly(cas, lambda: cas.provision(runtime.request(cas.nonce().nonce)))
+    restarted = make_cas(db_url, tmp_path, clock)
+    _refused_loudly(restarted, lambda: restarted.policy("cancer"))
 
 
 def test_an_untouched_state_still_works_after_every_kind_of_write(

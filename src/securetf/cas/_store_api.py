@@ -38,6 +38,10 @@ class TagConflict(Error):  # noqa: N818 - a state the core resolves, not a fault
 class Tx(Protocol):
     # -- policies --------------------------------------------------------------------
     def current_policy(self, name: str) -> PolicyVersion | None: ...
+    def version_in_force(self, name: str) -> int | None:
+        """The version in force, from the authenticated state alone (no policy row read):
+        versions never change once stored, so an equal number means the same policy."""
+
     def policy_history(self, name: str) -> list[PolicyVersion]: ...
     def policy_names(self) -> list[str]: ...
     def insert_policy(self, version: PolicyVersion) -> None:

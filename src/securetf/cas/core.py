@@ -168,8 +168,7 @@ class Cas:
 
             # 5. Secrets, certificate, record.
             def grant(tx: Tx) -> ProvisionResponse:
-                current = tx.current_policy(req.policy)
-                if current is None or current.hash != stored.hash:
+                if tx.version_in_force(req.policy) != stored.version:
                     raise AttestationError("the policy changed during provisioning; retry")
                 return _provision.grant(
                     tx, verified, req, settings=self.settings, now=now, cache=self._cache

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -35,7 +37,7 @@ from securetf.cas.master_key import MasterKey
 from securetf.errors import IntegrityError
 from securetf.policy import canonical_json
 
-__all__ = ["PolicyHead", "StateHead", "StateKey", "StateTamperedError"]
+__all__ = ["PolicyHead", "StateHead", "StateKey", "StateTamperedError", "VerifiedCache"]
 
 _INFO = b"securetf-cas-state-v1"
 
@@ -131,3 +133,32 @@ def _load_map(text: str, policy: str | None) -> dict[str, str]:
     ):
         raise StateTamperedError(policy, "a head's text is not a map of strings")
     return loaded
+
+
+class VerifiedCache:
+    """What this process already verified, keyed by the MAC that vouched for it.
+
+    A MAC binds its content, so content cached under the MAC an authentic head lists is that
+    content, whatever the database holds now: a transaction that finds the listed MAC here
+    skips reading and re-MACing a policy head, and checks a row by comparing its values with
+    the cached ones instead of computing its MAC. Bounded (least recently used goes first).
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, mac: str) -> Any:
+        with self._lock:
+            item = self._items.get(mac)
+            if item is not None:
+                self._items.move_to_end(mac)
+            return item
+
+    def put(self, mac: str, item: Any) -> None:
+        with self._lock:
+            self._items[mac] = item
+            self._items.move_to_end(mac)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)

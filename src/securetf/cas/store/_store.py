@@ -18,7 +18,7 @@ from securetf.cas.store._engine import make_engine, parse_url
 from securetf.cas.store._errors import StoreError, TransactionConflictError, translate
 from securetf.cas.store._schema import init_schema
 from securetf.cas.store._sealing import RecordSealer
-from securetf.cas.store._state import StateKey, StateTamperedError
+from securetf.cas.store._state import StateKey, StateTamperedError, VerifiedCache
 from securetf.cas.store._tx_audit import AuditOps
 from securetf.cas.store._tx_base import create_state_head, read_state_head
 from securetf.cas.store._tx_policies import PolicyOps
@@ -57,6 +57,7 @@ class SqlStore:
         self._sealer = sealer
         self._audit_key = audit_key
         self._state_key = state_key
+        self._verified = VerifiedCache()
         self._sleep = sleep
         # SQLite runs one writer at a time anyway; queueing this process's transactions on
         # a lock instead of SQLite's busy-wait (which sleeps in growing steps) keeps the
@@ -72,7 +73,7 @@ class SqlStore:
         with self._serial or contextlib.nullcontext():
             try:
                 with self._engine.begin() as conn:
-                    tx = SqlTx(conn, self._sealer, self._audit_key, self._state_key)
+                    tx = SqlTx(conn, self._sealer, self._audit_key, self._state_key, self._verified)
                     yield tx
                     tx.flush_state()
             except SQLAlchemyError as exc:

@@ -63,6 +63,9 @@ class PolicyOps(TxBase):
         self._check_row(name, policies, str(row.version), row)
         return _version(row)
 
+    def version_in_force(self, name: str) -> int | None:
+        return max((int(v) for v in self._listed(name, policies)), default=None)
+
     def policy_history(self, name: str) -> list[PolicyVersion]:
         rows = self._conn.execute(
             select(policies).where(policies.c.name == name).order_by(policies.c.version)

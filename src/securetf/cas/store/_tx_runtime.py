@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from securetf.cas._records import Instance, VolumeTag
 from securetf.cas._store_api import TagConflict
@@ -15,6 +15,15 @@ from securetf.crypto import random_bytes
 
 __all__ = ["RuntimeOps"]
 
+_SUPERSEDE = (
+    delete(instances)
+    .where(
+        instances.c.policy == bindparam("slot_policy"),
+        instances.c.service == bindparam("slot_service"),
+        instances.c.instance == bindparam("slot_instance"),
+    )
+    .returning(instances.c.serial)
+)
 _SERIAL_TRIES = 8  # 63-bit random serials: a single collision is already astronomically rare
 
 
@@ -54,15 +63,15 @@ class RuntimeOps(TxBase):
 
     # -- instances ---------------------------------------------------------------------
     def add_instance(self, instance: Instance) -> list[int]:
-        self._insert_absent(serials, {"serial": instance.serial})
+        if instance.serial not in self._drawn:  # next_serial recorded it already
+            self._insert_absent(serials, {"serial": instance.serial})
         # The slot's previous instances are superseded: gone from the table and the head.
-        slot = (
-            (instances.c.policy == instance.policy)
-            & (instances.c.service == instance.service)
-            & (instances.c.instance == instance.instance)
-        )
-        superseded = list(self._conn.execute(select(instances.c.serial).where(slot)).scalars())
-        self._conn.execute(delete(instances).where(slot))
+        slot: dict[str, object] = {
+            "slot_policy": instance.policy,
+            "slot_service": instance.service,
+            "slot_instance": instance.instance,
+        }
+        superseded = list(self._conn.execute(_SUPERSEDE, slot).scalars().all())
         for serial in superseded:
             self._forget(instance.policy, instances, str(serial))
         values = {
@@ -94,6 +103,7 @@ class RuntimeOps(TxBase):
         for _ in range(_SERIAL_TRIES):
             serial = int.from_bytes(random_bytes(8), "big") >> 1
             if serial and self._insert_absent(serials, {"serial": serial}):
+                self._drawn.add(serial)
                 return serial
         raise StoreError("could not draw an unused certificate serial number")  # pragma: no cover
 
