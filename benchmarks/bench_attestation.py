@@ -118,4 +118,7 @@ def _snp() -> Row:
 
 def run() -> list[Row]:
     with _one_core(), _quiet_sim():
+        if not VECTORS.is_dir():  # a user's clone: no ../shared beside it
+            print(f"bench attestation: {VECTORS} is missing, so only sim evidence is measured")
+            return [_sim()]
         return [_sim(), *(_dcap(*case) for case in DCAP), _snp()]
