@@ -250,7 +250,11 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         return PolicyHistory(
             name=name,
             versions=[item(v, {}) for v in versions],
-            pending=item(pending, import_digests(dict(pending.secrets))) if pending else None,
+            # The digests of the uploaded values are for owners to sign, not for anyone to
+            # guess a weak value against.
+            pending=item(pending, import_digests(dict(pending.secrets)) if full else {})
+            if pending
+            else None,
         )
 
     @app.get("/v1/policies/{name}", responses=_errors(404, 409))

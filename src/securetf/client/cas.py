@@ -119,7 +119,7 @@ class CasClient:
         return self._model(ApplyResult, "POST", "/v1/policies", body.model_dump(mode="json"))
 
     def approve_policy(self, name: str, version: int, key: SigningKey) -> ApplyResult:
-        history = self.history(name)
+        history = self.history(name, key)  # an owner's view: the imported values' digests
         if history.pending is None or history.pending.version != version:
             raise UsageError(f"policy {name!r} has no pending version {version} to approve")
         signed = sign_request(

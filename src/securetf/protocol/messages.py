@@ -112,7 +112,7 @@ class HistoryItem(_Msg):
     created_at: float
     approved_by: list[str]
     #: A pending update's imported secrets: name -> ``sha256:<hex>`` of the uploaded value,
-    #: which an approval must sign (``securetf.policy.import_digest``).
+    #: which an approval must sign (``securetf.policy.import_digest``); owners' view only.
     imports: dict[str, str] = {}
 
 

@@ -1,0 +1,37 @@
+"""What the CAS's public answers leave out: a policy's YAML, who approved it, and anything
+derived from the secret values uploaded with a pending update."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from securetf.policy import Policy, policy_hash
+
+from .app_support import anonymous, owner_client
+from .support import Clock, Owners, policy_cas, policy_yaml, signed
+
+
+def test_a_pending_updates_imported_values_are_not_public(
+    db_url: str, tmp_path: Path, clock: Clock, owners: Owners
+) -> None:
+    """Attack: anyone reads the pending update's history and gets the SHA-256 of the value
+    uploaded with it (a weak imported value could then be guessed offline)."""
+    cas = policy_cas(db_url, tmp_path, clock, owners)
+    v1, _ = cas.policy("cancer")
+    v2 = policy_yaml(owners, version=2, predecessor=v1.hash).replace(
+        b"secrets:\n", b"secrets:\n  new-key: {kind: volume-key, source: imported}\n"
+    )
+    value = {"new-key": b"password" + bytes(24)}
+    cas.apply_policy(v2, [signed(owners.alice, v2, clock.now, secrets=value)], value)
+    public = anonymous(cas).get("/v1/policies/cancer/history").json()
+    assert public["pending"]["version"] == 2
+    assert public["pending"]["imports"] == {}
+    assert public["pending"]["approved_by"] == []
+    # An owner still sees what to sign, and approves it.
+    with owner_client(cas) as client:
+        history = client.history("cancer", owners.bob)
+        assert history.pending is not None
+        assert set(history.pending.imports) == {"new-key"}
+        done = client.approve_policy("cancer", 2, owners.bob)
+    assert done.status == "active"
+    assert cas.policy("cancer")[0].hash == policy_hash(Policy.from_yaml(v2))
