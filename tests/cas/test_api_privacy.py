@@ -3,12 +3,14 @@ derived from the secret values uploaded with a pending update."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from securetf.crypto import SigningKey
 from securetf.policy import Policy, policy_hash
 
 from .app_support import anonymous, owner_client
-from .support import Clock, Owners, policy_cas, policy_yaml, signed
+from .support import Clock, Owners, owner_request, policy_cas, policy_yaml, signed
 
 
 def test_a_pending_updates_imported_values_are_not_public(
@@ -35,3 +37,19 @@ def test_a_pending_updates_imported_values_are_not_public(
         done = client.approve_policy("cancer", 2, owners.bob)
     assert done.status == "active"
     assert cas.policy("cancer")[0].hash == policy_hash(Policy.from_yaml(v2))
+
+
+def test_a_stranger_is_not_told_who_the_owners_are(
+    db_url: str, tmp_path: Path, clock: Clock, owners: Owners
+) -> None:
+    """Attack: a non-owner sends a signed ``show`` and reads the owners' names in the
+    refusal (who owns a policy is not public)."""
+    cas = policy_cas(db_url, tmp_path, clock, owners)
+    refused = anonymous(cas).post(
+        "/v1/policies/cancer/show",
+        json=json.loads(owner_request(cas, SigningKey.generate(), clock, "show").to_json()),
+    )
+    assert refused.status_code == 400
+    assert "not an owner" in refused.json()["error"]
+    for name in ("alice", "bob", "carol"):
+        assert name not in refused.json()["error"]

@@ -87,10 +87,10 @@ def _verify(signed: SignedRequest, expected: _Expected) -> Approval:
     # 1. The signer is an owner of the governing policy.
     owner = expected.governance.owner_for(signed.signer)
     if owner is None:
-        names = ", ".join(o.name for o in expected.governance.owners)
+        # Who the owners are is not told: a policy's owners are for its owners to know.
         raise GovernanceError(
             f"a signature is by {signed.signer[:40]}..., which is not an owner of the governing "
-            f"policy; only its owners ({names}) may sign"
+            "policy; only its owners may sign (check that you used your owner key)"
         )
     # 2. The signature covers exactly the bytes received.
     try:
