@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from securetf.errors import IntegrityError, UsageError
+from securetf.errors import Error, IntegrityError, UsageError
 from securetf.volume import Volume, VolumeKey, scan_tree, seal_tree, unseal_tree
 from securetf.volume._source import Tree
 
@@ -80,6 +80,20 @@ def test_unseal_failure_leaves_no_plaintext(
         unseal_tree(vol, out)
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sealed", "src"]
+
+
+def test_plaintext_that_could_not_be_removed_is_named(
+    sealed: Path, key: VolumeKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed unseal whose clean-up fails too must say where plaintext stayed."""
+    obj = object_of(sealed, key, "twin2.bin")  # sorted after files that unseal fine
+    data = bytearray(obj.read_bytes())
+    data[-1] ^= 1
+    obj.write_bytes(data)
+    monkeypatch.setattr("securetf.volume._tree.shutil.rmtree", lambda *_a, **_k: None)
+    with Volume.open(sealed, key) as vol, pytest.raises(Error, match="partial plaintext in"):
+        unseal_tree(vol, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_unseal_refuses_existing_output(sealed: Path, key: VolumeKey, tmp_path: Path) -> None:

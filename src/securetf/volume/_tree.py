@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,6 +118,11 @@ def unseal_tree(vol: Volume, out: Path, *, progress: Progress | None = None) -> 
             os.rename(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            if tmp.exists():  # say where plaintext stayed, never hide it
+                raise Error(
+                    f"unsealing into {out} failed and the partial plaintext in {tmp} could not "
+                    "be removed: remove it by hand"
+                ) from sys.exc_info()[1]
             raise
     except OSError as exc:
         raise Error(
