@@ -192,6 +192,10 @@ def test_a_new_provisioning_of_a_slot_supersedes_the_previous_one(
         )
     )
     assert other != second
+    accepted = [
+        e["detail"] for e in _audit(cas, owners, clock) if e.get("kind") == "provision.accepted"
+    ]
+    assert [d["superseded"] for d in accepted] == [[], [first], []]  # type: ignore[index]
     with cas._store.transaction() as tx:
         assert tx.get_instance(first) is None
         live = tx.get_instance(second)

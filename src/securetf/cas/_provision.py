@@ -244,7 +244,7 @@ def grant(
     if len(req.box_public_key) != 32:
         raise UsageError("box_public_key must be a 32-byte X25519 public key")
     sealed = seal_to(req.box_public_key, config.model_dump_json().encode(), info=CONFIG_INFO)
-    tx.add_instance(
+    superseded = tx.add_instance(
         Instance(
             serial,
             policy.name,
@@ -270,6 +270,8 @@ def grant(
             "tcb_status": v.claims.tcb_status,
             "secrets_released": sorted({r.split(".")[1] for r in values} & _used_secrets(service))
             + sorted(policy.volumes[n].key for n in volumes),
+            # The slot's previous certificates, which lose every right from now on.
+            "superseded": sorted(superseded),
         },
         now,
     )

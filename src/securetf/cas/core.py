@@ -88,12 +88,7 @@ class Cas:
         """The version in force and its CA certificate (PEM). Its YAML is for owners
         (:meth:`show_policy`) and attested instances only: callers show the public part."""
 
-        def read(tx: Tx) -> tuple[PolicyVersion, bytes]:
-            stored, _ = _policies.load(tx, name)
-            ca = tx.get_ca(name)
-            return stored, ca.cert_pem if ca else b""
-
-        return self._run("policy.read", read)
+        return self._run("policy.read", lambda tx: _in_force(tx, name))
 
     def show_policy(self, name: str, signed: SignedRequest) -> tuple[PolicyVersion, bytes]:
         """The version in force with its YAML, for an owner's signed ``show`` request."""
@@ -101,9 +96,7 @@ class Cas:
 
         def read(tx: Tx) -> tuple[PolicyVersion, bytes]:
             _owner.authorize(tx, name, signed, action="show", now=now)
-            stored, _ = _policies.load(tx, name)
-            ca = tx.get_ca(name)
-            return stored, ca.cert_pem if ca else b""
+            return _in_force(tx, name)
 
         return self._run("policy.show", read)
 
@@ -364,6 +357,13 @@ class Cas:
                 tx.append_audit(kind, policy if known else None, {**clean, **counts}, self._clock())
         except Error:
             _log.exception("could not audit a refusal")
+
+
+def _in_force(tx: Tx, name: str) -> tuple[PolicyVersion, bytes]:
+    """The version in force and its CA certificate (PEM)."""
+    stored, _ = _policies.load(tx, name)
+    ca = tx.get_ca(name)
+    return stored, ca.cert_pem if ca else b""
 
 
 __all__ = ["Cas"]

@@ -140,7 +140,8 @@ class LivenessChecker:
             raise AuthenticationError(
                 f"the peer's certificate is of policy {cert.policy!r}, not {self.policy!r}"
             )
-        status = self._recall(cert.serial)
+        remembered = self._recall(cert.serial)
+        status = remembered
         if status is None:
             try:
                 status = self._lookup(self.policy, cert.serial)
@@ -150,10 +151,9 @@ class LivenessChecker:
                     f"(certificate serial {cert.serial}) is still live, so it is refused and "
                     f"nothing was sent ({exc}); make sure the CAS is reachable, then retry"
                 ) from exc
-            require_live(status, cert)
+        require_live(status, cert)
+        if remembered is None:
             self._remember(cert.serial, status)
-        else:
-            require_live(status, cert)
         return status
 
     def _recall(self, serial: int) -> InstanceStatus | None:

@@ -42,7 +42,7 @@ Action = Literal["create", "update", "approve", "audit", "export", "register", "
 GOVERNANCE_ACTIONS: tuple[Action, ...] = ("create", "update", "approve")
 """Actions that change which version is in force (they carry ``imports``)."""
 
-ImportDigest = Annotated[StrictStr, Field(pattern="^sha256:[0-9a-f]{64}$")]
+ImportDigest = Digest  # the SHA-256 of an imported value, as policies write digests
 DetailValue = Annotated[StrictStr, Field(max_length=limits.MAX_TEXT_LENGTH)] | StrictInt
 
 

@@ -29,7 +29,7 @@ from securetf.serve.rest_codec import encode_response, parse_predict
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BodyTooLargeError", "create_app", "error_response"]
+__all__ = ["create_app", "error_response"]
 
 #: Bodies up to this size are decoded on the event loop; larger ones in a worker thread.
 _INLINE_BODY_BYTES = 64 * 1024
