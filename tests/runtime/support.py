@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -344,8 +345,18 @@ def make_job(
     return job
 
 
-def find_plaintext(roots: Sequence[Path], needles: Sequence[bytes]) -> list[str]:
-    """Every regular file under ``roots`` that holds one of ``needles``: 'path: needle'."""
+def find_plaintext(
+    roots: Sequence[Path], needles: Sequence[bytes], since: float | None = None
+) -> list[str]:
+    """Every regular file under ``roots`` that holds one of ``needles``: 'path: needle'.
+
+    With ``since`` (a ``time.time()``), only files whose inode changed at or after it are read:
+    a write, rename or chmod sets the change time, and no program can set it back, so a file
+    written by the run under test is never skipped (a second's slack covers the coarse clock
+    file systems stamp with). This keeps a search of the host's shared
+    scratch directories (/tmp, /dev/shm) to what the run could have written, instead of every
+    byte other tests, databases and checkouts left there.
+    """
     hits: list[str] = []
     overlap = max(len(n) for n in needles)
     for root in roots:
@@ -353,7 +364,9 @@ def find_plaintext(roots: Sequence[Path], needles: Sequence[bytes]) -> list[str]
             for name in names:
                 path = os.path.join(current, name)
                 try:
-                    if not os.path.isfile(path) or os.path.islink(path):
+                    st = os.lstat(path)
+                    old = since is not None and st.st_ctime < since - 1
+                    if old or not stat.S_ISREG(st.st_mode):
                         continue
                     with open(path, "rb") as f:
                         tail = b""
@@ -362,8 +375,17 @@ def find_plaintext(roots: Sequence[Path], needles: Sequence[bytes]) -> list[str]
                             hits += [f"{path}: {n!r}" for n in needles if n in window]
                             tail = window[-overlap:]
                 except OSError:
-                    continue
+                    continue  # gone (another test's file) or unreadable: not this run's
     return sorted(set(hits))
+
+
+def find_plaintext_on_host(
+    private: Sequence[Path], needles: Sequence[bytes], since: float
+) -> list[str]:
+    """``needles`` in the run's own directories (all of them) or in the host's shared scratch
+    directories (what changed there since ``since``)."""
+    shared = find_plaintext([Path("/tmp"), Path("/dev/shm")], needles, since)
+    return sorted(set(find_plaintext(private, needles) + shared))
 
 
 def dataset_csv(marker: str, rows: int = 200) -> bytes:
