@@ -47,6 +47,25 @@ def test_sim_must_be_named(caplog: pytest.LogCaptureFixture) -> None:
     assert "SIMULATED" in caplog.text
 
 
+def test_test_roots_must_be_named(caplog: pytest.LogCaptureFixture) -> None:
+    emulated = Claims(
+        tee="tdx",
+        measurement=M,
+        report_data=RD,
+        signer="t",
+        tcb_status="UpToDate",
+        test_roots=True,
+    )
+    with pytest.raises(AttestationError, match="TEST roots.*names test-roots"):
+        ok(emulated)
+    with caplog.at_level(logging.WARNING):
+        assert ok(emulated, allowed_tees={"tdx", "test-roots"}) == emulated
+    assert "EMULATED hardware" in caplog.text
+    # Naming test-roots does not let another TEE in.
+    with pytest.raises(AttestationError, match="TEE sev-snp is not allowed"):
+        ok(claims("sev-snp"), allowed_tees={"tdx", "test-roots"})
+
+
 def test_empty_expected_measurements_fail_closed() -> None:
     with pytest.raises(AttestationError, match="lists no expected measurement"):
         ok(claims(), expected_measurements=set())

@@ -169,6 +169,8 @@ def test_version_and_predecessor_rules() -> None:
         ("tee: {allow: [sim]}", "tee: {allow: []}", "tee.allow"),
         ("tee: {allow: [sim]}", "tee: {allow: [sim, sim]}", "tee.allow"),
         ("tee: {allow: [sim]}", "tee: {allow: [sim], tolerate: [revoked]}", "tee.tolerate"),
+        ("tee: {allow: [sim]}", "tee: {allow: [sim, test-roots]}", "tee"),
+        ("tee: {allow: [sim]}", "tee: {allow: [test-roots]}", "tee"),
         ("bytes: 16", "bytes: 0", "secrets.token.bytes"),
         ("kind: random", "kind: password", "secrets.token"),
         ("TOKEN:", "1TOKEN:", "environment"),

@@ -2,7 +2,8 @@
 
 Steps, in order (the first failing one raises :class:`AttestationError`):
 
-1. The TEE type is allowed (``sim`` only when named).
+1. The TEE type is allowed (``sim`` only when named), and so are the roots: evidence
+   chained to test roots (emulated hardware) only when the policy names ``test-roots``.
 2. The platform is acceptable: debug mode, TCB status and advisories
    (:func:`securetf.attestation.tcb.appraise_platform`).
 3. The image: hardware evidence matches one of the policy's reference values for its TEE
@@ -18,7 +19,7 @@ import logging
 from collections.abc import Collection
 
 from securetf._logutil import warn_loudly
-from securetf.attestation.claims import REPORT_DATA_SIZE, Claims, check_tee
+from securetf.attestation.claims import REPORT_DATA_SIZE, TEST_ROOTS, Claims, check_tee
 from securetf.attestation.reference import TeeReferences, check_references
 from securetf.attestation.tcb import appraise_platform
 from securetf.crypto import constant_time_equal
@@ -41,7 +42,7 @@ def appraise(
     references: TeeReferences | None = None,
 ) -> Claims:
     """Return ``claims`` if they satisfy the policy given by the keywords; raise otherwise."""
-    allowed = {check_tee(t) for t in allowed_tees}
+    allowed = {check_tee(t) for t in allowed_tees if t != TEST_ROOTS}
     if len(expected_report_data) != REPORT_DATA_SIZE:
         raise UsageError(f"expected report data must be {REPORT_DATA_SIZE} bytes")
     # 1. TEE type.
@@ -53,6 +54,18 @@ def appraise(
         )
     if claims.tee == "sim":
         warn_loudly(_log, "policy accepts SIMULATED evidence: no hardware protection at all")
+    if claims.test_roots:
+        if TEST_ROOTS not in allowed_tees:
+            raise AttestationError(
+                f"the {claims.tee} evidence chains to securetf's TEST roots (emulated "
+                "hardware), not the vendor's; a policy accepts it only when tee.allow names "
+                f"{TEST_ROOTS}"
+            )
+        warn_loudly(
+            _log,
+            f"policy accepts {claims.tee} evidence from EMULATED hardware (test roots): "
+            "no hardware protection at all",
+        )
     # 2. Platform: debug, TCB status, advisories.
     appraise_platform(
         claims, tolerate=tolerate, ignore_advisories=ignore_advisories, allow_debug=allow_debug

@@ -14,9 +14,12 @@ from typing import Any
 
 from securetf.errors import UsageError
 
-__all__ = ["REPORT_DATA_SIZE", "TEES", "Claims", "check_tee"]
+__all__ = ["REPORT_DATA_SIZE", "TEES", "TEST_ROOTS", "Claims", "check_tee"]
 
 TEES = ("sim", "sgx", "tdx", "sev-snp")
+TEST_ROOTS = "test-roots"
+"""Named in a policy's ``tee.allow`` to accept hardware evidence chained to securetf's test
+roots (emulated hardware), which, like ``sim``, protects nothing."""
 REPORT_DATA_SIZE = 64
 
 
@@ -43,6 +46,9 @@ class Claims:
     - ``tcb_status``: the vendor's TCB verdict in Intel's spelling (``UpToDate``...);
       see docs/attestation.md for what it means for each TEE.
     - ``tcb``: TCB version numbers (``snp``, ``microcode``, ``isv_svn``...).
+    - ``test_roots``: the evidence chains to a test root the verifier was given (emulated
+      hardware), not to the vendor's; appraisal refuses it unless the policy names
+      ``test-roots``.
     """
 
     tee: str
@@ -55,6 +61,7 @@ class Claims:
     measurements: Mapping[str, bytes] = field(default_factory=dict)
     tcb: Mapping[str, int] = field(default_factory=dict)
     timestamp: int | None = None
+    test_roots: bool = False
 
     def __post_init__(self) -> None:
         check_tee(self.tee)
@@ -79,6 +86,7 @@ class Claims:
             "measurements": {k: v.hex() for k, v in sorted(self.measurements.items())},
             "tcb": dict(sorted(self.tcb.items())),
             "timestamp": self.timestamp,
+            "roots": "test" if self.test_roots else "vendor",
         }
 
     def to_json(self) -> str:

@@ -14,7 +14,8 @@ from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, 
 from securetf.policy import limits
 from securetf.policy._types import AdvisoryId, Hex32, Hex48, PolicyModel, SetOf
 
-TeeType = Literal["sim", "tdx", "sev-snp", "sgx"]
+AllowedTee = Literal["sim", "tdx", "sev-snp", "sgx", "test-roots"]
+_HARDWARE = frozenset({"tdx", "sev-snp", "sgx"})
 TcbStatus = Literal["sw-hardening-needed", "configuration-needed", "out-of-date"]
 
 Svn = Annotated[StrictInt, Field(ge=0, le=0xFFFF)]
@@ -111,8 +112,10 @@ SnpReferences = Annotated[
 class Tee(PolicyModel):
     model_config = ConfigDict(serialize_by_alias=True)
 
-    allow: Annotated[tuple[TeeType, ...], Field(min_length=1), SetOf]
-    """TEE types whose evidence is accepted; ``sim`` protects nothing and must be named."""
+    allow: Annotated[tuple[AllowedTee, ...], Field(min_length=1), SetOf]
+    """TEE types whose evidence is accepted; ``sim`` protects nothing and must be named.
+    ``test-roots`` also accepts the hardware TEEs named here when their evidence chains to
+    the test roots the CAS was given (emulated hardware, which protects nothing either)."""
     tolerate: Annotated[tuple[TcbStatus, ...], SetOf] = ()
     """TCB statuses accepted besides up to date; ``revoked`` never passes."""
     ignore_advisories: Annotated[
@@ -125,3 +128,11 @@ class Tee(PolicyModel):
     """Accepted TDs; TDX evidence must match one."""
     sev_snp: SnpReferences = Field(default=(), alias="sev-snp")
     """Accepted SEV-SNP guests; SEV-SNP evidence must match one."""
+
+    @model_validator(mode="after")
+    def _test_roots_qualify_hardware(self) -> Tee:
+        if "test-roots" in self.allow and not _HARDWARE & set(self.allow):
+            raise ValueError(
+                "test-roots qualifies the hardware TEEs: name sgx, tdx or sev-snp beside it"
+            )
+        return self
