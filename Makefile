@@ -7,7 +7,7 @@ STAMP := $(VENV)/.securetf-installed
 # stunnel4 are the benchmarks' baselines).
 APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux gocryptfs postgresql stunnel4
 
-.PHONY: setup apt test test-fast lint format bench demo demo-distributed clean
+.PHONY: setup apt test test-soak test-fast lint format bench demo demo-distributed clean
 
 setup: $(STAMP)
 
@@ -40,11 +40,16 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m 'not soak'
+
+# Wider variants of the slow suites (3-worker jobs...), kept out of make test's budget; CI
+# runs them after make test.
+test-soak: setup
+	$(VENV)/bin/pytest -m soak
 
 # The suite without the slow marks, for quick local iterations.
 test-fast: setup
-	$(VENV)/bin/pytest -m 'not slow'
+	$(VENV)/bin/pytest -m 'not slow and not soak'
 
 bench: setup
 	$(PY) -m benchmarks.run

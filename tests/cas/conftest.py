@@ -45,6 +45,12 @@ class PgServer:
             conn.execute(f"CREATE DATABASE {name}")  # name is ours: hex only
         return self.url(name)
 
+    def drop_database(self, url: str) -> None:
+        """Drop a database of :meth:`create_database` (its connections closed by force), so a
+        session does not keep hundreds of them on disk."""
+        name = url.rsplit("/", 1)[1]
+        self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # name is ours: hex only
+
     def execute(self, sql: str, database: str = "postgres") -> None:
         conninfo = f"host={self.host} port={self.port} user={self.user} dbname={database}"
         with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -145,12 +151,15 @@ def postgres_server() -> Iterator[PgServer]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty CAS database of each kind (the PostgreSQL server starts on first use)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'cas.db'}"
+        yield f"sqlite:///{tmp_path / 'cas.db'}"
+        return
     server: PgServer = request.getfixturevalue("postgres_server")
-    return server.create_database()
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def _worker(start_node: StartNode, lab: Lab, host: str, k: int, n: int) -> Node:
     )
 
 
-@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("n", [2, pytest.param(3, marks=pytest.mark.soak)])
 def test_multi_worker_job_ends_with_identical_weights(
     lab: Lab, start_node: StartNode, n: int
 ) -> None:

@@ -20,7 +20,7 @@ STEPS = 20
 LEGACY = {"TF_USE_LEGACY_KERAS": "1"}
 
 
-@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("n", [2, pytest.param(3, marks=pytest.mark.soak)])
 def test_fit_through_the_shield_equals_fit_without_it(
     lab: Lab, start_node: StartNode, n: int
 ) -> None:
