@@ -56,7 +56,7 @@ def test_test_roots_must_be_named(caplog: pytest.LogCaptureFixture) -> None:
         tcb_status="UpToDate",
         test_roots=True,
     )
-    with pytest.raises(AttestationError, match="TEST roots.*names test-roots"):
+    with pytest.raises(AttestationError, match=r"TEST roots.*names test-roots"):
         ok(emulated)
     with caplog.at_level(logging.WARNING):
         assert ok(emulated, allowed_tees={"tdx", "test-roots"}) == emulated
