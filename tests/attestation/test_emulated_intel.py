@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from securetf.attestation import Collateral, fetch_collateral, verify_dcap
+from securetf.attestation import Collateral, appraise, fetch_collateral, verify_dcap
 from securetf.attestation._dcap_layout import check_quote_layout
-from securetf.attestation.claims import Claims
+from securetf.attestation.claims import TEST_ROOTS, Claims
 from securetf.attestation.emulated._intel_quote import make_quote, sgx_body
 from securetf.attestation.emulated.intel import (
     DEFAULT_MR_ENCLAVE,
@@ -83,6 +83,7 @@ def test_sgx_quote_verifies_with_its_claims(pki: IntelTestPki) -> None:
     assert dict(claims.tcb) == {"isv_prod_id": 7, "isv_svn": 3}
     assert claims.debug is False
     assert claims.signer.startswith("intel-pck:ppid=")
+    assert claims.test_roots is True
 
 
 def test_tdx_quote_verifies_with_its_claims(pki: IntelTestPki) -> None:
@@ -138,6 +139,25 @@ def test_a_pki_can_default_to_an_out_of_date_platform() -> None:
     assert _verify(pki, pki.quote("sgx", REPORT_DATA, pck_tcb="up-to-date"), "sgx").tcb_status == (
         "UpToDate"
     )
+
+
+@pytest.mark.parametrize("tee", TEES)
+def test_appraisal_accepts_test_roots_only_when_the_policy_names_them(
+    pki: IntelTestPki, tee: str
+) -> None:
+    claims = _verify(pki, pki.quote(tee, REPORT_DATA), tee)
+
+    def appraised(allowed: list[str]) -> Claims:
+        return appraise(
+            claims,
+            allowed_tees=allowed,
+            expected_measurements=[claims.measurement],
+            expected_report_data=REPORT_DATA,
+        )
+
+    with pytest.raises(AttestationError, match="TEST roots"):
+        appraised([tee])
+    assert appraised([tee, TEST_ROOTS]) is claims
 
 
 # -- what is refused ------------------------------------------------------------------------

@@ -12,8 +12,9 @@ Steps:
 
 The trusted root is the bundled Intel SGX Root CA unless the caller names another one:
 emulated hardware (:mod:`securetf.attestation.emulated.intel`) chains to a test root, and
-verifying it runs this same code with that root. A non-Intel root is logged as a warning,
-since evidence it vouches for proves nothing about real hardware.
+verifying it runs this same code with that root. Claims verified against a non-Intel root
+say so (``test_roots``, which appraisal refuses unless the policy names ``test-roots``), and
+the verification is logged loudly: such evidence proves nothing about real hardware.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def verify_dcap(
     """Verify an SGX or TDX quote at ``now``; return its claims or raise AttestationError.
 
     ``root`` is the trust anchor every chain must end in (PCK, TCB info, QE identity, CRLs);
-    the default is the bundled Intel SGX Root CA.
+    the default is the bundled Intel SGX Root CA. Claims verified against any other root
+    have ``test_roots`` set.
     """
     if tee not in _TEE_TYPES:
         raise UsageError(f"DCAP quotes are sgx or tdx, not {tee!r}")
@@ -154,4 +156,5 @@ def verify_dcap(
         debug=debug,
         measurements=others,
         tcb=numbers,
+        test_roots=trusted != INTEL_ROOT,
     )
