@@ -171,14 +171,14 @@ class IntelTestPki:
         issued, crls, signed = _issue(fmspc=fmspc, validity=validity)
         return cls(PkiParts(issued, crls, signed, fmspc, validity, _check_level(pck_tcb)))
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path | str) -> None:
         """Write the PKI to ``directory`` (keys in mode 0600 files); see ``_intel_store``."""
-        save_parts(self._parts, directory)
+        save_parts(self._parts, Path(directory))
 
     @classmethod
-    def load(cls, directory: Path) -> IntelTestPki:
+    def load(cls, directory: Path | str) -> IntelTestPki:
         """Read a PKI that :meth:`save` wrote; a missing or altered one is a UsageError."""
-        parts = load_parts(directory)
+        parts = load_parts(Path(directory))
         try:
             return cls(parts)
         except KeyError as exc:
