@@ -91,11 +91,16 @@ def report_fields(raw: bytes) -> dict[str, bytes]:
     return fields
 
 
+async def _get_collateral(raw: bytes, pccs_url: str) -> Any:
+    # dcap-qvl's future needs a running event loop when it is created, not only when awaited.
+    return await dcap_qvl.get_collateral(pccs_url, raw)
+
+
 def fetch_collateral_json(raw: bytes, pccs_url: str) -> str:
     """Fetch collateral for ``raw`` from a PCCS/PCS (network I/O: never in trust logic)."""
     collateral = _call(
         f"cannot fetch collateral from {pccs_url}",
-        lambda: asyncio.run(dcap_qvl.get_collateral(pccs_url, raw)),
+        lambda: asyncio.run(_get_collateral(raw, pccs_url)),
     )
     text = _call("cannot serialize collateral", collateral.to_json)
     if not isinstance(text, str):

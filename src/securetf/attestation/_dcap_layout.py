@@ -5,7 +5,8 @@ signature covers: the sizes around the certification data, the PEM armour of the
 chain, and the chain's root certificate (it uses its own root). This module makes every
 byte count: each declared size must end exactly where the quote ends (only zero padding
 may follow), the chain must be canonical PEM, and its last certificate must be the
-bundled Intel SGX Root CA.
+trusted root: the bundled Intel SGX Root CA, or the root the caller names (the test root of
+emulated hardware, :mod:`securetf.attestation.emulated.intel`).
 
 Layout (Intel SGX ECDSA Quote Library API, "Quote Format")::
 
@@ -109,8 +110,12 @@ def _qe_part(r: _Reader) -> _Reader:
     return _certification_data(r, _PCK_CHAIN)
 
 
-def check_quote_layout(raw: bytes) -> QuoteLayout:
-    """Return the layout of ``raw``, or raise :class:`AttestationError` if any byte is off."""
+def check_quote_layout(raw: bytes, *, root: Certificate | None = None) -> QuoteLayout:
+    """Return the layout of ``raw``, or raise :class:`AttestationError` if any byte is off.
+
+    The PCK chain must end in ``root`` (default: the bundled Intel SGX Root CA).
+    """
+    trusted = INTEL_ROOT if root is None else root
     if len(raw) > MAX_QUOTE_SIZE:
         raise AttestationError(f"quote is {len(raw)} bytes, more than {MAX_QUOTE_SIZE} allowed")
     r = _Reader(raw, 0, len(raw))
@@ -142,8 +147,7 @@ def check_quote_layout(raw: bytes) -> QuoteLayout:
         chain = Certificate.load_pem_chain(pem, what="the quote's PCK certificate chain")
     except UsageError as exc:
         raise AttestationError(f"quote malformed: {exc}") from None
-    if chain[-1] != INTEL_ROOT:
-        raise AttestationError(
-            "the quote's PCK certificate chain does not end in the Intel SGX Root CA"
-        )
+    if chain[-1] != trusted:
+        name = "the Intel SGX Root CA" if trusted == INTEL_ROOT else f"{trusted.subject_cn!r}"
+        raise AttestationError(f"the quote's PCK certificate chain does not end in {name}")
     return QuoteLayout(version, tee_type, body_offset, body_size, pem, tuple(chain))
