@@ -10,6 +10,7 @@ import pytest
 
 from securetf.attestation import load_or_create_platform_key, reference_values, verify_dcap
 from securetf.cas import _provision
+from securetf.cas._evidence import EvidenceVerifier
 from securetf.cas._records import PolicyVersion
 from securetf.crypto import sha256
 from securetf.errors import AttestationError
@@ -31,7 +32,10 @@ def verify(
     """The app measurement the CAS accepts for ``req``, or the refusal."""
     trust = [load_or_create_platform_key(runtime.home).verify_key()]
     verified = _provision.verify(
-        stored(yaml), req, now=time.time() if now is None else now, sim_trust=trust
+        stored(yaml),
+        req,
+        now=time.time() if now is None else now,
+        evidence=EvidenceVerifier(sim_trust=trust),
     )
     return verified.measurement
 

@@ -16,16 +16,16 @@ Steps (each failure raises, and the core audits the refusal with its reason):
 from __future__ import annotations
 
 import base64
-from collections.abc import Collection
 from dataclasses import dataclass
 
-from securetf.attestation import Claims, Collateral, appraise, verify_evidence
+from securetf.attestation import Claims, appraise
 from securetf.cas._cache import SecretCache
+from securetf.cas._evidence import EvidenceVerifier
 from securetf.cas._policies import load, parse
 from securetf.cas._records import Instance, PolicyVersion
 from securetf.cas._store_api import Tx
 from securetf.cas.settings import CasSettings
-from securetf.crypto import VerifyKey, constant_time_equal
+from securetf.crypto import constant_time_equal
 from securetf.crypto.sealed_box import seal_to
 from securetf.crypto.x509ca import EcKey, issue_certificate
 from securetf.errors import AttestationError, NotFoundError, UsageError
@@ -103,7 +103,7 @@ def verify(
     req: ProvisionRequest,
     *,
     now: float,
-    sim_trust: Collection[VerifyKey],
+    evidence: EvidenceVerifier,
 ) -> Verified:
     """Steps 2-4 (the caller took the nonce in step 1)."""
     policy = parse(stored.yaml)
@@ -113,15 +113,7 @@ def verify(
             f"policy {policy.name!r} does not allow TEE {req.tee} (tee.allow: "
             f"{', '.join(policy.tee.allow)})"
         )
-    collateral = Collateral.load(req.collateral.encode()) if req.collateral else None
-    claims = verify_evidence(
-        req.tee,
-        req.evidence,
-        now=int(now),
-        collateral=collateral,
-        vcek=req.vcek,
-        sim_trust=sim_trust,
-    )
+    claims = evidence.provision(req, now=int(now))
     app, binding = _app_binding(claims, service, req)
     appraise(
         claims,

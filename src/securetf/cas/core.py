@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from securetf.cas import _owner, _policies, _provision, _registry
 from securetf.cas._cache import SecretCache
+from securetf.cas._evidence import EvidenceVerifier
 from securetf.cas._nonces import NonceBook
 from securetf.cas._records import PendingUpdate, PolicyVersion, VolumeTag
 from securetf.cas._refusals import RefusalGate, excerpt, excerpt_detail
@@ -51,10 +52,13 @@ class Cas:
         clock: Callable[[], float],
         sim_trust: Collection[VerifyKey] = (),
         settings: CasSettings | None = None,
+        evidence: EvidenceVerifier | None = None,
     ) -> None:
+        """``evidence``: the verifier's anchors and collateral source; without it, sim
+        evidence signed by ``sim_trust`` and hardware evidence that brings its collateral."""
         self._store = store
         self._clock = clock
-        self._sim_trust = frozenset(sim_trust)
+        self._evidence = evidence or EvidenceVerifier(sim_trust=frozenset(sim_trust))
         self.settings = settings or CasSettings()
         self._cache = SecretCache()
         self._nonces = NonceBook(ttl=self.settings.nonce_ttl_seconds, clock=clock)
@@ -157,7 +161,7 @@ class Cas:
                 )
             stored, _ = self._run("provision", lambda tx: _policies.load(tx, req.policy))
             # 2-4. Policy, evidence, appraisal (CPU work, outside any transaction).
-            verified = _provision.verify(stored, req, now=now, sim_trust=self._sim_trust)
+            verified = _provision.verify(stored, req, now=now, evidence=self._evidence)
 
             # 5. Secrets, certificate, record.
             def grant(tx: Tx) -> ProvisionResponse:

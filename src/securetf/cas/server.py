@@ -11,7 +11,11 @@ from pathlib import Path
 import uvicorn
 
 from securetf._http.server import make_server, tls_context
+from securetf._logutil import warn_loudly
 from securetf.attestation import default_sim_trust, producer_for
+from securetf.attestation.anchors import EmulatedRoots
+from securetf.attestation.collateral import CollateralSource
+from securetf.cas._evidence import EvidenceVerifier
 from securetf.cas.api import create_app, error_response
 from securetf.cas.core import Cas
 from securetf.cas.identity import CasIdentity, load_identity, package_measurement
@@ -33,6 +37,13 @@ class ServeOptions:
     tee: str = "sim"
     sim_trust: Collection[VerifyKey] = ()
     settings: CasSettings = field(default_factory=CasSettings)
+    #: Where collateral comes from when a runtime sends none (see docs/collateral.md).
+    pccs_url: str | None = None
+    kds_url: str | None = None
+    collateral_bundle: Path | None = None
+    #: A directory of test roots (emulated hardware): evidence chained to them is verified,
+    #: and accepted only by policies that name test-roots.
+    test_roots: Path | None = None
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -58,9 +69,30 @@ def build(options: ServeOptions) -> tuple[Cas, CasIdentity]:
     store = open_store(
         url, master_key=MasterKey.load_or_create(data_dir), audit_key=identity.audit_key
     )
-    trust = frozenset(options.sim_trust) | default_sim_trust()
-    cas = Cas(store, clock=time.time, sim_trust=trust, settings=options.settings)
+    cas = Cas(store, clock=time.time, settings=options.settings, evidence=_verifier(options))
     return cas, identity
+
+
+def _verifier(options: ServeOptions) -> EvidenceVerifier:
+    test_roots = None
+    if options.test_roots is not None:
+        test_roots = EmulatedRoots.load(options.test_roots)
+        warn_loudly(
+            _log,
+            "CAS given TEST roots (%s): evidence of emulated hardware verifies, and policies "
+            "that name test-roots accept it",
+            options.test_roots,
+        )
+    return EvidenceVerifier(
+        sim_trust=frozenset(options.sim_trust) | default_sim_trust(),
+        test_roots=test_roots,
+        collateral=CollateralSource(
+            pccs_url=options.pccs_url,
+            kds_url=options.kds_url,
+            bundle=options.collateral_bundle,
+            cache_dir=options.data_dir / "collateral",
+        ),
+    )
 
 
 def http_server(options: ServeOptions) -> uvicorn.Server:

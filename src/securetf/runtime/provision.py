@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from securetf.attestation import Producer
+from securetf.attestation.snp_certs import vcek_from_cert_table
 from securetf.client import CasClient
 from securetf.crypto.sealed_box import BoxKey
 from securetf.crypto.x509ca import EcKey
@@ -49,6 +50,10 @@ def provision(
     nonce = client.nonce().nonce
     report_data = provision_report_data(nonce, tls_key.public_der(), box.public(), measurement)
     evidence = producer.evidence(report_data)
+    # SEV-SNP: the VCEK from the host's certificate table, when it has one (the CAS checks
+    # that it chains to AMD's roots and was issued for this chip and TCB; without it the
+    # CAS asks its KDS).
+    vcek = vcek_from_cert_table(evidence.aux) if evidence.tee == "sev-snp" else None
     response = client.provision(
         ProvisionRequest(
             policy=policy,
@@ -59,6 +64,7 @@ def provision(
             nonce=nonce,
             tls_public_key=tls_key.public_der(),
             box_public_key=box.public(),
+            vcek=vcek,
         )
     )
     config = ServiceConfig.model_validate_json(box.open(response.sealed_config, info=CONFIG_INFO))

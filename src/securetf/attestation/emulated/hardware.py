@@ -1,0 +1,99 @@
+"""One emulated machine: its test PKIs on disk, a device behind the real producer interface,
+and the local service that hands out its collateral (PCCS for SGX/TDX, KDS for SEV-SNP).
+
+A hardware directory (:func:`create`)::
+
+    intel/   the emulated Intel PKI (keys 0600)         amd/   the emulated AMD PKI
+    roots/   the public test roots a verifier is given  (securetf cas serve --test-roots)
+
+:class:`EmulatedMachine` mounts, for its TEE, Gramine's ``/dev/attestation`` (sgx) or a
+configfs-tsm ``report`` tree (tdx, sev-snp) at a path of its own, and serves the
+collateral; the runtime and the CAS are pointed at them by ``SECURETF_GRAMINE_ROOT`` /
+``SECURETF_TSM_ROOT`` and ``--pccs`` / ``--kds``. The evidence it makes reports the
+emulated image's fixed identity (:data:`IMAGE`): what a policy's reference values name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from types import TracebackType
+
+from securetf._fsutil import atomic_write
+from securetf.attestation.anchors import ARK_FILE, ASK_FILE, INTEL_FILE
+from securetf.attestation.emulated._device_fuse import FuseDevice
+from securetf.attestation.emulated.amd import AmdTestPki
+from securetf.attestation.emulated.devices import EmulatedGramine, EmulatedTsm
+from securetf.attestation.emulated.intel import IntelTestPki
+from securetf.attestation.emulated.kds import serve_kds
+from securetf.attestation.emulated.pccs import serve_pccs
+from securetf.errors import UsageError
+
+__all__ = ["TEES", "EmulatedMachine", "create"]
+
+TEES = ("sgx", "tdx", "sev-snp")
+
+
+def create(directory: Path, *, now: int | None = None, days: int = 30) -> None:
+    """Generate the PKIs of one emulated machine (valid ``days`` days) into ``directory``."""
+    start = int(time.time()) if now is None else now
+    if directory.exists() and any(directory.iterdir()):
+        raise UsageError(f"{directory} is not empty; emulated hardware goes in a new directory")
+    intel = IntelTestPki.generate(now=start, days=days)
+    amd = AmdTestPki.generate(now=start, days=days)
+    intel.save(directory / "intel")
+    amd.save(directory / "amd")
+    roots = directory / "roots"
+    roots.mkdir(mode=0o755)
+    atomic_write(roots / INTEL_FILE, intel.root_der)
+    ark, ask = amd.roots()[amd.product].ark, amd.roots()[amd.product].ask
+    atomic_write(roots / ARK_FILE, ark.pem())
+    atomic_write(roots / ASK_FILE, ask.pem())
+
+
+class EmulatedMachine:
+    """A running emulated TEE (``with`` it): the device at ``device_root``, and ``pccs_url``
+    (sgx, tdx) or ``kds_url`` (sev-snp)."""
+
+    def __init__(self, directory: Path, tee: str, device_root: Path) -> None:
+        if tee not in TEES:
+            raise UsageError(f"emulated hardware is {', '.join(TEES)}, not {tee!r}")
+        self.tee, self.device_root = tee, device_root
+        self.pccs_url: str | None = None
+        self.kds_url: str | None = None
+        self._stack = contextlib.ExitStack()
+        self._directory = directory
+
+    def __enter__(self) -> EmulatedMachine:
+        try:
+            self.device_root.mkdir(parents=True, exist_ok=True)
+            self._stack.enter_context(self._device())
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stack.close()
+
+    def _device(self) -> FuseDevice:
+        if self.tee == "sev-snp":
+            amd = AmdTestPki.load(self._directory / "amd")
+            kds = serve_kds(amd)
+            self._stack.callback(kds.close)
+            self.kds_url = kds.url
+            return EmulatedTsm(
+                self.device_root, "sev_guest", lambda data: (amd.report(data), amd.cert_table())
+            )
+        intel = IntelTestPki.load(self._directory / "intel")
+        pccs = serve_pccs(intel)
+        self._stack.callback(pccs.close)
+        self.pccs_url = pccs.url
+        if self.tee == "sgx":
+            return EmulatedGramine(self.device_root, lambda data: intel.quote("sgx", data))
+        return EmulatedTsm(
+            self.device_root, "tdx_guest", lambda data: (intel.quote("tdx", data), b"")
+        )
