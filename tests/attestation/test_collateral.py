@@ -506,11 +506,6 @@ def test_the_default_pccs_client_answering_garbage_names_the_url(server: Server)
         source.dcap("sgx", SGX.quote, now=SGX.at)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_dcap_binding.fetch_collateral_json creates dcap_qvl.get_collateral's future "
-    "outside asyncio.run, so it fails with 'no running event loop' before any request",
-)
 def test_the_default_pccs_client_really_asks_the_pccs(server: Server) -> None:
     server.serve("*", b"garbage")
     source = CollateralSource(pccs_url=server.url)

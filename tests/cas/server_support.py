@@ -32,6 +32,7 @@ class CasProcess:
     db: str | None = None
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    extra_args: tuple[str, ...] = ()  # more ``cas serve`` options (--test-roots, --pccs...)
 
     @property
     def url(self) -> str:
@@ -52,6 +53,7 @@ class CasProcess:
         ]
         if self.db:
             args += ["--db", self.db]
+        args += self.extra_args
         # A file, not a pipe: nobody drains a pipe while the CAS runs, and a full one blocks it.
         log_path = self.log = self.home / f"cas-{self.port}.log"
         with open(log_path, "ab") as log:
@@ -90,12 +92,12 @@ class CasProcess:
 
 
 @contextlib.contextmanager
-def attested_cas(base: Path) -> Iterator[CasProcess]:
+def attested_cas(base: Path, extra_args: tuple[str, ...] = ()) -> Iterator[CasProcess]:
     """A CAS process with its data in ``base/cas``, attested by the CLI (``--allow-sim``),
     whose pin and sim platform key are in ``base/home``."""
     home = base / "home"
     home.mkdir()
-    cas = CasProcess(data=base / "cas", home=home, port=free_port())
+    cas = CasProcess(data=base / "cas", home=home, port=free_port(), extra_args=extra_args)
     cas.start()
     try:
         cas.cli("cas", "attest", "--cas", cas.url, "--allow-sim")

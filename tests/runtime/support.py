@@ -111,6 +111,8 @@ class Job:
     environment: dict[str, str] = field(default_factory=dict)
     allow: str = "sim"
     network: str = ""  # each service's ``network:`` section, as flow YAML
+    tee_extra: str = ""  # more of the policy's ``tee:`` section, as flow YAML (", sgx: {...}")
+    run_environment: dict[str, str] = field(default_factory=dict)  # the operator's, for run
 
     @property
     def data_mount(self) -> Path:
@@ -153,7 +155,7 @@ class Job:
             "governance:",
             f'  owners: [{{name: alice, public_key: "{self.dep.owner_public}"}}]',
             "  update_threshold: 1",
-            f"tee: {{allow: [{self.allow}]}}",
+            f"tee: {{allow: [{self.allow}]{self.tee_extra}}}",
             "secrets:",
             "  dataset-key: {kind: volume-key, source: imported}",
             "  model-key: {kind: volume-key, source: generated, export_to_owners: true}",
@@ -248,7 +250,7 @@ class Job:
         """The operator's environment: ``python`` is the venv's (the runtime keeps PATH)."""
         env = self.dep.cas.env()
         env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
-        return env
+        return env | self.run_environment
 
     def started(self) -> bool:
         return (self.markers / "started").exists()
@@ -312,6 +314,8 @@ def make_job(
     allow: str = "sim",
     network: str = "",
     apply: bool = True,
+    tee_extra: str = "",
+    run_environment: Mapping[str, str] | None = None,
 ) -> Job:
     """Write the app, seal the dataset (its plaintext is then deleted), apply the policy."""
     root = Path("/tmp") / f"securetf-test-{os.urandom(6).hex()}"
@@ -325,6 +329,8 @@ def make_job(
         environment=dict(environment or {}),
         allow=allow,
         network=network,
+        tee_extra=tee_extra,
+        run_environment=dict(run_environment or {}),
     )
     job.app.mkdir()
     job.markers.mkdir()

@@ -59,7 +59,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,7 +70,7 @@ from cryptography import x509
 from securetf._fsutil import atomic_write, fsync_dir, read_file
 from securetf._logutil import warn_loudly
 from securetf.attestation import _dcap_binding
-from securetf.attestation._dcap_layout import TEE_SGX, TEE_TDX, check_quote_layout
+from securetf.attestation._dcap_layout import TEE_SGX, TEE_TDX, QuoteLayout, check_quote_layout
 from securetf.attestation.dcap import MAX_COLLATERAL_SIZE, Collateral, fetch_collateral
 from securetf.attestation.snp_report import SnpReport
 from securetf.crypto import Certificate, verify_ecdsa_p384_sha384
@@ -261,11 +261,24 @@ def _collateral_text(collateral: Collateral) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def _dcap_key(tee: str, quote: bytes) -> str:
+def _layout(quote: bytes, roots: Sequence[Certificate]) -> QuoteLayout:
+    """The quote's layout, its chain ending in Intel's root or one of ``roots`` (test roots)."""
+    try:
+        return check_quote_layout(quote)
+    except AttestationError:
+        for root in roots:
+            try:
+                return check_quote_layout(quote, root=root)
+            except AttestationError:
+                continue
+        raise
+
+
+def _dcap_key(tee: str, quote: bytes, roots: Sequence[Certificate] = ()) -> str:
     """The SHA-256 (hex) of ``quote``'s PCK chain as canonical PEM; the quote must be ``tee``."""
     if tee not in _DCAP_TEES:
         raise UsageError(f"DCAP collateral is for sgx or tdx quotes, not {tee!r}")
-    layout = check_quote_layout(quote)
+    layout = _layout(quote, roots)
     if layout.tee_type != _DCAP_TEES[tee]:
         actual = "tdx" if layout.tee_type == TEE_TDX else "sgx"
         raise AttestationError(f"this is a {actual} quote, not {tee}; use --tee {actual}")
@@ -551,7 +564,9 @@ class CollateralSource:
     caching proxy) for SEV-SNP; ``bundle``: an offline bundle file (module docstring);
     ``cache_dir``: where fetched collateral is kept until it expires. ``fetch_dcap`` and
     ``fetch_vcek`` do the network I/O (defaults: :func:`securetf.attestation.fetch_collateral`
-    and ``securetf.attestation.kds.fetch_vcek``). Safe to share between threads.
+    and ``securetf.attestation.kds.fetch_vcek``). ``test_roots``: Intel-like test roots whose
+    quotes (emulated hardware) also get collateral; the verifier decides what they are worth.
+    Safe to share between threads.
     """
 
     def __init__(
@@ -563,8 +578,10 @@ class CollateralSource:
         cache_dir: Path | None = None,
         fetch_dcap: DcapFetcher = fetch_collateral,
         fetch_vcek: VcekFetcher | None = None,
+        test_roots: Sequence[Certificate] = (),
     ) -> None:
         self.pccs_url = pccs_url or None
+        self._test_roots = tuple(test_roots)
         self.kds_url = kds_url or None
         self.bundle = bundle
         self.cache_dir = cache_dir
@@ -581,7 +598,7 @@ class CollateralSource:
         Raises :class:`AttestationError` saying what was tried when nothing valid is
         available, or when the PCCS fails.
         """
-        key = _dcap_key(tee, quote)
+        key = _dcap_key(tee, quote, self._test_roots)
         what = f"this {tee} quote's platform (PCK chain sha256 {key})"
         tried = _Tried()
         path = self._cache_path(f"dcap-{tee}-{key}.json")

@@ -91,6 +91,7 @@ def _verifier(options: ServeOptions) -> EvidenceVerifier:
             kds_url=options.kds_url,
             bundle=options.collateral_bundle,
             cache_dir=options.data_dir / "collateral",
+            test_roots=[test_roots.intel] if test_roots and test_roots.intel else (),
         ),
     )
 
