@@ -41,7 +41,11 @@ class Lab:
 
     def reference(self, tee: str) -> dict[str, object]:
         """What `securetf attest verify --json` prints as the reference of this machine."""
-        producer = producer_for(tee, **_roots(self.machines[tee]))
+        root = self.machines[tee].device_root
+        if tee == "sgx":
+            producer = producer_for(tee, gramine_root=root)
+        else:
+            producer = producer_for(tee, tsm_root=root)
         evidence = producer.evidence(bytes(64))
         now = int(time.time())
         if tee == "sev-snp":
@@ -63,11 +67,6 @@ class Lab:
             )
         ref: dict[str, object] = reference_values(claims)
         return ref
-
-
-def _roots(machine: hardware.EmulatedMachine) -> dict[str, Path]:
-    key = "gramine_root" if machine.tee == "sgx" else "tsm_root"
-    return {key: machine.device_root}
 
 
 @pytest.fixture(scope="module")
