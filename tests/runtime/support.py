@@ -178,6 +178,10 @@ class Job:
                 lines.append(f"    network: {self.network}")
         return "\n".join(lines) + "\n"
 
+    def policy_measurement(self, service: str) -> str:
+        """The ``sha256:`` measurement of ``service``'s app, as its policy names it."""
+        return measurement_text(measure(self.app, self.services[service]))
+
     def apply(self, *, register: bool = True) -> None:
         """Apply the policy; then register the sealed dataset's state, as its owner does."""
         self.policy_file.write_text(self.policy_yaml())

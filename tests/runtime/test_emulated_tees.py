@@ -16,10 +16,11 @@ import pytest
 
 from securetf.attestation import Collateral, reference_values, verify_evidence
 from securetf.attestation.anchors import EmulatedRoots
-from securetf.attestation.detect import GRAMINE_ROOT_ENV, TSM_ROOT_ENV, producer_for
+from securetf.attestation.detect import producer_for
 from securetf.attestation.emulated import hardware
 from securetf.attestation.emulated.amd import AmdTestPki
 from securetf.attestation.emulated.intel import IntelTestPki
+from securetf.attestation.rtmr import read_event_log, read_rtmr, replay_event_log
 from securetf.attestation.snp_certs import vcek_from_cert_table
 from securetf.errors import AttestationError
 from tests.cas.server_support import attested_cas
@@ -36,8 +37,7 @@ class Lab:
     hw: Path
 
     def env(self, tee: str) -> dict[str, str]:
-        name = GRAMINE_ROOT_ENV if tee == "sgx" else TSM_ROOT_ENV
-        return {name: str(self.machines[tee].device_root)}
+        return self.machines[tee].environment()
 
     def reference(self, tee: str) -> dict[str, object]:
         """What `securetf attest verify --json` prints as the reference of this machine."""
@@ -66,6 +66,10 @@ class Lab:
                 test_roots=EmulatedRoots.load(self.hw / "roots"),
             )
         ref: dict[str, object] = reference_values(claims)
+        if tee == "tdx":
+            # RTMR3 at boot: each securetf run extends it with its app (the CAS replays the
+            # runtime's log from this value).
+            ref["rtmr3"] = bytes(48).hex()
         return ref
 
 
@@ -128,6 +132,32 @@ def test_a_wrong_rtmr_is_refused(lab: Lab) -> None:
     assert proc.returncode == AttestationError.exit_code, proc.stderr
     assert "rtmr1" in proc.stderr
     assert not job.started()
+
+
+def test_tdx_runs_are_measured_into_rtmr3_and_replayed(lab: Lab) -> None:
+    machine = lab.machines["tdx"]
+    job = _job(lab, "tdx", allow="tdx, test-roots", reference=lab.reference("tdx"))
+    before = (
+        len(read_event_log(machine.rtmr_log.read_text().splitlines()))
+        if machine.rtmr_log.exists()
+        else 0
+    )
+    for run in (1, 2):
+        proc = job.run("ok", extra=["--tee", "tdx"])
+        assert proc.returncode == 0, proc.stderr
+        assert f"ok run {run}" in proc.stdout
+    events = read_event_log(machine.rtmr_log.read_text().splitlines())
+    assert len(events) == before + 2
+    assert events[-1].measurement == job.policy_measurement("ok")
+    assert read_rtmr(3, root=machine.rtmr_root) == replay_event_log(events)
+    # A policy that pins another boot value of RTMR3 is refused, whatever the log says.
+    reference = lab.reference("tdx")
+    reference["rtmr3"] = "cd" * 48
+    other = _job(lab, "tdx", allow="tdx, test-roots", reference=reference)
+    proc = other.run("ok", extra=["--tee", "tdx"])
+    assert proc.returncode == AttestationError.exit_code, proc.stderr
+    assert "rtmr3" in proc.stderr
+    assert not other.started()
 
 
 def test_an_snp_tcb_below_the_policy_minimum_is_refused(lab: Lab) -> None:

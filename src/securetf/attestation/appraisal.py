@@ -16,7 +16,7 @@ Steps, in order (the first failing one raises :class:`AttestationError`):
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from securetf._logutil import warn_loudly
 from securetf.attestation.claims import REPORT_DATA_SIZE, TEST_ROOTS, Claims, check_tee
@@ -40,6 +40,7 @@ def appraise(
     ignore_advisories: Collection[str] = frozenset(),
     allow_debug: bool = False,
     references: TeeReferences | None = None,
+    rtmr3_events: Sequence[bytes] = (),
 ) -> Claims:
     """Return ``claims`` if they satisfy the policy given by the keywords; raise otherwise."""
     allowed = {check_tee(t) for t in allowed_tees if t != TEST_ROOTS}
@@ -72,7 +73,7 @@ def appraise(
     )
     # 3. Image.
     if references is not None and claims.tee != "sim":
-        check_references(claims, references)
+        check_references(claims, references, rtmr3_events=rtmr3_events)
     elif not expected_measurements:
         raise AttestationError(
             "the policy lists no expected measurement, so no evidence can match; "

@@ -16,6 +16,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from securetf.attestation.claims import Claims
+from securetf.attestation.rtmr import replay_rtmr
 from securetf.crypto import constant_time_equal
 from securetf.errors import AttestationError
 
@@ -104,10 +105,21 @@ def _sgx(claims: Claims, ref: SgxValues) -> list[str]:
     return [f for f in found if f]
 
 
-def _tdx(claims: Claims, ref: TdxValues) -> list[str]:
+def _tdx(claims: Claims, ref: TdxValues, rtmr3_events: Sequence[bytes]) -> list[str]:
     m = claims.measurements
     found = [_differs("mr_td", claims.measurement, ref.mr_td)]
-    found += [_differs(f"rtmr{i}", m[f"rtmr{i}"], getattr(ref, f"rtmr{i}")) for i in range(4)]
+    found += [_differs(f"rtmr{i}", m[f"rtmr{i}"], getattr(ref, f"rtmr{i}")) for i in range(3)]
+    if rtmr3_events:
+        # The policy's rtmr3 is the value at boot; the runtime's events extend it.
+        boot = bytes.fromhex(ref.rtmr3)
+        replayed = replay_rtmr(rtmr3_events, boot).hex()
+        if _differs("rtmr3", m["rtmr3"], replayed) is not None:
+            found.append(
+                f"rtmr3 is {m['rtmr3'].hex()}, not the policy's rtmr3 {ref.rtmr3} extended by "
+                f"the {len(rtmr3_events)} event(s) of the runtime's log ({replayed})"
+            )
+    else:
+        found.append(_differs("rtmr3", m["rtmr3"], ref.rtmr3))
     for name in ("mr_config_id", "mr_owner"):
         expected = getattr(ref, name)
         if expected is not None:
@@ -133,17 +145,20 @@ def _snp(claims: Claims, ref: SnpValues) -> list[str]:
     return [f for f in found if f]
 
 
-def check_references(claims: Claims, references: TeeReferences) -> Claims:
+def check_references(
+    claims: Claims, references: TeeReferences, *, rtmr3_events: Sequence[bytes] = ()
+) -> Claims:
     """Return ``claims`` if they match one of the policy's sets for their TEE; raise otherwise.
 
     An empty list for the TEE matches nothing (a policy that allows a TEE but names no image
-    for it fails closed).
+    for it fails closed). ``rtmr3_events`` (TDX): the digests the runtime extended RTMR3
+    with, in order; the policy's ``rtmr3`` is then the register's value before them.
     """
     # The problems of each set, in the policy's order.
     if claims.tee == "sgx":
         found = [_sgx(claims, ref) for ref in references.sgx]
     elif claims.tee == "tdx":
-        found = [_tdx(claims, ref) for ref in references.tdx]
+        found = [_tdx(claims, ref, rtmr3_events) for ref in references.tdx]
     elif claims.tee == "sev-snp":
         found = [_snp(claims, ref) for ref in references.sev_snp]
     else:

@@ -31,7 +31,11 @@ from securetf.errors import AttestationError, UsageError
 __all__ = [
     "APP_EVENT",
     "APP_RTMR",
+    "MAX_EVENTS",
+    "RTMR_LOG",
+    "RTMR_LOG_ENV",
     "RTMR_ROOT",
+    "RTMR_ROOT_ENV",
     "RTMR_SIZE",
     "RtmrEvent",
     "app_event",
@@ -44,9 +48,17 @@ __all__ = [
     "read_rtmr",
     "replay_event_log",
     "replay_rtmr",
+    "runtime_measure_app",
 ]
 
 RTMR_ROOT = Path("/sys/class/misc/tdx_guest/measurements")
+RTMR_ROOT_ENV = "SECURETF_RTMR_ROOT"
+#: Where the runtime keeps the log of what it extended: memory inside the TD, shared by every
+#: securetf run of this boot (the register counts them all).
+RTMR_LOG = Path("/run/securetf/rtmr3.log")
+RTMR_LOG_ENV = "SECURETF_RTMR_LOG"
+#: Most events a verifier replays (each securetf run of a boot adds one).
+MAX_EVENTS = 1024
 RTMR_SIZE = 48
 #: The register securetf extends: RTMR3 is left to the guest's own software (the firmware
 #: and boot loader use RTMR0..2).
@@ -238,3 +250,31 @@ def measure_app(measurement: bytes, *, log: Path, root: Path = RTMR_ROOT) -> byt
     if value is not None:
         append_event(log, event)
     return value
+
+
+def runtime_measure_app(measurement: bytes) -> list[str] | None:
+    """What ``securetf run`` does on TDX before asking for a quote: extend RTMR3 with the
+    app's event where the kernel offers RTMRs (``$SECURETF_RTMR_ROOT``, else
+    :data:`RTMR_ROOT`), and return the whole event log of this boot
+    (``$SECURETF_RTMR_LOG``, else :data:`RTMR_LOG`) for the CAS to replay; None without RTMRs.
+    """
+    root = Path(os.environ.get(RTMR_ROOT_ENV) or RTMR_ROOT)
+    log = Path(os.environ.get(RTMR_LOG_ENV) or RTMR_LOG)
+    if read_rtmr(APP_RTMR, root=root) is None:
+        return None
+    try:
+        log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AttestationError(f"cannot create the RTMR log's directory: {exc.strerror}") from None
+    if measure_app(measurement, log=log, root=root) is None:
+        return None
+    try:
+        lines = [line for line in log.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AttestationError(f"cannot read the RTMR log {log}: {exc}") from None
+    if len(lines) > MAX_EVENTS:
+        raise AttestationError(
+            f"the RTMR log {log} holds {len(lines)} events, more than a CAS replays "
+            f"({MAX_EVENTS}); reboot the TD"
+        )
+    return lines

@@ -19,6 +19,7 @@ import base64
 from dataclasses import dataclass
 
 from securetf.attestation import Claims, appraise
+from securetf.attestation.rtmr import APP_EVENT, APP_RTMR, read_event_log
 from securetf.cas._cache import SecretCache
 from securetf.cas._evidence import EvidenceVerifier
 from securetf.cas._policies import load, parse
@@ -115,6 +116,7 @@ def verify(
         )
     claims = evidence.provision(req, now=int(now))
     app, binding = _app_binding(claims, service, req)
+    events = _rtmr3_events(req, app)
     appraise(
         claims,
         allowed_tees=policy.tee.allow,
@@ -123,8 +125,28 @@ def verify(
         tolerate=policy.tee.tolerate,
         ignore_advisories=policy.tee.ignore_advisories,
         references=policy.tee,
+        rtmr3_events=events,
     )
     return Verified(stored, policy, service, claims, app)
+
+
+def _rtmr3_events(req: ProvisionRequest, app: bytes) -> list[bytes]:
+    """The digests the runtime extended RTMR3 with (TDX), its last event this app's.
+
+    The log only explains the register: appraisal replays it from the policy's boot value
+    and compares the result with the quote's RTMR3, so a forged or shortened log fails.
+    """
+    if req.rtmr_events is None:
+        return []
+    if req.tee != "tdx":
+        raise AttestationError(f"an RTMR event log comes with tdx evidence, not {req.tee}")
+    events = read_event_log(req.rtmr_events)
+    apps = [e for e in events if e.rtmr == APP_RTMR and e.event == APP_EVENT]
+    if not apps or apps[-1].measurement != "sha256:" + app.hex():
+        raise AttestationError(
+            f"the runtime's last RTMR3 event is not the app its evidence names (sha256:{app.hex()})"
+        )
+    return [e.digest for e in events if e.rtmr == APP_RTMR]
 
 
 def _app_binding(claims: Claims, service: Service, req: ProvisionRequest) -> tuple[bytes, bytes]:

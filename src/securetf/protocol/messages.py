@@ -140,6 +140,11 @@ class ProvisionRequest(_Msg):
     box_public_key: Base64Bytes  # X25519, 32 bytes
     collateral: str | None = None  # DCAP collateral JSON (SGX, TDX)
     vcek: Base64Bytes | None = None  # SEV-SNP chip certificate (DER)
+    #: TDX: the event log of what the runtime extended RTMR3 with this boot (JSON lines,
+    #: docs/attestation-rtmr.md), the last one this app; absent where the TD has no RTMRs.
+    rtmr_events: (
+        Annotated[list[Annotated[str, Field(max_length=512)]], Field(max_length=1024)] | None
+    ) = None
 
 
 class VolumeGrant(_Msg):

@@ -38,6 +38,7 @@ def provision(
     service: str,
     instance: int,
     measurement: bytes,
+    rtmr_events: list[str] | None = None,
 ) -> Provisioned:
     """1. fresh keys; 2. a nonce; 3. evidence binding both and the app's ``measurement``;
     4. the sealed configuration.
@@ -65,6 +66,7 @@ def provision(
             tls_public_key=tls_key.public_der(),
             box_public_key=box.public(),
             vcek=vcek,
+            rtmr_events=rtmr_events,
         )
     )
     config = ServiceConfig.model_validate_json(box.open(response.sealed_config, info=CONFIG_INFO))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from securetf.attestation import producer_for
+from securetf.attestation.rtmr import runtime_measure_app
 from securetf.client import CasClient, LivenessChecker
 from securetf.errors import AttestationError, Error, IntegrityError, UsageError
 from securetf.protocol import ServiceLaunch
@@ -210,6 +211,8 @@ def run(options: RunOptions) -> int:
         log.info("measurement sha256:%s", measurement.hex())
         # 2. Attest and provision.
         producer = producer_for(options.tee, measurement=measurement)
+        # TDX: the app's measurement into RTMR3 too, where the kernel offers it.
+        events = runtime_measure_app(measurement) if options.tee == "tdx" else None
         inst = provision(
             client,
             producer,
@@ -217,6 +220,7 @@ def run(options: RunOptions) -> int:
             service=options.service,
             instance=options.instance,
             measurement=measurement,
+            rtmr_events=events,
         )
         if inst.config.command != command:
             raise AttestationError("the CAS configured another command than the one measured")

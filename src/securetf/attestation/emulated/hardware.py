@@ -22,12 +22,14 @@ from types import TracebackType
 
 from securetf._fsutil import atomic_write
 from securetf.attestation.anchors import ARK_FILE, ASK_FILE, INTEL_FILE
+from securetf.attestation.detect import GRAMINE_ROOT_ENV, TSM_ROOT_ENV
 from securetf.attestation.emulated._device_fuse import FuseDevice
 from securetf.attestation.emulated.amd import AmdTestPki
-from securetf.attestation.emulated.devices import EmulatedGramine, EmulatedTsm
-from securetf.attestation.emulated.intel import IntelTestPki
+from securetf.attestation.emulated.devices import EmulatedGramine, EmulatedRtmr, EmulatedTsm
+from securetf.attestation.emulated.intel import DEFAULT_RTMRS, IntelTestPki
 from securetf.attestation.emulated.kds import serve_kds
 from securetf.attestation.emulated.pccs import serve_pccs
+from securetf.attestation.rtmr import RTMR_LOG_ENV, RTMR_ROOT_ENV
 from securetf.errors import UsageError
 
 __all__ = ["TEES", "EmulatedMachine", "create"]
@@ -94,6 +96,31 @@ class EmulatedMachine:
         self.pccs_url = pccs.url
         if self.tee == "sgx":
             return EmulatedGramine(self.device_root, lambda data: intel.quote("sgx", data))
-        return EmulatedTsm(
-            self.device_root, "tdx_guest", lambda data: (intel.quote("tdx", data), b"")
-        )
+        # The TD's RTMRs, which the runtime extends and every quote reports.
+        self.rtmr_root.mkdir(parents=True, exist_ok=True)
+        rtmr = self._stack.enter_context(EmulatedRtmr(self.rtmr_root, initial=DEFAULT_RTMRS))
+
+        def quote(data: bytes) -> tuple[bytes, bytes]:
+            r0, r1, r2, r3 = rtmr.values
+            return intel.quote("tdx", data, rtmr0=r0, rtmr1=r1, rtmr2=r2, rtmr3=r3), b""
+
+        return EmulatedTsm(self.device_root, "tdx_guest", quote)
+
+    @property
+    def rtmr_root(self) -> Path:
+        """TDX: where the TD's RTMRs are (``SECURETF_RTMR_ROOT`` for the runtime)."""
+        return self.device_root.with_name(self.device_root.name + "-rtmr")
+
+    @property
+    def rtmr_log(self) -> Path:
+        """TDX: the runtime's RTMR event log of this emulated boot (``SECURETF_RTMR_LOG``)."""
+        return self.device_root.with_name(self.device_root.name + "-rtmr.log")
+
+    def environment(self) -> dict[str, str]:
+        """The environment that points securetf (runtime or CAS) at this machine."""
+        if self.tee == "sgx":
+            return {GRAMINE_ROOT_ENV: str(self.device_root)}
+        env = {TSM_ROOT_ENV: str(self.device_root)}
+        if self.tee == "tdx":
+            env |= {RTMR_ROOT_ENV: str(self.rtmr_root), RTMR_LOG_ENV: str(self.rtmr_log)}
+        return env
