@@ -14,14 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from securetf.attestation import Collateral, reference_values, verify_evidence
-from securetf.attestation.anchors import EmulatedRoots
-from securetf.attestation.detect import producer_for
+from securetf.attestation import verify_evidence
 from securetf.attestation.emulated import hardware
 from securetf.attestation.emulated.amd import AmdTestPki
-from securetf.attestation.emulated.intel import IntelTestPki
 from securetf.attestation.rtmr import read_event_log, read_rtmr, replay_event_log
-from securetf.attestation.snp_certs import vcek_from_cert_table
 from securetf.errors import AttestationError
 from tests.cas.server_support import attested_cas
 
@@ -41,36 +37,7 @@ class Lab:
 
     def reference(self, tee: str) -> dict[str, object]:
         """What `securetf attest verify --json` prints as the reference of this machine."""
-        root = self.machines[tee].device_root
-        if tee == "sgx":
-            producer = producer_for(tee, gramine_root=root)
-        else:
-            producer = producer_for(tee, tsm_root=root)
-        evidence = producer.evidence(bytes(64))
-        now = int(time.time())
-        if tee == "sev-snp":
-            claims = verify_evidence(
-                tee,
-                evidence.data,
-                now=now,
-                vcek=vcek_from_cert_table(evidence.aux),
-                test_roots=EmulatedRoots.load(self.hw / "roots"),
-            )
-        else:
-            pki = IntelTestPki.load(self.hw / "intel")
-            claims = verify_evidence(
-                tee,
-                evidence.data,
-                now=now,
-                collateral=Collateral.load(pki.collateral_json(tee).encode()),
-                test_roots=EmulatedRoots.load(self.hw / "roots"),
-            )
-        ref: dict[str, object] = reference_values(claims)
-        if tee == "tdx":
-            # RTMR3 at boot: each securetf run extends it with its app (the CAS replays the
-            # runtime's log from this value).
-            ref["rtmr3"] = bytes(48).hex()
-        return ref
+        return self.machines[tee].reference()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from pathlib import Path
 from types import TracebackType
 
 from securetf._fsutil import atomic_write
-from securetf.attestation.anchors import ARK_FILE, ASK_FILE, INTEL_FILE
+from securetf.attestation.anchors import ARK_FILE, ASK_FILE, INTEL_FILE, EmulatedRoots
+from securetf.attestation.dcap import Collateral
 from securetf.attestation.detect import GRAMINE_ROOT_ENV, TSM_ROOT_ENV
 from securetf.attestation.emulated._device_fuse import FuseDevice
 from securetf.attestation.emulated.amd import AmdTestPki
@@ -29,7 +30,13 @@ from securetf.attestation.emulated.devices import EmulatedGramine, EmulatedRtmr,
 from securetf.attestation.emulated.intel import DEFAULT_RTMRS, IntelTestPki
 from securetf.attestation.emulated.kds import serve_kds
 from securetf.attestation.emulated.pccs import serve_pccs
+from securetf.attestation.evidence import Producer
+from securetf.attestation.gramine import GramineProducer
+from securetf.attestation.reference import reference_values
 from securetf.attestation.rtmr import RTMR_LOG_ENV, RTMR_ROOT_ENV
+from securetf.attestation.snp_certs import vcek_from_cert_table
+from securetf.attestation.tsm import ConfigfsTsmProducer
+from securetf.attestation.verify import verify_evidence
 from securetf.errors import UsageError
 
 __all__ = ["TEES", "EmulatedMachine", "create"]
@@ -115,6 +122,31 @@ class EmulatedMachine:
     def rtmr_log(self) -> Path:
         """TDX: the runtime's RTMR event log of this emulated boot (``SECURETF_RTMR_LOG``)."""
         return self.device_root.with_name(self.device_root.name + "-rtmr.log")
+
+    def reference(self, *, now: int | None = None) -> dict[str, object]:
+        """The emulated image's reference values, as a policy names them: what
+        ``securetf attest verify --json`` prints for its evidence, with TDX's ``rtmr3`` at
+        its boot value (the runtime's events extend it; docs/attestation-rtmr.md)."""
+        at = int(time.time()) if now is None else now
+        if self.tee == "sgx":
+            producer: Producer = GramineProducer(root=self.device_root)
+        else:
+            producer = ConfigfsTsmProducer(self.tee, root=self.device_root)
+        evidence = producer.evidence(bytes(64))
+        roots = EmulatedRoots.load(self._directory / "roots")
+        if self.tee == "sev-snp":
+            vcek = vcek_from_cert_table(evidence.aux)
+            claims = verify_evidence(self.tee, evidence.data, now=at, vcek=vcek, test_roots=roots)
+        else:
+            intel = IntelTestPki.load(self._directory / "intel")
+            collateral = Collateral.load(intel.collateral_json(self.tee).encode())
+            claims = verify_evidence(
+                self.tee, evidence.data, now=at, collateral=collateral, test_roots=roots
+            )
+        values = reference_values(claims)
+        if self.tee == "tdx":
+            values["rtmr3"] = DEFAULT_RTMRS[3].hex()
+        return values
 
     def environment(self) -> dict[str, str]:
         """The environment that points securetf (runtime or CAS) at this machine."""
