@@ -54,8 +54,10 @@ test-fast: setup
 bench: setup
 	$(PY) -m benchmarks.run
 
+# TEE=sgx|tdx|sev-snp: the same job on emulated hardware of that kind (test roots).
+TEE ?= sim
 demo: setup
-	$(PY) -m demo
+	$(PY) -m demo --tee $(TEE)
 
 # The 2-worker TensorFlow job through the network shield, on hosts that are network
 # namespaces of its own (removed on exit); prints PASS/FAIL per check, non-zero on a FAIL.

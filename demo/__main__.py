@@ -1,5 +1,11 @@
 """``make demo``: the main securetf job end to end on embedded defaults.
 
+``make demo TEE=sgx|tdx|sev-snp`` runs it on emulated hardware instead of the simulated
+TEE: an emulated machine of that kind (test PKI, device behind the real producer
+interface, local PCCS or KDS) on which the CAS and the runtime both attest; the CAS takes
+collateral from the local PCCS/KDS, and the policy names the emulated image's reference
+values and ``test-roots``.
+
 A CAS (SQLite, simulated TEE) starts; the data owner attests it, seals scikit-learn's
 breast-cancer dataset, applies a policy and registers the sealed dataset's state; an
 untrusted operator runs an unmodified Keras training program under ``securetf run``; the
@@ -11,6 +17,8 @@ any check fails.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -86,7 +94,7 @@ governance:
   owners: [{{name: alice, public_key: "{alice}"}}]
   update_threshold: 1
 tee:
-  allow: [sim]            # development only: named explicitly
+{tee}
 secrets:
   dataset-key: {{kind: volume-key, source: imported}}
   model-key: {{kind: volume-key, source: generated, export_to_owners: true}}
@@ -176,24 +184,61 @@ def serve_and_query(run: list[str | Path], url: str, port: int, work: Path) -> A
             log.close()
 
 
+class Tee:
+    """The TEE the demo runs on: sim, or an emulated machine (sgx, tdx, sev-snp)."""
+
+    def __init__(self, name: str, work: Path, stack: contextlib.ExitStack) -> None:
+        self.name = name
+        self.serve_args: list[str] = ["--tee", name]
+        self.attest_args: list[str | Path] = ["--allow-sim"]
+        self.run_args: list[str] = ["--tee", name]
+        self.policy = "  allow: [sim]            # development only: named explicitly"
+        if name == "sim":
+            return
+        from securetf.attestation.emulated import hardware
+
+        hw = work / "hardware"
+        hardware.create(hw)
+        machine = stack.enter_context(hardware.EmulatedMachine(hw, name, work / "device"))
+        ENV.update(machine.environment())
+        service = ["--pccs", machine.pccs_url] if machine.pccs_url else []
+        service += ["--kds", machine.kds_url] if machine.kds_url else []
+        roots = ["--test-roots", str(hw / "roots")]
+        reference = machine.reference()
+        (work / "reference.json").write_text(json.dumps(reference, indent=2))
+        self.serve_args += [*roots, *service]
+        self.attest_args = [*roots, *service, "--expect-reference", work / "reference.json"]
+        self.policy = (
+            f"  allow: [{name}, test-roots]   # emulated hardware: test roots, named explicitly\n"
+            f"  {name}: {json.dumps(reference)}"
+        )
+        print(f"emulated {name} machine: device {machine.device_root}, PCCS/KDS {service[1]}")
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo")
+    parser.add_argument("--tee", choices=["sim", "sgx", "tdx", "sev-snp"], default="sim")
+    args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="securetf-demo-"))
     ENV["SECURETF_HOME"] = str(work / "home")
     url = f"https://127.0.0.1:{free_port()}"
+    stack = contextlib.ExitStack()
     cas_log = open(work / "cas.log", "wb")  # noqa: SIM115 - closed in finally
-    cas = subprocess.Popen(
-        [*SECURETF, "cas", "serve", "--data-dir", str(work / "cas"), "--listen", url[8:]],
-        env=ENV,
-        stdout=cas_log,
-        stderr=cas_log,
-    )
+    stack.callback(cas_log.close)
     try:
-        step("1. a CAS starts (SQLite, simulated TEE); the owner verifies it before trusting it")
+        tee = Tee(args.tee, work, stack)
+        serve = [*SECURETF, "cas", "serve", "--data-dir", str(work / "cas"), "--listen", url[8:]]
+        cas = subprocess.Popen([*serve, *tee.serve_args], env=ENV, stdout=cas_log, stderr=cas_log)
+        stack.callback(_stop, cas)
+        what = "simulated TEE" if tee.name == "sim" else f"emulated {tee.name}"
+        step(f"1. a CAS starts (SQLite, {what}); the owner verifies it before trusting it")
         for _ in range(150):
             if "listening" in (work / "cas.log").read_text():
                 break
+            if cas.poll() is not None:
+                raise DemoFailed(f"the CAS exited: {(work / 'cas.log').read_text()[-2000:]}")
             time.sleep(0.1)
-        securetf("cas", "attest", "--cas", url, "--allow-sim")
+        securetf("cas", "attest", "--cas", url, *tee.attest_args)
 
         step("2. the owner seals the breast-cancer dataset")
         write_dataset(work / "data")
@@ -212,6 +257,7 @@ def main() -> int:
         mounts, zero, serve_port = work / "mnt", "sha256:" + "0" * 64, free_port()
         policy = work / "policy.yaml"
         text = POLICY.format(
+            tee=tee.policy,
             name=POLICY_NAME,
             alice=alice,
             measurement=zero,
@@ -256,6 +302,7 @@ def main() -> int:
             f"dataset={work / 'sealed-dataset'}",
             "--volume",
             f"model={work / 'sealed-model'}",
+            *tee.run_args,
         ]
         securetf(*run)
 
@@ -348,6 +395,7 @@ def main() -> int:
             ROOT / "serve_app",
             "--volume",
             f"model={work / 'sealed-model'}",
+            *tee.run_args,
         ]
         served = serve_and_query(serve_run, url, serve_port, work)
         import numpy as np
@@ -369,13 +417,20 @@ def main() -> int:
             POLICY_NAME,
             "--show",
         )
-        print(f"\ndemo passed: final accuracy {accuracy:.3f}")
+        print(f"\ndemo passed on {what}: final accuracy {accuracy:.3f}")
         return 0
     finally:
-        cas.terminate()
-        cas.wait(10)
-        cas_log.close()
+        stack.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 if __name__ == "__main__":
