@@ -31,7 +31,7 @@ from securetf._http.limits import BodyTimeoutError, BodyTooLargeError
 from securetf.cas._policies import import_digests, parse
 from securetf.cas._records import PendingUpdate, PolicyVersion
 from securetf.cas.core import Cas
-from securetf.cas.identity import CasIdentity
+from securetf.cas.identity import CasIdentity, evidence_vcek
 from securetf.errors import (
     AttestationError,
     AuthenticationError,
@@ -193,7 +193,9 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/identity", responses=_errors(400))
+    # Without a VCEK the document is what it was before ``vcek`` existed (no null field),
+    # which clients that refuse unknown fields still read.
+    @app.get("/v1/identity", responses=_errors(400), response_model_exclude_none=True)
     def get_identity(nonce: str) -> CasIdentityDoc:
         try:
             raw = base64.urlsafe_b64decode(nonce.encode() + b"==")
@@ -208,6 +210,7 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
             certificate_pem=identity.certificate_pem.decode(),
             audit_public_key=identity.audit_key.verify_key().to_text(),
             measurement="sha256:" + identity.measurement.hex(),
+            vcek=evidence_vcek(evidence),
         )
 
     @app.post("/v1/policies", responses=_errors(400, 409))

@@ -4,25 +4,36 @@ binds both to the code it runs.
 Under the sim TEE the keys are files in the data directory (mode 0600); under a hardware
 TEE they would be sealed to it. Clients pin the certificate only after verifying the
 evidence (``securetf cas attest``).
+
+The evidence comes from the producer of the TEE the CAS was started on (``--tee``): the
+sim token reports :func:`package_measurement`; SGX, TDX and SEV-SNP evidence reports the
+image the TEE launched (MRENCLAVE, MRTD and RTMRs, the launch measurement), which clients
+compare with reference values. On every TEE the report data binds the certificate, the
+audit key and the client's nonce (:func:`securetf.protocol.cas_report_data`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import securetf
 from securetf._fsutil import write_private_file
+from securetf._logutil import warn_loudly
 from securetf.attestation import Evidence, Producer
+from securetf.attestation.snp_certs import vcek_from_cert_table
 from securetf.crypto import Certificate, SigningKey
 from securetf.crypto.x509ca import EcKey, self_signed
-from securetf.errors import UsageError
+from securetf.errors import AttestationError, UsageError
 from securetf.protocol import cas_report_data
 
 CERT_VALID_DAYS = 365
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
+
+_log = logging.getLogger(__name__)
 
 
 def package_measurement() -> bytes:
@@ -51,6 +62,21 @@ class CasIdentity:
         return self.producer.evidence(
             cas_report_data(der, self.audit_key.verify_key().raw(), nonce)
         )
+
+
+def evidence_vcek(evidence: Evidence) -> bytes | None:
+    """The VCEK the host attached to SEV-SNP ``evidence`` (its certificate table), if any.
+
+    A malformed table is the host's doing: it is logged and left out, and clients then
+    need the VCEK from AMD's KDS or an offline bundle.
+    """
+    if evidence.tee != "sev-snp" or not evidence.aux:
+        return None
+    try:
+        return vcek_from_cert_table(evidence.aux)
+    except AttestationError as exc:
+        warn_loudly(_log, "ignoring the SEV-SNP certificate table the host attached: %s", exc)
+        return None
 
 
 def _load_or_create(path: Path, make: bytes) -> bytes:

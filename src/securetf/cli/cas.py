@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from securetf._fsutil import read_file
 from securetf.attestation import default_sim_trust
+from securetf.attestation.anchors import EmulatedRoots
+from securetf.attestation.claims import TEST_ROOTS
+from securetf.attestation.collateral import CollateralSource
+from securetf.attestation.sim_key import securetf_home
+from securetf.cli._common import print_json
 from securetf.cli.attest import PCCS_ENV
-from securetf.client import attest_cas, save_pin
+from securetf.client import save_pin, verify_cas
+from securetf.client.attest_cas import unchecked_warning
+from securetf.errors import UsageError
 
 app = typer.Typer(help="The Configuration and Attestation Service.", no_args_is_help=True)
 
@@ -27,7 +36,12 @@ def serve_cmd(
     ] = None,
     listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")] = "127.0.0.1:8081",
     tee: Annotated[
-        str, typer.Option(help="The TEE the CAS runs in (sim for development).")
+        str,
+        typer.Option(
+            help="The TEE the CAS runs in: sgx (Gramine's /dev/attestation), tdx or sev-snp "
+            "(configfs-tsm; SECURETF_GRAMINE_ROOT / SECURETF_TSM_ROOT move them), or sim "
+            "for development."
+        ),
     ] = "sim",
     pccs: Annotated[
         str | None,
@@ -74,24 +88,102 @@ def serve_cmd(
 @app.command("attest")
 def attest_cmd(
     cas: CasUrl,
+    expect_reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="Refuse a hardware CAS whose image differs from these reference values "
+            "(JSON: what `securetf attest verify --json` prints under reference, or a "
+            "policy's tee section). Without it (or --expect-measurement) the code "
+            "identity of a hardware CAS is not checked."
+        ),
+    ] = None,
     expect_measurement: Annotated[
-        str | None, typer.Option(help="Refuse a CAS whose code measurement differs.")
+        str | None,
+        typer.Option(
+            help="Refuse a CAS whose measurement differs: sha256:<hex> (sim), or "
+            "sgx:/tdx:/sev-snp:<hex> (MRENCLAVE, MRTD, launch measurement) as a pin records."
+        ),
     ] = None,
     allow_sim: Annotated[
         bool, typer.Option("--allow-sim", help="Accept a CAS on the simulated TEE (development).")
     ] = False,
+    test_roots: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also accept a CAS on EMULATED hardware whose evidence chains to these test "
+            "roots. It protects nothing: tests and demos only."
+        ),
+    ] = None,
+    pccs: Annotated[
+        str | None,
+        typer.Option(help="SGX/TDX: Intel's collateral from this PCCS.", envvar=PCCS_ENV),
+    ] = None,
+    kds: Annotated[
+        str | None,
+        typer.Option(
+            help="SEV-SNP: the chip's VCEK from this AMD KDS when the CAS attaches none.",
+            envvar=KDS_ENV,
+        ),
+    ] = None,
+    collateral_bundle: Annotated[
+        Path | None, typer.Option(help="An offline collateral bundle (docs/collateral.md).")
+    ] = None,
 ) -> None:
-    """Verify the CAS's evidence and pin its certificate for later commands."""
-    tees = ("sgx", "tdx", "sev-snp") + (("sim",) if allow_sim else ())
-    pin = attest_cas(
+    """Verify the CAS's evidence and pin its certificate for later commands.
+
+    Collateral is cached in $SECURETF_HOME/collateral. Exit 5 when the CAS is refused.
+    """
+    tees: tuple[str, ...] = ("sgx", "tdx", "sev-snp")
+    tees += ("sim",) if allow_sim else ()
+    roots = None
+    if test_roots is not None:
+        roots = EmulatedRoots.load(test_roots)
+        tees += (TEST_ROOTS,)
+        typer.echo(
+            f"WARNING: accepting a CAS on EMULATED hardware (test roots {test_roots}): "
+            "nothing protects it; tests and demos only",
+            err=True,
+        )
+    reference = _read_reference(expect_reference) if expect_reference is not None else None
+    source = CollateralSource(
+        pccs_url=pccs,
+        kds_url=kds,
+        bundle=collateral_bundle,
+        cache_dir=securetf_home() / "collateral",
+        test_roots=[roots.intel] if roots is not None and roots.intel is not None else (),
+    )
+    result = verify_cas(
         cas,
         now=int(time.time()),
         expect_measurement=expect_measurement,
+        expect_reference=reference,
         allowed_tees=tees,
         sim_trust=default_sim_trust() if allow_sim else (),
+        test_roots=roots,
+        collateral=source,
     )
+    pin = result.pin
     path = save_pin(pin)
     if pin.tee == "sim":
         typer.echo("WARNING: this CAS runs on the SIMULATED TEE; nothing protects it", err=True)
+    elif result.claims.test_roots:
+        typer.echo("WARNING: this CAS runs on EMULATED hardware; nothing protects it", err=True)
+    if pin.tee != "sim" and not result.code_checked:
+        typer.echo(f"WARNING: {unchecked_warning(result)}", err=True)
     typer.echo(f"CAS verified: tee {pin.tee}, measurement {pin.measurement}")
+    if pin.tee != "sim":
+        checked = "checked" if result.code_checked else "NOT checked"
+        typer.echo(f"code identity {checked}; its reference values (for --expect-reference):")
+        print_json(dict(result.reference))
     typer.echo(f"pinned its certificate in {path}")
+
+
+def _read_reference(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path`` (:func:`securetf.client.attest_cas.expected_references`)."""
+    try:
+        value = json.loads(read_file(path, "--expect-reference file"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise UsageError(f"--expect-reference: {path} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"--expect-reference: {path} does not hold a JSON object")
+    return value

@@ -1,20 +1,93 @@
 """Verifying a CAS before trusting it: its evidence must bind the very certificate it
-presents in the TLS handshake, a fresh nonce of ours, and the expected measurement."""
+presents in the TLS handshake and a fresh nonce of ours, and show the expected code.
+
+What "the expected code" is depends on the TEE the CAS runs on:
+
+- ``sim``: the evidence reports the SHA-256 of the CAS's securetf package; it must equal
+  ``expect_measurement`` (``sha256:<hex>``), else the measurement the CAS itself claims.
+- ``sgx``, ``tdx``, ``sev-snp``: the evidence reports the image the TEE launched
+  (MRENCLAVE; MRTD and RTMR0-3; the launch measurement). It is compared with
+  ``expect_reference``: reference values as ``securetf attest verify --json`` prints them
+  under ``reference`` (:func:`expected_references` lists the forms), and/or with
+  ``expect_measurement`` (``<tee>:<hex>``, the form a pin records). Without either, a
+  genuine TEE's evidence is accepted, its code identity unchecked:
+  :attr:`CasAttestation.code_checked` is False, and :func:`attest_cas` warns.
+
+Hardware evidence needs collateral: SGX/TDX quotes Intel's (from a
+:class:`~securetf.attestation.collateral.CollateralSource`: cache, offline bundle, PCCS),
+SEV-SNP reports the chip's VCEK (the one the CAS attaches to its identity document, else
+from the source: cache, bundle, AMD's KDS). Evidence of emulated hardware verifies only
+with ``test_roots``, and is accepted only when ``allowed_tees`` also names ``test-roots``.
+"""
 
 from __future__ import annotations
 
 import base64
 import http.client
+import json
+import logging
+import re
 import ssl
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from securetf.attestation import appraise, verify_evidence
+from pydantic import ValidationError
+
+from securetf._logutil import warn_loudly
+from securetf.attestation import (
+    Claims,
+    appraise,
+    check_references,
+    reference_values,
+    verify_evidence,
+)
+from securetf.attestation.anchors import EmulatedRoots
+from securetf.attestation.claims import TEES, TEST_ROOTS
+from securetf.attestation.collateral import CollateralSource
+from securetf.attestation.dcap import Collateral
 from securetf.client.pins import CasPin, split_url
 from securetf.crypto import Certificate, VerifyKey, constant_time_equal, random_bytes
 from securetf.errors import AttestationError, Error, UsageError
+from securetf.policy import Tee
 from securetf.protocol import CasIdentityDoc, cas_report_data
 
+__all__ = [
+    "CasAttestation",
+    "attest_cas",
+    "expected_references",
+    "pin_measurement",
+    "reference_json",
+    "unchecked_warning",
+    "verify_cas",
+]
+
+_log = logging.getLogger(__name__)
+
 TIMEOUT = 10.0
+HARDWARE_TEES = ("sgx", "tdx", "sev-snp")
+#: ``tee.sev-snp`` in a policy, ``sev_snp`` on the model.
+_TEE_KEYS = {"sgx": "sgx", "tdx": "tdx", "sev-snp": "sev-snp"}
+#: The hex length of each TEE's main measurement.
+_HEX_SIZES = {"sim": 64, "sgx": 64, "tdx": 96, "sev-snp": 96}
+_MEASUREMENT = re.compile(r"(sha256|sgx|tdx|sev-snp):([0-9a-f]+)")
+_MEASUREMENT_FORMS = "sha256:<64 hex> (sim), sgx:<64 hex>, tdx:<96 hex> or sev-snp:<96 hex>"
+
+
+@dataclass(frozen=True)
+class CasAttestation:
+    """What attesting a CAS established.
+
+    ``pin``: what to save (:func:`securetf.client.save_pin`). ``claims``: the verified
+    evidence. ``reference``: its reference values (``{}`` for sim), the object to give as
+    ``expect_reference`` next time. ``code_checked``: whether the CAS's code identity was
+    compared with an expectation of the caller's (False: a genuine TEE, any image).
+    """
+
+    pin: CasPin
+    claims: Claims
+    reference: Mapping[str, Any] = field(default_factory=dict)
+    code_checked: bool = False
 
 
 def _fetch_identity(url: str, nonce: bytes) -> tuple[CasIdentityDoc, bytes]:
@@ -43,22 +116,240 @@ def _fetch_identity(url: str, nonce: bytes) -> tuple[CasIdentityDoc, bytes]:
         raise AttestationError(f"the CAS at {url} sent a malformed identity document") from exc
 
 
-def attest_cas(
+# ---------------------------------------------------------------------------------------
+# What the caller expects
+# ---------------------------------------------------------------------------------------
+
+
+def _guess_tee(values: object) -> str | None:
+    """The TEE one set of reference values is for, by its names."""
+    if isinstance(values, list):
+        tees = {_guess_tee(item) for item in values}
+        return tees.pop() if len(tees) == 1 else None
+    if not isinstance(values, Mapping):
+        return None
+    if "mr_td" in values:
+        return "tdx"
+    if "mr_enclave" in values or "mr_signer" in values:
+        return "sgx"
+    if "measurement" in values or "min_tcb" in values:
+        return "sev-snp"
+    return None
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(
+        ".".join(str(part) for part in error["loc"]) + ": " + error["msg"] for error in exc.errors()
+    )
+
+
+def expected_references(value: Mapping[str, Any]) -> Tee:
+    """Reference values a CAS's evidence must match, from one of these JSON forms:
+
+    1. one set, as ``securetf attest verify --json`` prints it under ``reference``
+       (``{"mr_td": ..., "rtmr0": ...}``); its TEE is told by its names (``mr_enclave`` or
+       ``mr_signer``: sgx, ``mr_td``: tdx, ``measurement``: sev-snp);
+    2. that whole output (an object with ``tee`` and ``reference``);
+    3. a policy's ``tee`` section: ``{"sgx": ..., "tdx": ..., "sev-snp": ...}``, each one
+       set or a list of sets (evidence must match one of them).
+
+    The values are checked as a policy's are (docs/policy.md, "Reference values"); a
+    malformed set is a :class:`UsageError`.
+    """
+    if not isinstance(value, Mapping) or not value:
+        raise UsageError("the expected reference values must be a non-empty JSON object")
+    sets: dict[str, Any]
+    if "reference" in value:
+        tee = value.get("tee")
+        if tee not in HARDWARE_TEES:
+            raise UsageError(
+                "expected reference values with a reference need the tee it is for "
+                f"(sgx, tdx or sev-snp), not {tee!r}"
+            )
+        sets = {_TEE_KEYS[str(tee)]: value["reference"]}
+    elif set(value) <= set(_TEE_KEYS):
+        sets = dict(value)
+    else:
+        tee = _guess_tee(value)
+        if tee is None:
+            raise UsageError(
+                "cannot tell which TEE the expected reference values are for: name mr_enclave "
+                "or mr_signer (sgx), mr_td (tdx) or measurement (sev-snp), or key them by TEE"
+            )
+        sets = {_TEE_KEYS[tee]: dict(value)}
+    try:
+        refs = Tee.model_validate({"allow": sorted(sets), **sets})
+    except ValidationError as exc:
+        raise UsageError(
+            f"the expected reference values are invalid: {_validation_message(exc)}"
+        ) from None
+    if not _named_tees(refs):
+        raise UsageError("the expected reference values name no set of values")
+    return refs
+
+
+def _named_tees(refs: Tee) -> list[str]:
+    return [tee for tee in HARDWARE_TEES if getattr(refs, tee.replace("-", "_"))]
+
+
+def _parse_measurement(expected: str) -> tuple[str, bytes]:
+    """``sha256:<hex>`` (sim) or ``<tee>:<hex>`` (hardware) as (tee, bytes)."""
+    match = _MEASUREMENT.fullmatch(expected.strip().lower())
+    if match is None:
+        raise UsageError(f"--expect-measurement takes {_MEASUREMENT_FORMS}, not {expected!r}")
+    kind, digits = match.groups()
+    tee = "sim" if kind == "sha256" else kind
+    if len(digits) != _HEX_SIZES[tee]:
+        raise UsageError(f"--expect-measurement takes {_MEASUREMENT_FORMS}, not {expected!r}")
+    return tee, bytes.fromhex(digits)
+
+
+def _claimed_measurement(doc: CasIdentityDoc) -> bytes:
+    """The package measurement a sim CAS claims (and its evidence must report)."""
+    try:
+        tee, measurement = _parse_measurement(doc.measurement)
+    except UsageError:
+        tee, measurement = "", b""
+    if tee != "sim":
+        raise AttestationError(
+            f"the CAS claims the measurement {doc.measurement[:80]!r}, not sha256:<64 hex>"
+        )
+    return measurement
+
+
+def pin_measurement(claims: Claims) -> str:
+    """The measurement a pin records: ``sha256:<hex>`` (sim) or ``<tee>:<hex>``."""
+    kind = "sha256" if claims.tee == "sim" else claims.tee
+    return f"{kind}:{claims.measurement.hex()}"
+
+
+# ---------------------------------------------------------------------------------------
+# Verification
+# ---------------------------------------------------------------------------------------
+
+
+def _verify(
+    doc: CasIdentityDoc,
+    *,
+    now: int,
+    sim_trust: Collection[VerifyKey],
+    test_roots: EmulatedRoots | None,
+    collateral: CollateralSource | None,
+) -> Claims:
+    """Verify the document's evidence with whatever its TEE needs."""
+    tee = doc.tee
+    if tee in ("sgx", "tdx"):
+        if collateral is None:
+            raise AttestationError(
+                f"the CAS runs on {tee}, whose quotes need Intel's collateral: "
+                "configure --pccs / SECURETF_PCCS_URL or --collateral-bundle FILE"
+            )
+        dcap: Collateral = collateral.dcap(tee, doc.evidence, now=now)
+        return _checked(tee, doc.evidence, now=now, collateral=dcap, test_roots=test_roots)
+    if tee == "sev-snp":
+        return _verify_snp(doc, now=now, test_roots=test_roots, collateral=collateral)
+    return _checked(tee, doc.evidence, now=now, sim_trust=sim_trust)
+
+
+def _verify_snp(
+    doc: CasIdentityDoc,
+    *,
+    now: int,
+    test_roots: EmulatedRoots | None,
+    collateral: CollateralSource | None,
+) -> Claims:
+    """The VCEK the CAS attached first; if it is missing or fails, the collateral source's."""
+    first: AttestationError | None = None
+    if doc.vcek is not None:
+        try:
+            return _checked("sev-snp", doc.evidence, now=now, vcek=doc.vcek, test_roots=test_roots)
+        except AttestationError as exc:
+            if collateral is None:
+                raise
+            first = exc
+    if collateral is None:
+        raise AttestationError(
+            "the CAS runs on sev-snp and attached no VCEK to its evidence: configure "
+            "--kds / SECURETF_KDS_URL or --collateral-bundle FILE"
+        )
+    try:
+        vcek = collateral.vcek(doc.evidence, now=now)
+        return _checked("sev-snp", doc.evidence, now=now, vcek=vcek, test_roots=test_roots)
+    except AttestationError as exc:
+        if first is None:
+            raise
+        raise AttestationError(
+            f"with the VCEK the CAS attached: {first}; with one from the collateral source: {exc}"
+        ) from None
+
+
+def _checked(tee: str, evidence: bytes, *, now: int, **kwargs: Any) -> Claims:
+    """:func:`verify_evidence`, where a malformed input is the CAS's doing: a refusal."""
+    try:
+        return verify_evidence(tee, evidence, now=now, **kwargs)
+    except UsageError as exc:
+        raise AttestationError(f"the CAS's {tee} evidence is refused: {exc}") from None
+
+
+def _check_image(claims: Claims, *, refs: Tee | None, expected: tuple[str, bytes] | None) -> None:
+    """Hardware evidence: the image is the expected one (raise naming what differs)."""
+    if expected is not None:
+        tee, measurement = expected
+        if tee == "sim":
+            raise AttestationError(
+                f"the expected measurement sha256:{measurement.hex()} is a securetf "
+                f"package's, which only sim evidence reports; this CAS runs on {claims.tee}: "
+                f"expect {claims.tee}:<hex> or give reference values (--expect-reference FILE)"
+            )
+        if tee != claims.tee:
+            raise AttestationError(
+                f"the CAS runs on {claims.tee}, the expected measurement is for {tee}"
+            )
+        if not constant_time_equal(claims.measurement, measurement):
+            raise AttestationError(
+                f"the CAS's measurement is {pin_measurement(claims)}, "
+                f"the expected one is {tee}:{measurement.hex()}"
+            )
+    if refs is not None:
+        named = _named_tees(refs)
+        if claims.tee not in named:
+            raise AttestationError(
+                f"the CAS runs on {claims.tee}, the expected reference values are for "
+                f"{', '.join(named)}"
+            )
+        try:
+            check_references(claims, refs)
+        except AttestationError as exc:
+            raise AttestationError(
+                f"the CAS's code is not the one the expected reference values name: {exc}"
+            ) from None
+
+
+def verify_cas(
     url: str,
     *,
     now: int,
     expect_measurement: str | None = None,
-    allowed_tees: Collection[str] = ("sgx", "tdx", "sev-snp"),
+    expect_reference: Mapping[str, Any] | None = None,
+    allowed_tees: Collection[str] = HARDWARE_TEES,
     sim_trust: Collection[VerifyKey] = (),
-) -> CasPin:
-    """Verify the CAS at ``url``; return the pin to save. Raises on any mismatch.
+    test_roots: EmulatedRoots | None = None,
+    collateral: CollateralSource | None = None,
+) -> CasAttestation:
+    """Verify the CAS at ``url``; return what was established. Raises on any mismatch.
 
     1. Fetch the identity over TLS, recording the certificate the server presented.
     2. The document's certificate is exactly the presented one.
-    3. The evidence verifies for its TEE, which must be allowed.
-    4. Its report data binds that certificate, the audit key and our fresh nonce.
-    5. Its measurement is the expected one (or, when none is given, the one it claims).
+    3. The evidence's TEE is allowed, and the evidence verifies for it (with collateral or
+       a VCEK for hardware; chained to ``test_roots`` only when they are given).
+    4. Appraisal: TEE and roots allowed (``test-roots`` in ``allowed_tees`` for emulated
+       hardware), not debug, TCB up to date, and the report data binds that certificate,
+       the audit key and our fresh nonce.
+    5. The code: sim, the expected measurement (or, when none is given, the one the CAS
+       claims); hardware, the expected reference values and/or measurement, if given.
     """
+    refs = expected_references(expect_reference) if expect_reference is not None else None
+    expected = _parse_measurement(expect_measurement) if expect_measurement else None
     nonce = random_bytes(32)
     doc, peer_der = _fetch_identity(url, nonce)
     try:
@@ -71,23 +362,101 @@ def attest_cas(
             "the CAS presented another certificate than the one its evidence names "
             "(a machine in the middle?)"
         )
-    claims = verify_evidence(doc.tee, doc.evidence, now=now, sim_trust=sim_trust)
-    expected = expect_measurement or doc.measurement
-    if not expected.startswith("sha256:"):
-        raise UsageError("--expect-measurement takes sha256:<64 hex digits>")
-    appraise(
-        claims,
-        allowed_tees=allowed_tees,
-        expected_measurements=[bytes.fromhex(expected.split(":", 1)[1])],
-        expected_report_data=cas_report_data(cert.der, audit_key.raw(), nonce),
+    allowed = {t for t in allowed_tees if t != TEST_ROOTS}
+    if doc.tee not in TEES or doc.tee not in allowed:
+        hint = " (simulation protects nothing; name it explicitly)" if doc.tee == "sim" else ""
+        raise AttestationError(
+            f"the CAS runs on TEE {doc.tee!r}, which is not allowed{hint}; "
+            f"allowed: {', '.join(sorted(allowed)) or 'none'}"
+        )
+    claims = _verify(
+        doc, now=now, sim_trust=sim_trust, test_roots=test_roots, collateral=collateral
     )
-    return CasPin(
+    binding = cas_report_data(cert.der, audit_key.raw(), nonce)
+    if claims.tee == "sim":
+        if expected is not None and expected[0] != "sim":
+            raise AttestationError(
+                f"the CAS runs on sim, the expected measurement is for {expected[0]}"
+            )
+        if refs is not None:
+            raise AttestationError(
+                "the CAS runs on sim, whose evidence has no reference values; expected "
+                f"were values for {', '.join(_named_tees(refs))}"
+            )
+        measurement = expected[1] if expected else _claimed_measurement(doc)
+        appraise(
+            claims,
+            allowed_tees=allowed_tees,
+            expected_measurements=[measurement],
+            expected_report_data=binding,
+        )
+        code_checked = expected is not None
+    else:
+        # Everything but the image (accepted here as it is), then the image, by name.
+        appraise(
+            claims,
+            allowed_tees=allowed_tees,
+            expected_measurements=[claims.measurement],
+            expected_report_data=binding,
+        )
+        _check_image(claims, refs=refs, expected=expected)
+        code_checked = refs is not None or expected is not None
+    pin = CasPin(
         url=url,
         certificate_pem=doc.certificate_pem,
         audit_public_key=doc.audit_public_key,
-        measurement="sha256:" + claims.measurement.hex(),
+        measurement=pin_measurement(claims),
         tee=claims.tee,
+    )
+    return CasAttestation(pin, claims, reference_values(claims), code_checked)
+
+
+def attest_cas(
+    url: str,
+    *,
+    now: int,
+    expect_measurement: str | None = None,
+    expect_reference: Mapping[str, Any] | None = None,
+    allowed_tees: Collection[str] = HARDWARE_TEES,
+    sim_trust: Collection[VerifyKey] = (),
+    test_roots: EmulatedRoots | None = None,
+    collateral: CollateralSource | None = None,
+) -> CasPin:
+    """Verify the CAS at ``url`` (:func:`verify_cas`); return the pin to save.
+
+    A hardware CAS whose code identity was not checked (no ``expect_reference`` nor
+    ``expect_measurement``) is accepted with a loud warning that names its reference values.
+    """
+    result = verify_cas(
+        url,
+        now=now,
+        expect_measurement=expect_measurement,
+        expect_reference=expect_reference,
+        allowed_tees=allowed_tees,
+        sim_trust=sim_trust,
+        test_roots=test_roots,
+        collateral=collateral,
+    )
+    if result.claims.tee != "sim" and not result.code_checked:
+        warn_loudly(
+            _log,
+            "%s; its reference values: %s",
+            unchecked_warning(result),
+            reference_json(result.reference),
+        )
+    return result.pin
+
+
+def unchecked_warning(result: CasAttestation) -> str:
+    """The warning for a hardware CAS whose code identity was not compared."""
+    return (
+        f"the CAS at {result.pin.url} gave valid {result.claims.tee} evidence, but its code "
+        f"identity was NOT checked: any image on a {result.claims.tee} machine would have "
+        "passed. Compare its reference values with the ones its operator publishes, then "
+        "pin them with --expect-reference FILE"
     )
 
 
-__all__ = ["attest_cas"]
+def reference_json(reference: Mapping[str, Any]) -> str:
+    """Reference values as one line of JSON (the form ``expect_reference`` takes)."""
+    return json.dumps(dict(reference), sort_keys=True)

@@ -43,13 +43,21 @@ class _Msg(BaseModel):
 
 
 class CasIdentityDoc(_Msg):
-    """``GET /v1/identity``: the CAS's evidence binding its certificate and audit key."""
+    """``GET /v1/identity``: the CAS's evidence binding its certificate and audit key.
+
+    ``measurement`` is the SHA-256 of the CAS's securetf package; only ``sim`` evidence
+    reports it (hardware evidence reports the image: MRENCLAVE, MRTD and RTMRs, the SNP
+    launch measurement). ``vcek``: on SEV-SNP, the chip's VCEK (DER) from the certificate
+    table the host attached to the report, when it attached one, so that clients need not
+    ask AMD's KDS; it is verified like any VCEK, so a wrong one only fails verification.
+    """
 
     tee: str
     evidence: Base64Bytes
     certificate_pem: str
     audit_public_key: str  # ed25519:...
     measurement: str  # sha256:<hex>
+    vcek: Base64Bytes | None = None
 
 
 class PolicyApply(_Msg):
