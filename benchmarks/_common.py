@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -26,14 +27,15 @@ class Row:
         return self.value / self.baseline_value if self.baseline_value else None
 
 
-def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
-    """The fastest of ``repeat`` wall-clock timings of ``fn`` in seconds (the machine is noisy)."""
-    best = float("inf")
+def median_of(fn: Callable[[], object], repeat: int = 3) -> float:
+    """The median of ``repeat`` wall-clock timings of ``fn`` in seconds: the machine is
+    noisy, and the fastest run would flatter the result."""
+    times = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def openssl_gcm_bytes_per_second(seconds: int = 2) -> float:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import Row, best_of, openssl_gcm_bytes_per_second
+from benchmarks._common import Row, median_of, openssl_gcm_bytes_per_second
 from securetf.volume import Volume, VolumeKey, seal_tree, unseal_tree
 
 BIG = 512 * 1024 * 1024
@@ -94,9 +94,9 @@ def _big_rows(root: Path, key: VolumeKey, openssl: float) -> list[Row]:
         _fresh(sealed)
         seal_tree(root / "big", sealed, key)
 
-    t = best_of(seal, repeat=3)
+    t = median_of(seal, repeat=3)
     rows = [Row("volume", "seal a 512 MiB file", BIG / t / MB, "MB/s", OPENSSL, openssl, ">= 0.40")]
-    t = best_of(lambda: _unseal_to_devnull(sealed, key), repeat=3)
+    t = median_of(lambda: _unseal_to_devnull(sealed, key), repeat=3)
     what = "unseal a 512 MiB file to /dev/null"
     rows.append(Row("volume", what, BIG / t / MB, "MB/s", OPENSSL, openssl, ">= 0.60"))
     plain = _plain_random_reads(root / "big" / "big.bin")
@@ -126,9 +126,9 @@ def _small_rows(root: Path, key: VolumeKey) -> list[Row]:
         _fresh(copy)
         shutil.copytree(root / "small", copy)
 
-    base = best_of(plain_copy, repeat=2)
+    base = median_of(plain_copy, repeat=2)
     name = f"{SMALL_FILES:,} files of 2 KiB"
-    t_seal, t_unseal = best_of(seal, repeat=2), best_of(unseal, repeat=2)
+    t_seal, t_unseal = median_of(seal, repeat=2), median_of(unseal, repeat=2)
     return [
         Row(
             "volume",
@@ -163,7 +163,7 @@ def _durable_row(root: Path, key: VolumeKey) -> Row:
         subprocess.run(["cp", "-r", str(root / "big"), str(copy)], check=True)
         subprocess.run(["sync", "-f", str(copy)], check=True)
 
-    base, t = best_of(cp_sync, repeat=2), best_of(seal, repeat=2)
+    base, t = median_of(cp_sync, repeat=2), median_of(seal, repeat=2)
     return Row(
         "volume",
         "seal a 512 MiB file to disk, durable",
