@@ -91,6 +91,17 @@ def test_a_policy_without_test_roots_refuses_emulated_evidence(lab: Lab) -> None
     assert not job.started()
 
 
+def test_evidence_binding_another_app_is_refused(lab: Lab) -> None:
+    # The image is the allowed one; the app in it is not the one the policy measured.
+    job = _job(lab, "sgx", allow="sgx, test-roots", reference=lab.reference("sgx"))
+    with open(job.app / "prog.py", "a") as f:
+        f.write("\nprint('a line added after the policy measured the app')\n")
+    proc = job.run("ok", extra=["--tee", "sgx"])
+    assert proc.returncode == AttestationError.exit_code, proc.stderr
+    assert "an app the policy does not name" in proc.stderr
+    assert not job.started()
+
+
 def test_a_wrong_rtmr_is_refused(lab: Lab) -> None:
     reference = lab.reference("tdx")
     reference["rtmr1"] = "ab" * 48
