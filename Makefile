@@ -39,13 +39,17 @@ lint: setup
 	$(VENV)/bin/ruff format --check src tests benchmarks demo
 	$(VENV)/bin/mypy
 
+# Two workers, each test file on one of them (its module fixtures set up once); the
+# slowest tests are listed at the end.
+PYTEST_PARALLEL := -n 2 --dist loadfile --durations=25
+
 test: lint
-	$(VENV)/bin/pytest -m 'not soak'
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL) -m 'not soak'
 
 # Wider variants of the slow suites (3-worker jobs...), kept out of make test's budget; CI
 # runs them after make test.
 test-soak: setup
-	$(VENV)/bin/pytest -m soak
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL) -m soak
 
 # The suite without the slow marks, for quick local iterations.
 test-fast: setup

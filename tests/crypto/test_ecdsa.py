@@ -25,6 +25,7 @@ def test_valid_signature() -> None:
 @pytest.mark.parametrize(
     ("r", "s", "msg"),
     [(R, S, b"other"), (R + 1, S, b"message"), (0, S, b"message"), (R, P384_ORDER, b"message")],
+    ids=["other message", "r + 1", "r = 0", "s = order"],  # R, S are random: stable ids
 )
 def test_bad_signatures(r: int, s: int, msg: bytes) -> None:
     with pytest.raises(AuthenticationError):
