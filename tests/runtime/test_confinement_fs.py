@@ -87,7 +87,6 @@ OPERATOR_ENV = {
     "TERM": "operator-term",
     "TZ": "Operator/Zone",
     "LANG": "operator_LANG.UTF-8",
-    "PYTHONPATH": "/operator/pythonpath",
     "PYTHONSTARTUP": "/operator/startup.py",
 }
 
@@ -138,7 +137,14 @@ class Plants:
 
     def operator_env(self) -> dict[str, str]:
         path = f"{self.bin}:{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"
-        return {**OPERATOR_ENV, "PATH": path, "HOME": str(self.home)}
+        # The runtime under test needs the PYTHONPATH it runs with; the program gets none.
+        python_path = [*os.environ.get("PYTHONPATH", "").split(":"), "/operator/pythonpath"]
+        return {
+            **OPERATOR_ENV,
+            "PATH": path,
+            "HOME": str(self.home),
+            "PYTHONPATH": ":".join(p for p in python_path if p),
+        }
 
     def ran(self) -> list[str]:
         return sorted(p.name for p in self.flags.iterdir())
@@ -249,6 +255,7 @@ def test_no_variable_of_the_operator_reaches_the_program(probe_job: tuple[Job, P
     env = _env(proc)
     leaked = {k: v for k, v in OPERATOR_ENV.items() if env.get(k) == v}
     assert leaked == {}
+    assert "PYTHONPATH" not in env
     assert str(plants.bin) not in env["PATH"]
     assert env["HOME"] != str(plants.home)
     assert env["PYTHONNOUSERSITE"] == "1"
