@@ -17,7 +17,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +116,6 @@ class Job:
     path: str | None = None  # each service's ``path`` (the program's PATH)
     tmpfs: str = ""  # each service's ``tmpfs:`` section, as flow YAML
     last: subprocess.CompletedProcess[str] | None = None  # of the latest :meth:`run`
-    _work_before: frozenset[str] = frozenset()  # the runtimes' work dirs before a run
 
     @property
     def data_mount(self) -> Path:
@@ -242,9 +240,6 @@ class Job:
         return proc
 
     def run_args(self, service: str) -> list[str]:
-        """The command line of ``securetf run``; from now, :meth:`assert_nothing_left`
-        checks that no work directory of a runtime is left behind."""
-        self._work_before = work_dirs()
         return [
             *EXE,
             "run",
@@ -262,11 +257,16 @@ class Job:
             f"model={self.sealed_model}",
         ]
 
+    @property
+    def runtime_tmp(self) -> Path:
+        """The runtime's TMPDIR, where it makes its work directory (of this job's runs only)."""
+        return self.root / "runtime-tmp"
+
     def run_env(self) -> dict[str, str]:
-        """The operator's environment: ``python`` is the venv's (the runtime keeps PATH)."""
+        """The operator's environment (of which the program gets nothing)."""
         env = self.dep.cas.env()
         env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
-        return env | self.run_environment
+        return env | {"TMPDIR": str(self.runtime_tmp)} | self.run_environment
 
     def started(self) -> bool:
         """Whether the program of the latest :meth:`run` started."""
@@ -277,8 +277,8 @@ class Job:
         (and no directory of the program's view) left on the host."""
         leftover = [m for m in mount_points() if m.startswith((str(self.root), "/run/securetf"))]
         assert not leftover, f"left mounted: {leftover}"
-        left = work_dirs() - self._work_before
-        assert not left, f"the runtime's work dir was left behind: {sorted(left)}"
+        left = sorted(p.name for p in self.runtime_tmp.iterdir())
+        assert not left, f"the runtime's work dir was left behind: {left}"
         assert not self.data_mount.exists()
         assert not self.model_mount.exists()
 
@@ -322,11 +322,6 @@ def markers(stdout: str) -> dict[str, object]:
     return found
 
 
-def work_dirs() -> frozenset[str]:
-    """The runtimes' work directories on the host (``securetf-run-*`` in the temp dir)."""
-    return frozenset(str(p) for p in Path(tempfile.gettempdir()).glob("securetf-run-*"))
-
-
 def mount_points() -> list[str]:
     with open("/proc/self/mounts") as f:
         return [line.split()[1] for line in f]
@@ -365,6 +360,7 @@ def make_job(
         tmpfs=tmpfs,
     )
     job.app.mkdir()
+    job.runtime_tmp.mkdir()
     for rel, text in app_files.items():
         (job.app / rel).write_text(text)
     plain = root / "plain-data"
