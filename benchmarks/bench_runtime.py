@@ -95,7 +95,7 @@ def _plain_env(job: Job, data: Path, model: Path) -> dict[str, str]:
     """What the runtime gives the program, with plain directories instead of the mounts."""
     env = {k: os.environ[k] for k in ("HOME", "LANG", "LC_ALL", "TERM", "TZ") if k in os.environ}
     env["PATH"] = job.run_env()["PATH"]
-    return env | ENV | {"MARKERS": str(job.markers), "DATA_DIR": str(data), "MODEL_DIR": str(model)}
+    return env | ENV | {"DATA_DIR": str(data), "MODEL_DIR": str(model)}
 
 
 def _value(stdout: str, label: str) -> float:

@@ -2,9 +2,11 @@
 jobs (a policy, its app, its sealed volumes) and ``securetf run`` as an operator runs it.
 
 Every job gets its own policy at the CAS and its own directory
-``/tmp/securetf-test-<random>``: the volumes' mount points (absolute host paths, created
-by the runtime inside its private mount namespace), the sealed volumes, the app and a
-plain ``markers`` directory where test programs leave evidence that they started.
+``/tmp/securetf-test-<random>``: the sealed volumes and the app; the volumes' mount points
+are paths under it too, but only in the program's view (in its own memory /tmp). Test
+programs report what they saw on their standard output, as ``@marker NAME JSON`` lines
+(:func:`markers`): the one channel from the program to the operator that its
+confinement leaves.
 """
 
 from __future__ import annotations
@@ -27,14 +29,16 @@ VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 180
 
-#: The programs the fast tests run, by their first argument. Each first records that it
-#: started (and from where) in $MARKERS, a plain host directory.
+#: The programs the fast tests run, by their first argument. Each first reports that it
+#: started (and from where) on its standard output.
 PROGRAM = r"""
-import hashlib, json, os, signal, sys, time
+import hashlib, json, os, select, signal, sys, time
 
-markers, data, model = os.environ["MARKERS"], os.environ["DATA_DIR"], os.environ["MODEL_DIR"]
-with open(os.path.join(markers, "started"), "w") as f:
-    f.write(os.getcwd())
+def mark(name, value=""):
+    print(f"@marker {name} {json.dumps(value)}", flush=True)
+
+data, model = os.environ["DATA_DIR"], os.environ["MODEL_DIR"]
+mark("started", os.getcwd())
 mode = sys.argv[1]
 # Derived here, so the marker's text is in no file on the host unless the program wrote it.
 MODEL_MARKER = "model-marker-" + hashlib.sha256(b"securetf runtime tests").hexdigest()
@@ -57,11 +61,9 @@ elif mode == "read-big":
                 got += len(block)
                 h.update(block)
     except OSError as exc:
-        with open(os.path.join(markers, "read.json"), "w") as f:
-            json.dump({"got": got, "sha256": h.hexdigest(), "errno": exc.errno}, f)
+        mark("read", {"got": got, "sha256": h.hexdigest(), "errno": exc.errno})
         raise
-    with open(os.path.join(markers, "read.json"), "w") as f:
-        json.dump({"got": got, "sha256": h.hexdigest(), "errno": 0}, f)
+    mark("read", {"got": got, "sha256": h.hexdigest(), "errno": 0})
 elif mode == "kill":
     half = open(os.path.join(model, "out.txt"), "w")
     half.write("half-written\n")
@@ -72,13 +74,11 @@ elif mode == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 elif mode == "wait":
     with open("/proc/self/mounts") as f:
-        mounts = f.read()
-    with open(os.path.join(markers, "mounts.txt"), "w") as f:
-        f.write(mounts)
-    open(os.path.join(markers, "ready"), "w").close()
-    deadline = time.monotonic() + 60
-    while not os.path.exists(os.path.join(markers, "go")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+        mark("mounts", f.read())
+    mark("ready")
+    # The test says go on the standard input.
+    if select.select([sys.stdin], [], [], 60)[0]:
+        sys.stdin.readline()
 else:
     sys.exit(f"unknown mode {mode}")
 """
@@ -113,6 +113,9 @@ class Job:
     network: str = ""  # each service's ``network:`` section, as flow YAML
     tee_extra: str = ""  # more of the policy's ``tee:`` section, as flow YAML (", sgx: {...}")
     run_environment: dict[str, str] = field(default_factory=dict)  # the operator's, for run
+    path: str | None = None  # each service's ``path`` (the program's PATH)
+    tmpfs: str = ""  # each service's ``tmpfs:`` section, as flow YAML
+    last: subprocess.CompletedProcess[str] | None = None  # of the latest :meth:`run`
 
     @property
     def data_mount(self) -> Path:
@@ -135,16 +138,11 @@ class Job:
         return self.root / "dataset.key"
 
     @property
-    def markers(self) -> Path:
-        return self.root / "markers"
-
-    @property
     def policy_file(self) -> Path:
         return self.root / "policy.yaml"
 
     def policy_yaml(self) -> str:
         env = {
-            "MARKERS": str(self.markers),
             "DATA_DIR": str(self.data_mount),
             "MODEL_DIR": str(self.model_mount),
             **self.environment,
@@ -167,7 +165,7 @@ class Job:
         for service, command in self.services.items():
             lines += [
                 f"  {service}:",
-                f'    measurement: "{measurement_text(measure(self.app, command))}"',
+                f'    measurement: "{self.measurement(command)}"',
                 f"    command: {json.dumps(command)}",
                 "    mounts:",
                 f"      - {{volume: dataset, path: {self.data_mount}, mode: ro}}",
@@ -176,11 +174,18 @@ class Job:
             ]
             if self.network:
                 lines.append(f"    network: {self.network}")
+            if self.path is not None:
+                lines.append(f"    path: {json.dumps(self.path)}")
+            if self.tmpfs:
+                lines.append(f"    tmpfs: {self.tmpfs}")
         return "\n".join(lines) + "\n"
+
+    def measurement(self, command: Sequence[str]) -> str:
+        return measurement_text(measure(self.app, command, path=self.path))
 
     def policy_measurement(self, service: str) -> str:
         """The ``sha256:`` measurement of ``service``'s app, as its policy names it."""
-        return measurement_text(measure(self.app, self.services[service]))
+        return self.measurement(self.services[service])
 
     def apply(self, *, register: bool = True) -> None:
         """Apply the policy; then register the sealed dataset's state, as its owner does."""
@@ -224,11 +229,13 @@ class Job:
         proc = subprocess.run(
             [*prefix, *self.run_args(service), *extra],
             env=self.run_env(),
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=RUN_TIMEOUT_S,
             check=False,
         )
+        self.last = proc
         self.assert_nothing_left()
         return proc
 
@@ -250,24 +257,30 @@ class Job:
             f"model={self.sealed_model}",
         ]
 
+    @property
+    def runtime_tmp(self) -> Path:
+        """The runtime's TMPDIR, where it makes its work directory (of this job's runs only)."""
+        return self.root / "runtime-tmp"
+
     def run_env(self) -> dict[str, str]:
-        """The operator's environment: ``python`` is the venv's (the runtime keeps PATH)."""
+        """The operator's environment (of which the program gets nothing)."""
         env = self.dep.cas.env()
         env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
-        return env | self.run_environment
+        return env | {"TMPDIR": str(self.runtime_tmp)} | self.run_environment
 
     def started(self) -> bool:
-        return (self.markers / "started").exists()
+        """Whether the program of the latest :meth:`run` started."""
+        return self.last is not None and "started" in markers(self.last.stdout)
 
     def assert_nothing_left(self) -> None:
-        """No mount of the job in this (the host's) namespace; the runtime's work dir gone."""
+        """No mount of the job in this (the host's) namespace; no work dir of the runtime
+        (and no directory of the program's view) left on the host."""
         leftover = [m for m in mount_points() if m.startswith((str(self.root), "/run/securetf"))]
         assert not leftover, f"left mounted: {leftover}"
-        started = self.markers / "started"
-        if started.exists():
-            work = Path(started.read_text()).parent  # the program ran in <work>/app
-            assert work.name.startswith("securetf-run-")
-            assert not work.exists(), f"the runtime's work dir {work} was left behind"
+        left = sorted(p.name for p in self.runtime_tmp.iterdir())
+        assert not left, f"the runtime's work dir was left behind: {left}"
+        assert not self.data_mount.exists()
+        assert not self.model_mount.exists()
 
     def model_key(self) -> Path:
         """The model volume's key, fetched from the CAS as the owner."""
@@ -298,9 +311,15 @@ class Job:
         tag: str = report["tag"]
         return tag
 
-    def reset_markers(self) -> None:
-        shutil.rmtree(self.markers)
-        self.markers.mkdir()
+
+def markers(stdout: str) -> dict[str, object]:
+    """What a test program reported: its ``@marker NAME JSON`` lines, by name."""
+    found: dict[str, object] = {}
+    for line in stdout.splitlines():
+        if line.startswith("@marker "):
+            _, name, value = line.split(" ", 2)
+            found[name] = json.loads(value)
+    return found
 
 
 def mount_points() -> list[str]:
@@ -320,6 +339,8 @@ def make_job(
     apply: bool = True,
     tee_extra: str = "",
     run_environment: Mapping[str, str] | None = None,
+    path: str | None = None,
+    tmpfs: str = "",
 ) -> Job:
     """Write the app, seal the dataset (its plaintext is then deleted), apply the policy."""
     root = Path("/tmp") / f"securetf-test-{os.urandom(6).hex()}"
@@ -335,9 +356,11 @@ def make_job(
         network=network,
         tee_extra=tee_extra,
         run_environment=dict(run_environment or {}),
+        path=path,
+        tmpfs=tmpfs,
     )
     job.app.mkdir()
-    job.markers.mkdir()
+    job.runtime_tmp.mkdir()
     for rel, text in app_files.items():
         (job.app / rel).write_text(text)
     plain = root / "plain-data"

@@ -7,7 +7,6 @@ its ``public`` ports, and only those, are offered on the host.
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import time
@@ -15,7 +14,7 @@ from collections.abc import Callable
 
 from tests.cas.server_support import free_port
 
-from .support import Job, fast_job_args
+from .support import Job, fast_job_args, markers
 
 NewJob = Callable[..., Job]
 
@@ -45,7 +44,7 @@ try:
     out["bind_80"] = True
 except OSError:
     out["bind_80"] = False
-open(os.path.join(os.environ["MARKERS"], "probe.json"), "w").write(json.dumps(out))
+print("@marker probe " + json.dumps(out), flush=True)
 """
 
 SERVER = r"""
@@ -53,7 +52,7 @@ import os, socket, sys
 public, private = int(sys.argv[1]), int(sys.argv[2])
 hidden = socket.create_server(("0.0.0.0", private))
 srv = socket.create_server(("127.0.0.1", public))
-open(os.path.join(os.environ["MARKERS"], "listening"), "w").close()
+print("@marker listening 1", flush=True)
 conn, _ = srv.accept()
 conn.sendall(b"echo:" + conn.recv(100))
 conn.close()
@@ -72,7 +71,7 @@ def test_the_program_cannot_undo_its_confinement(new_job: NewJob) -> None:
     socket.create_connection(("127.0.0.1", port), timeout=3).close()
     proc = job.run("probe")
     assert proc.returncode == 0, proc.stderr
-    found = json.loads((job.markers / "probe.json").read_text())
+    found = markers(proc.stdout)["probe"]
     assert found == {
         "cap_eff": "0000000000000000",
         "cap_bnd": "0000000000000000",
@@ -99,12 +98,12 @@ def test_public_ports_and_only_they_reach_the_program(new_job: NewJob) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert run.stdout is not None
     try:
         deadline = time.monotonic() + 60
-        while not (job.markers / "listening").exists():
+        while "listening" not in markers(run.stdout.readline()):
             assert run.poll() is None, run.communicate()[1]
             assert time.monotonic() < deadline, "the program never listened"
-            time.sleep(0.1)
         # The port the policy does not make public is not on the host at all.
         try:
             socket.create_connection(("127.0.0.1", private), timeout=3).close()
@@ -133,7 +132,7 @@ for port in sys.argv[1:]:
         out[port] = "reached"
     except OSError as exc:
         out[port] = f"refused: {exc.strerror}"
-open(os.path.join(os.environ["MARKERS"], "egress.json"), "w").write(json.dumps(out))
+print("@marker egress " + json.dumps(out), flush=True)
 """
 
 
@@ -151,7 +150,8 @@ def test_an_egress_host_name_is_resolved_and_reached(new_job: NewJob) -> None:
     with other:
         proc = job.run("egress")
     assert proc.returncode == 0, proc.stderr
-    found = json.loads((job.markers / "egress.json").read_text())
+    found = markers(proc.stdout)["egress"]
+    assert isinstance(found, dict)
     assert found[str(port)] == "reached", found
     assert found[str(closed)].startswith("refused"), found
     assert "127.0.0.1\tlocalhost" in found["hosts"]

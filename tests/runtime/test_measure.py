@@ -1,11 +1,13 @@
-"""The measurement of an app: deterministic, changed by any change of what runs, refusing
-what it cannot cover, and the same whether measured in place or while copied."""
+"""The measurement of an app: deterministic, changed by any change of what runs (the
+file ``command[0]`` resolves to in the program's view included), refusing what it cannot
+cover, and the same whether measured in place or while copied."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +15,8 @@ import pytest
 
 from securetf import __version__
 from securetf.errors import UsageError
-from securetf.runtime import measure, measurement_text, snapshot
+from securetf.runtime import measure, measure_launcher, measurement_text, snapshot
+from securetf.runtime.measure import executable, launcher
 
 COMMAND = ["python", "train.py"]
 
@@ -136,7 +139,7 @@ def _tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
 def test_snapshot_equals_measure_and_copies_exactly(app: Path, tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     dest.mkdir()
-    assert snapshot(app, dest, COMMAND) == measure(app, COMMAND)
+    assert snapshot(app, dest, COMMAND).digest == measure(app, COMMAND)
     assert _tree(dest) == _tree(app)
     # And the copy measures the same: what runs is what was measured.
     assert measure(dest, COMMAND) == measure(app, COMMAND)
@@ -145,6 +148,55 @@ def test_snapshot_equals_measure_and_copies_exactly(app: Path, tmp_path: Path) -
 def test_snapshot_of_an_empty_app(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "dest").mkdir()
-    digest = snapshot(tmp_path / "app", tmp_path / "dest", COMMAND)
+    digest = snapshot(tmp_path / "app", tmp_path / "dest", COMMAND).digest
     assert digest == measure(tmp_path / "app", COMMAND)
     assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_command_is_resolved_in_the_program_s_view(app: Path) -> None:
+    venv_python = f"{sys.prefix}/bin/python"
+    assert executable(COMMAND, path=None, app=app) == venv_python
+    assert executable(["sh"], path="/usr/bin:/bin", app=app) == "/usr/bin/sh"
+    assert executable(["/bin/sh"], path=None, app=app) == "/bin/sh"
+    # A name with a slash is the app's (where the program starts), never looked up.
+    assert executable(["./run.sh"], path=None, app=app) == "/app/run.sh"
+    assert executable(["run.sh"], path="/app:/usr/bin", app=app) == "/app/run.sh"
+
+
+def test_what_command_0_resolves_to_is_measured(app: Path) -> None:
+    (app / "bin").mkdir()
+    (app / "bin" / "python").write_text("#!/bin/sh\n")
+    (app / "bin" / "python").chmod(0o755)
+    default = measure(app, COMMAND)
+    # Another python first on the PATH: another measurement.
+    assert measure(app, COMMAND, path="/app/bin:/usr/bin") != default
+    # Another PATH that finds the same file: the same measurement (the PATH itself comes
+    # from the CAS with the configuration, and the runtime checks it is the one measured).
+    assert measure(app, COMMAND, path=f"{sys.prefix}/bin:/app/bin") == default
+
+
+def test_launcher_measurement_resolves_command_0_too(app: Path) -> None:
+    assert launcher(COMMAND, "code", code_path="/code").executable == f"{sys.prefix}/bin/python"
+    # Inside the code, not decrypted yet: taken as it is.
+    assert launcher(["./run.sh"], "code", code_path="/code").executable == "/code/run.sh"
+    assert measure_launcher(COMMAND, "code", code_path="/code") != measure_launcher(
+        ["/usr/bin/sh", "train.py"], "code", code_path="/code"
+    )
+
+
+def test_commands_outside_the_view_are_refused(app: Path, tmp_path: Path) -> None:
+    # What the operator plants in a directory of its own is not in the program's view.
+    planted = tmp_path / "operator-bin"
+    planted.mkdir()
+    (planted / "python").write_text("#!/bin/sh\n")
+    (planted / "python").chmod(0o755)
+    with pytest.raises(UsageError, match="not on the program's PATH"):
+        measure(app, COMMAND, path=str(planted))
+    with pytest.raises(UsageError, match="not on the program's PATH"):
+        measure(app, ["no-such-program-anywhere"])
+    with pytest.raises(UsageError, match="not an executable file in the program's view"):
+        measure(app, [str(planted / "python")])
+    with pytest.raises(UsageError, match="not an executable file"):
+        measure(app, ["./train.py"])  # not executable
+    with pytest.raises(UsageError, match="not an executable file"):
+        measure(app, ["./missing.sh"])

@@ -2,7 +2,7 @@
 non-zero, and the message says why: a rolled-back or damaged volume, changed code, an
 unknown service, a TEE the policy does not allow, missing privileges.
 
-Each program first creates ``started`` in a plain host directory, so "never started" is
+Each program first says ``started`` on its standard output, so "never started" is
 checked, not assumed.
 """
 
@@ -34,7 +34,6 @@ def test_rolled_back_model_volume(new_job: NewJob) -> None:
     assert job.run("ok").returncode == 0  # committed: the CAS's tag moved on
     shutil.rmtree(job.sealed_model)
     shutil.copytree(old, job.sealed_model)  # the operator restores the older copy
-    job.reset_markers()
     err = _refused(job, job.run("ok"), IntegrityError.exit_code)
     assert f"volume {job.sealed_model} is in state" in err
     assert "rolled back" in err
@@ -99,7 +98,6 @@ def test_damaged_manifest(new_job: NewJob) -> None:
 
 def test_without_root_fails_at_once_naming_the_privilege(new_job: NewJob) -> None:
     job = new_job(**fast_job_args())
-    job.markers.chmod(0o777)  # so that a program that did start could say so
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     start = time.monotonic()
     proc = job.run("ok", prefix=nobody)

@@ -254,6 +254,8 @@ def grant(
         files={path: render_bytes(t, values) for path, t in service.files.items()},
         volumes=volumes,
         network=_network(policy, req.service),
+        path=service.path,
+        tmpfs=service.tmpfs.model_dump(),
     )
     if len(req.box_public_key) != 32:
         raise UsageError("box_public_key must be a 32-byte X25519 public key")

@@ -117,6 +117,7 @@ class Cas:
                 service=service,
                 command=list(spec.command),
                 code=CodeLaunch(volume=code.volume, path=str(code.path)) if code else None,
+                path=spec.path,
             )
 
         return self._run("policy.launch", read)

@@ -12,7 +12,8 @@ from securetf._fsutil import read_file
 from securetf.cli._common import parse_assignments
 from securetf.errors import UsageError
 from securetf.policy import Policy
-from securetf.runtime import RunOptions, measure, measure_launcher, measurement_text, run
+from securetf.runtime import RunOptions, measurement_text, run
+from securetf.runtime.measure import executable, launcher, measure
 from securetf.shield.net import parse_peers
 
 
@@ -71,7 +72,11 @@ def measure_cmd(
         Path | None, typer.Option(help="The application directory (not for code volumes).")
     ] = None,
 ) -> None:
-    """Print the measurement to put into the policy for this app and service."""
+    """Print the measurement to put into the policy for this app and service.
+
+    The command's first word is looked up as ``securetf run`` will: on the service's PATH,
+    in the program's view of this machine (docs/runtime.md); stderr names what it found.
+    """
     doc = Policy.from_yaml(read_file(policy, "policy file"))
     svc = doc.services.get(service)
     if svc is None:
@@ -79,8 +84,12 @@ def measure_cmd(
     if svc.code is not None:
         if app is not None:
             raise UsageError(f"service {service!r} runs code from a sealed volume; omit --app")
-        typer.echo(measurement_text(measure_launcher(svc.command, svc.code.volume)))
+        found = launcher(svc.command, svc.code.volume, code_path=svc.code.path, path=svc.path)
+        typer.echo(f"{svc.command[0]} runs {found.executable}", err=True)
+        typer.echo(measurement_text(found.digest))
         return
     if app is None:
         raise UsageError("--app DIR is required (the service has no code volume)")
-    typer.echo(measurement_text(measure(app, svc.command)))
+    digest = measure(app, svc.command, path=svc.path)
+    typer.echo(f"{svc.command[0]} runs {executable(svc.command, path=svc.path, app=app)}", err=True)
+    typer.echo(measurement_text(digest))

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from securetf.errors import PolicyError
 from securetf.policy import limits
 from securetf.policy._templates import parse_template
 from securetf.policy._types import (
     AbsolutePath,
+    AbsolutePathText,
     Digest,
     Egress,
     EnvName,
@@ -33,6 +42,26 @@ def _template(value: str) -> str:
 
 def _one_or_many(value: object) -> object:
     return [value] if isinstance(value, str) else value
+
+
+def _search_path(value: str) -> str:
+    for entry in value.split(":"):
+        if not entry:
+            # An empty entry means the working directory to execvp: the app, or worse.
+            raise ValueError("must not have an empty entry (a leading, trailing or double ':')")
+        if not entry.startswith("/"):
+            raise ValueError(f"must hold absolute directories only, got {entry!r}")
+        AbsolutePathText.validate_python(entry)
+    return value
+
+
+_SIZE_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _size(value: str) -> str:
+    if int(value[:-1]) * _SIZE_UNITS[value[-1]] > limits.MAX_TMPFS_BYTES:
+        raise ValueError(f"must be at most {limits.MAX_TMPFS_BYTES // 1024**3}g")
+    return value
 
 
 Template = Annotated[Text, AfterValidator(_template)]
@@ -70,6 +99,29 @@ class Network(PolicyModel):
     """Ports open to clients outside the policy, over TLS with the policy CA's certificate."""
 
 
+SearchPath = Annotated[
+    StrictStr, Field(min_length=1, max_length=limits.MAX_TEXT_LENGTH), AfterValidator(_search_path)
+]
+"""``PATH``: absolute, normalized directories separated by ``:``."""
+
+TmpfsSize = Annotated[StrictStr, Field(pattern=r"^[1-9][0-9]{0,9}[kmg]$"), AfterValidator(_size)]
+"""A size in KiB, MiB or GiB: ``512k``, ``256m``, ``2g``."""
+
+
+class Tmpfs(PolicyModel):
+    """The program's memory file systems: the most each may hold. They count against the
+    memory of the TEE, and are gone when the program ends."""
+
+    tmp: TmpfsSize = "256m"
+    """``/tmp``."""
+    var_tmp: TmpfsSize = "64m"
+    """``/var/tmp``."""
+    home: TmpfsSize = "256m"
+    """The program's ``HOME``, ``/root`` (caches such as ``~/.keras`` land here)."""
+    shm: TmpfsSize = "64m"
+    """``/dev/shm``."""
+
+
 class Service(PolicyModel):
     measurement: Annotated[
         tuple[Digest, ...],
@@ -83,12 +135,28 @@ class Service(PolicyModel):
     instances: Annotated[StrictInt, Field(ge=1, le=limits.MAX_INSTANCES)] = 1
     mounts: Annotated[tuple[Mount, ...], _List] = ()
     environment: Annotated[dict[EnvName, Template], _Map] = Field(default_factory=dict)
-    """Environment variables; values may hold ``{{ secrets.NAME }}`` templates."""
+    """Environment variables; values may hold ``{{ secrets.NAME }}`` templates. Nothing of
+    the operator's environment reaches the program; ``PATH`` is set with ``path``."""
+    path: SearchPath | None = None
+    """The program's ``PATH``, where ``command[0]`` is looked up too (in the program's view,
+    before it is measured). Default: the bin directory of the Python environment securetf
+    runs in, then ``/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin``."""
+    tmpfs: Tmpfs = Field(default_factory=Tmpfs)
+    """Sizes of the program's memory file systems; the rest of its view is read-only."""
     files: Annotated[dict[AbsolutePath, FileTemplate], _Map] = Field(default_factory=dict)
     """Files placed in memory inside the TEE; contents may hold templates."""
     network: Network = Field(default_factory=Network)
     code: CodeVolume | None = None
     """Where the application comes from when it is shipped in a sealed volume."""
+
+    @field_validator("environment")
+    @classmethod
+    def _no_path_variable(cls, value: dict[str, str]) -> dict[str, str]:
+        if "PATH" in value:
+            raise ValueError(
+                "PATH is set with the service's 'path' key: command[0] is looked up there too"
+            )
+        return value
 
     @model_validator(mode="after")
     def _distinct_paths(self) -> Service:

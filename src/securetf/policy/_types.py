@@ -12,7 +12,15 @@ import posixpath
 import re
 from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+)
 
 from securetf.policy import limits
 
@@ -91,6 +99,9 @@ AbsolutePath = Annotated[
     Field(max_length=limits.MAX_TEXT_LENGTH, pattern="^/"),
     AfterValidator(_absolute_path),
 ]
+
+AbsolutePathText = TypeAdapter(AbsolutePath)
+"""Validates one absolute path outside a model (the entries of a ``PATH``)."""
 
 
 def _egress(value: str) -> str:

@@ -37,6 +37,8 @@ MAX_MAP_ITEMS = 256
 """Most entries of any other mapping (environment, files)."""
 MAX_RANDOM_BYTES = 1024
 """Largest ``random`` secret, in bytes."""
+MAX_TMPFS_BYTES = 1024**4
+"""Largest size of one of a program's memory file systems (``services.*.tmpfs``): 1 TiB."""
 MAX_CERT_VALID_DAYS = 397
 """Longest validity of an ``x509`` secret (the CA/Browser Forum's ceiling for TLS)."""
 

@@ -112,6 +112,7 @@ class ServiceLaunch(_Msg):
     service: str
     command: list[str]
     code: CodeLaunch | None = None
+    path: str | None = None  # the program's PATH (None: the default): command[0] is found there
 
 
 class HistoryItem(_Msg):
@@ -194,6 +195,8 @@ class ServiceConfig(_Msg):
     files: dict[str, Base64Bytes]
     volumes: dict[str, VolumeGrant]
     network: NetworkGrant = Field(default_factory=NetworkGrant)
+    path: str | None = None  # the program's PATH (None: the runtime's default)
+    tmpfs: dict[str, str] = Field(default_factory=dict)  # the policy's Tmpfs sizes
 
 
 class ProvisionResponse(_Msg):

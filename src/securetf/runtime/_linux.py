@@ -1,20 +1,37 @@
-"""The few Linux calls the runtime needs: a private mount namespace and tmpfs mounts."""
+"""The few Linux calls the runtime needs: namespaces, tmpfs and bind mounts."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from securetf.errors import Error, UsageError
 
 CLONE_NEWNS = 0x00020000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
+CLONE_NEWPID = 0x20000000
+MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
 MS_BIND = 4096
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MS_RELATIME = 1 << 21
+#: statvfs flags of a mount, and the mount flags that keep them on a remount.
+_KEEP = (
+    (os.ST_NODEV, MS_NODEV),
+    (os.ST_NOEXEC, MS_NOEXEC),
+    (os.ST_NOATIME, MS_NOATIME),
+    (os.ST_NODIRATIME, MS_NODIRATIME),
+    (os.ST_RELATIME, MS_RELATIME),
+)
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
@@ -64,6 +81,44 @@ def bind_file(source: Path, target: Path) -> None:
         _libc.mount(str(source).encode(), str(target).encode(), None, MS_BIND, None),
         f"bind-mounting {source} at {target}",
     )
+
+
+def bind(source: Path, target: Path, *, read_only: bool = True) -> None:
+    """Show ``source`` (a directory or file) at the existing ``target``, read-only unless
+    told otherwise, in this mount namespace only."""
+    _check(
+        _libc.mount(str(source).encode(), str(target).encode(), None, MS_BIND, None),
+        f"bind-mounting {source} at {target}",
+    )
+    if read_only:
+        remount_read_only(target)
+
+
+def remount_read_only(target: Path) -> None:
+    """Make the mount at ``target`` read-only and nosuid, keeping its other flags (a
+    remount that dropped nodev or noexec would loosen the mount)."""
+    current = os.statvfs(target).f_flag
+    flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID
+    flags |= sum(mount_flag for st_flag, mount_flag in _KEEP if current & st_flag)
+    _check(
+        _libc.mount(None, str(target).encode(), None, flags, None),
+        f"making {target} read-only",
+    )
+
+
+@contextlib.contextmanager
+def new_pid_namespace() -> Iterator[None]:
+    """The first process this thread starts in the block is PID 1 of a new PID namespace
+    (``unshare`` and ``setns`` of a PID namespace move only the calling thread's children)."""
+    home = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+        try:
+            yield
+        finally:
+            _check(_libc.setns(home, CLONE_NEWPID), "returning to the runtime's PID namespace")
+    finally:
+        os.close(home)
 
 
 def umount(path: Path) -> None:

@@ -1,12 +1,14 @@
 """The measurement of a service: what the CAS compares with the policy before releasing
 anything (docs/runtime.md, "Measurement").
 
-``measurement = SHA-256("securetf/v1 measurement\\0" || canonical JSON of
-{"runtime": securetf version, "command": [...], "dirs": [[path, mode], ...],
-"files": [[path, mode, size, sha256 hex], ...]})`` over the application directory, with
-paths relative and sorted, modes as permission bits. Symbolic links and special files are
-refused. :func:`snapshot` copies the tree while hashing it, and the program runs from the
-copy: nothing can change the code between measuring and starting.
+``measurement = SHA-256("securetf/v2 measurement\\0" || canonical JSON of
+{"runtime": securetf version, "command": [...], "executable": command[0] resolved,
+"dirs": [[path, mode], ...], "files": [[path, mode, size, sha256 hex], ...]})`` over the
+application directory, with paths relative and sorted, modes as permission bits. Symbolic
+links and special files are refused. ``executable`` is the absolute path ``command[0]``
+resolves to in the program's view with the program's PATH (:mod:`._view`), the file the
+program's ``execvp`` will start. :func:`snapshot` copies the tree while hashing it, and the
+program runs from the copy: nothing can change the code between measuring and starting.
 """
 
 from __future__ import annotations
@@ -15,14 +17,24 @@ import hashlib
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from securetf import __version__
 from securetf.errors import UsageError
 from securetf.policy import canonical_json
+from securetf.runtime._view import APP, default_path, system_view
 
-_PREFIX = b"securetf/v1 measurement\x00"
+_PREFIX = b"securetf/v2 measurement\x00"
+_LAUNCHER_PREFIX = b"securetf/v2 launcher\x00"
 _BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Measurement:
+    digest: bytes
+    executable: str
+    """``command[0]`` as measured: what the runtime starts."""
 
 
 def _walk(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int, Path]]]:
@@ -48,16 +60,35 @@ def _walk(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int, Path]
     return dirs, files
 
 
+def executable(
+    command: Sequence[str], *, path: str | None, app: Path | None, app_at: str | None = None
+) -> str:
+    """``command[0]`` resolved in the program's view, with its PATH (``path`` or the default).
+
+    ``app`` is the host directory holding the app (None for code volumes, not yet
+    decrypted); ``app_at`` is where the program sees it (default ``/app``).
+    """
+    view = system_view(app=app_at or APP, app_source=app)
+    return view.executable(command[0], path or default_path())
+
+
 def _digest(
-    command: Sequence[str], dirs: list[tuple[str, int]], files: list[list[object]]
+    command: Sequence[str], exe: str, dirs: list[tuple[str, int]], files: list[list[object]]
 ) -> bytes:
-    doc = {"runtime": __version__, "command": list(command), "dirs": dirs, "files": files}
+    doc = {
+        "runtime": __version__,
+        "command": list(command),
+        "executable": exe,
+        "dirs": [list(d) for d in dirs],
+        "files": files,
+    }
     return hashlib.sha256(_PREFIX + canonical_json(doc)).digest()
 
 
-def measure(app: Path, command: Sequence[str]) -> bytes:
-    """The measurement of ``app`` run with ``command``."""
+def measure(app: Path, command: Sequence[str], *, path: str | None = None) -> bytes:
+    """The measurement of ``app`` run with ``command`` and the program's PATH ``path``."""
     dirs, files = _walk(app)
+    exe = executable(command, path=path, app=app)
     entries: list[list[object]] = []
     for rel, mode, full in files:
         h = hashlib.sha256()
@@ -67,11 +98,22 @@ def measure(app: Path, command: Sequence[str]) -> bytes:
                 h.update(block)
                 size += len(block)
         entries.append([rel, mode, size, h.hexdigest()])
-    return _digest(command, [list(d) for d in dirs], entries)  # type: ignore[misc]
+    return _digest(command, exe, dirs, entries)
 
 
-def snapshot(app: Path, dest: Path, command: Sequence[str]) -> bytes:
-    """Copy ``app`` into the empty directory ``dest`` while measuring the copied bytes."""
+def snapshot(
+    app: Path,
+    dest: Path,
+    command: Sequence[str],
+    *,
+    path: str | None = None,
+    app_at: str | None = None,
+) -> Measurement:
+    """Copy ``app`` into the empty directory ``dest`` while measuring the copied bytes.
+
+    ``command[0]`` is resolved against the copy (seen at ``app_at``), which is what the
+    program runs.
+    """
     dirs, files = _walk(app)
     for rel, _ in dirs:
         (dest / rel).mkdir()
@@ -88,20 +130,38 @@ def snapshot(app: Path, dest: Path, command: Sequence[str]) -> bytes:
         entries.append([rel, mode, size, h.hexdigest()])
     for rel, mode in dirs:
         os.chmod(dest / rel, mode)
-    return _digest(command, [list(d) for d in dirs], entries)  # type: ignore[misc]
+    exe = executable(command, path=path, app=dest, app_at=app_at)
+    return Measurement(_digest(command, exe, dirs, entries), exe)
 
 
-def measure_launcher(command: Sequence[str], code_volume: str) -> bytes:
+def launcher(
+    command: Sequence[str], code_volume: str, *, code_path: str, path: str | None = None
+) -> Measurement:
     """The measurement of a service whose code ships in a sealed volume.
 
     The code is encrypted until the CAS releases the volume's key, so the evidence
-    measures what runs before that: the runtime, the command and the name of the code
-    volume. The code's integrity then rests on the volume (authenticated encryption
-    under a key only the CAS and the owners hold, at the tag the CAS records); the runtime
-    still measures the decrypted code it copies and runs, and logs that measurement.
+    measures what runs before that: the runtime, the command, where ``command[0]``
+    resolves (a name inside the code, at ``code_path``, is taken as it is) and the name of
+    the code volume. The code's integrity then rests on the volume (authenticated
+    encryption under a key only the CAS and the owners hold, at the tag the CAS records);
+    the runtime still measures the decrypted code it copies and runs, and logs that
+    measurement.
     """
-    doc = {"runtime": __version__, "command": list(command), "code_volume": code_volume}
-    return hashlib.sha256(b"securetf/v1 launcher\x00" + canonical_json(doc)).digest()
+    exe = executable(command, path=path, app=None, app_at=code_path)
+    doc = {
+        "runtime": __version__,
+        "command": list(command),
+        "executable": exe,
+        "code_volume": code_volume,
+    }
+    return Measurement(hashlib.sha256(_LAUNCHER_PREFIX + canonical_json(doc)).digest(), exe)
+
+
+def measure_launcher(
+    command: Sequence[str], code_volume: str, *, code_path: str, path: str | None = None
+) -> bytes:
+    """The launcher measurement (see :func:`launcher`) that ``securetf measure`` prints."""
+    return launcher(command, code_volume, code_path=code_path, path=path).digest
 
 
 def measurement_text(digest: bytes) -> str:

@@ -1,7 +1,9 @@
 """``securetf run``: measure, attest, provision, mount, launch, commit (docs/runtime.md).
 
 If anything fails before the program starts, the program does not start. Mounts and
-secret files live in a private mount namespace: the host never sees them.
+secret files live in a private mount namespace: the host never sees them. The program
+sees only the root the runtime builds for it (:mod:`._rootfs`), with an environment from
+the policy alone.
 """
 
 from __future__ import annotations
@@ -9,9 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import signal
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,9 +20,13 @@ from securetf.attestation import producer_for
 from securetf.attestation.rtmr import runtime_measure_app
 from securetf.client import CasClient, LivenessChecker
 from securetf.errors import AttestationError, Error, IntegrityError, UsageError
-from securetf.protocol import ServiceLaunch
+from securetf.policy import Tmpfs
+from securetf.protocol import ServiceConfig, ServiceLaunch, VolumeGrant
 from securetf.runtime import _linux
-from securetf.runtime.measure import measure_launcher, snapshot
+from securetf.runtime._launch import SYSTEM_PATH, Program, launch
+from securetf.runtime._rootfs import LOOPBACK_HOSTS, RootFs
+from securetf.runtime._view import APP, HOME, default_path, system_view
+from securetf.runtime.measure import Measurement, launcher, snapshot
 from securetf.runtime.provision import Provisioned, move_tag, provision
 from securetf.runtime.volumes import MountedVolume, mount_all, unmount_all
 from securetf.shield.fs import check_fuse
@@ -31,11 +34,10 @@ from securetf.shield.net import Endpoint, Identity, NetShield, plan
 
 log = logging.getLogger("securetf.runtime")
 
-#: Environment variables of the operator's shell that the program keeps; all else comes
-#: from the policy.
-INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TZ")
-#: Where the instance's own certificate and key are placed (in memory).
-INSTANCE_DIR = Path("/run/securetf")
+#: Where the instance's own certificate and key are placed (in memory), in the program's view.
+INSTANCE_DIR = "/run/securetf"
+#: The program's environment before the policy's: nothing comes from the operator's.
+BASE_ENV = {"HOME": HOME, "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1"}
 
 
 @dataclass(frozen=True)
@@ -54,71 +56,23 @@ class RunOptions:
     """The host address where the service's ``public`` ports are offered."""
 
 
-def _secret_files(files: Mapping[str, bytes], inst: Provisioned) -> list[Path]:
-    """Write the policy's files and the instance identity into tmpfs mounts."""
+def _secret_files(root: RootFs, files: Mapping[str, bytes], inst: Provisioned) -> None:
+    """The policy's files and the instance identity, in memory in the program's root."""
     placed = dict(files)
-    placed[str(INSTANCE_DIR / "tls.crt")] = inst.certificate_pem.encode()
-    placed[str(INSTANCE_DIR / "tls.key")] = inst.tls_key.to_pem()
-    placed[str(INSTANCE_DIR / "ca.crt")] = inst.ca_certificate_pem.encode()
-    mounted: list[Path] = []
-    for parent in sorted({Path(p).parent for p in placed}):
-        _linux.mount_tmpfs(parent, size="16m", mode=0o755)
-        mounted.append(parent)
-    for path, content in placed.items():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-    return mounted
+    placed[f"{INSTANCE_DIR}/tls.crt"] = inst.certificate_pem.encode()
+    placed[f"{INSTANCE_DIR}/tls.key"] = inst.tls_key.to_pem()
+    placed[f"{INSTANCE_DIR}/ca.crt"] = inst.ca_certificate_pem.encode()
+    for path, content in sorted(placed.items()):
+        root.place(path, content)
 
 
-def _environment(config_env: Mapping[str, str]) -> dict[str, str]:
-    env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-    env.update(config_env)
-    env["SECURETF_TLS_CERT"] = str(INSTANCE_DIR / "tls.crt")
-    env["SECURETF_TLS_KEY"] = str(INSTANCE_DIR / "tls.key")
-    env["SECURETF_CA_CERT"] = str(INSTANCE_DIR / "ca.crt")
+def _environment(config: ServiceConfig, search_path: str) -> dict[str, str]:
+    """The policy's environment, the program's PATH, and the instance's identity files."""
+    env = {"PATH": search_path, **BASE_ENV, **config.environment}
+    env["SECURETF_TLS_CERT"] = f"{INSTANCE_DIR}/tls.crt"
+    env["SECURETF_TLS_KEY"] = f"{INSTANCE_DIR}/tls.key"
+    env["SECURETF_CA_CERT"] = f"{INSTANCE_DIR}/ca.crt"
     return env
-
-
-#: The program runs as root without any capability: it cannot leave or change its network
-#: namespace, mount, trace the runtime or load modules, so the confinement the runtime set
-#: up holds even against a program that would undo it. ``setpriv`` is util-linux's.
-DROP_CAPABILITIES = (
-    "setpriv",
-    "--no-new-privs",
-    "--bounding-set=-all",
-    "--inh-caps=-all",
-    "--ambient-caps=-all",
-    "--",
-)
-SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def _launch(
-    command: list[str], cwd: Path, env: dict[str, str], shield: NetShield | None = None
-) -> int:
-    """Run the program; forward SIGINT/SIGTERM; return its exit code (128+N if killed)."""
-    # From the system's directories, not the operator's PATH.
-    setpriv = shutil.which(DROP_CAPABILITIES[0], path=SYSTEM_PATH)
-    if setpriv is None:
-        raise UsageError(
-            "securetf run needs setpriv to drop the program's capabilities: install util-linux"
-        )
-    try:
-        with shield.program_namespace() if shield else contextlib.nullcontext():
-            proc = subprocess.Popen([setpriv, *DROP_CAPABILITIES[1:], *command], cwd=cwd, env=env)
-    except OSError as exc:
-        raise UsageError(f"cannot start {command[0]!r}: {exc.strerror}") from exc
-    previous = {
-        sig: signal.signal(sig, lambda s, _f: proc.send_signal(s))
-        for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        code = proc.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 128 - code if code < 0 else code
 
 
 def _service(client: CasClient, options: RunOptions) -> ServiceLaunch:
@@ -134,34 +88,26 @@ def _service(client: CasClient, options: RunOptions) -> ServiceLaunch:
     return service
 
 
-def _measure(service: ServiceLaunch, options: RunOptions, app: Path) -> bytes:
+def _measure(service: ServiceLaunch, options: RunOptions, app: Path) -> Measurement:
     """The app copied into memory while measured, or, for code volumes, the launcher."""
     command = list(service.command)
     if service.code is not None:
-        return measure_launcher(command, service.code.volume)
+        return launcher(
+            command, service.code.volume, code_path=service.code.path, path=service.path
+        )
     if options.app is None:  # checked by _service
         raise UsageError("--app DIR is required")
-    return snapshot(options.app, app, command)
+    return snapshot(options.app, app, command, path=service.path)
 
 
-HOSTS = Path("/etc/hosts")
-
-
-def _hosts_file(shield: NetShield, work: Path) -> Path | None:
+def _hosts(shield: NetShield) -> str:
     """The program's /etc/hosts: loopback and the policy's egress host names (it has no DNS).
 
     The addresses are those the names had when the runtime resolved them, the same the
-    egress rules allow; the file is shown at /etc/hosts in the private mount namespace.
+    egress rules allow.
     """
-    if not shield.plan.hosts:
-        return None
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost"]
-    lines += [f"{a}\t{name}" for name, found in shield.plan.hosts.items() for a in found]
-    path = work / "hosts"
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o644)
-    _linux.bind_file(path, HOSTS)
-    return HOSTS
+    lines = [f"{a}\t{name}" for name, found in shield.plan.hosts.items() for a in found]
+    return LOOPBACK_HOSTS + "".join(line + "\n" for line in lines)
 
 
 def _stop(shield: NetShield | None) -> None:
@@ -169,7 +115,7 @@ def _stop(shield: NetShield | None) -> None:
         shield.stop()
 
 
-def _network(inst: Provisioned, options: RunOptions, client: CasClient) -> NetShield:
+def _network(inst: Provisioned, options: RunOptions, client: CasClient, root: RootFs) -> NetShield:
     """The network shield: the program's own namespace, with what the policy allows, and
     peers accepted only while the CAS says their certificates are live."""
     shield = NetShield(
@@ -181,22 +127,51 @@ def _network(inst: Provisioned, options: RunOptions, client: CasClient) -> NetSh
             peers=options.peers,
             public_host=options.public_address,
         ),
-        Identity(INSTANCE_DIR / "tls.crt", INSTANCE_DIR / "tls.key", INSTANCE_DIR / "ca.crt"),
+        Identity(
+            root.at(f"{INSTANCE_DIR}/tls.crt"),
+            root.at(f"{INSTANCE_DIR}/tls.key"),
+            root.at(f"{INSTANCE_DIR}/ca.crt"),
+        ),
         liveness=LivenessChecker(client.instance_status, policy=inst.config.policy),
     )
     shield.start()
     return shield
 
 
+def _check_config(config: ServiceConfig, service: ServiceLaunch) -> None:
+    """What was measured from the public launch information is what the CAS configured."""
+    if config.command != list(service.command):
+        raise AttestationError("the CAS configured another command than the one measured")
+    if config.path != service.path:
+        raise AttestationError("the CAS configured another PATH than the one measured")
+
+
+def _explain_failure(code: int, root: RootFs, mounted: list[MountedVolume]) -> None:
+    """Where a program that failed could write: the first thing to check after a failure."""
+    volumes = sorted(mv.grant.path for mv in mounted if mv.grant.mode == "rw")
+    log.warning(
+        "the program exited with code %d. In its view only memory (%s) and its read-write "
+        "volumes (%s) are writable; a write anywhere else fails with 'Read-only file "
+        "system' (EROFS) or 'No such file or directory' (ENOENT), which its own error names "
+        'with the path (docs/runtime.md, "The program\'s view")',
+        code,
+        ", ".join(sorted(root.writable)),
+        ", ".join(volumes) or "none",
+    )
+
+
 def run(options: RunOptions) -> int:
     """Run the service; return the program's exit code."""
-    # 0. Privileges and the CAS, before anything changes.
+    # 0. Privileges and the CAS, before anything changes. The runtime's own helpers (ip,
+    #    nft, fusermount3, setpriv) come from the system's directories, not the operator's.
     _linux.require_root()
+    os.environ["PATH"] = SYSTEM_PATH
     check_fuse()
     client = CasClient.for_url(options.cas)
     service = _service(client, options)
     command = list(service.command)
-    # 1. A private mount namespace, and the app measured while copied into memory.
+    app_at = service.code.path if service.code is not None else APP
+    # 1-2. A private mount namespace, and the app measured while copied into memory.
     _linux.private_mount_namespace()
     work = Path(tempfile.mkdtemp(prefix="securetf-run-"))
     mounted: list[MountedVolume] = []
@@ -207,49 +182,72 @@ def run(options: RunOptions) -> int:
         tmpfs.append(work)
         app = work / "app"
         app.mkdir()
-        measurement = _measure(service, options, app)
-        log.info("measurement sha256:%s", measurement.hex())
-        # 2. Attest and provision.
-        producer = producer_for(options.tee, measurement=measurement)
+        measured = _measure(service, options, app)
+        log.info("measurement sha256:%s (runs %s)", measured.digest.hex(), measured.executable)
+        # 3. Attest and provision.
+        producer = producer_for(options.tee, measurement=measured.digest)
         # TDX: the app's measurement into RTMR3 too, where the kernel offers it.
-        events = runtime_measure_app(measurement) if options.tee == "tdx" else None
+        events = runtime_measure_app(measured.digest) if options.tee == "tdx" else None
         inst = provision(
             client,
             producer,
             policy=options.policy,
             service=options.service,
             instance=options.instance,
-            measurement=measurement,
+            measurement=measured.digest,
             rtmr_events=events,
         )
-        if inst.config.command != command:
-            raise AttestationError("the CAS configured another command than the one measured")
-        # 3. Volumes through the file system shield; 4. secret files in memory.
+        _check_config(inst.config, service)
+        # 4. The program's root: the system and Python read-only, the app, memory.
+        view = system_view(app=app_at, app_source=app)
+        root = RootFs.build(work / "root", view, Tmpfs.model_validate(inst.config.tmpfs), app)
+        tmpfs.append(root.path)
+        # 5. Volumes through the file system shield, in the root; the code volume only
+        #    where the runtime copies it from.
+        code_dir = work / "code"
+
+        def target(name: str, grant: VolumeGrant) -> Path:
+            if grant.code:
+                (code_dir / name).mkdir(parents=True)
+                return code_dir / name
+            return root.mountpoint(grant.path)
+
         mounted = mount_all(
-            inst.config.volumes, options.volumes, policy=options.policy, cas=options.cas
+            inst.config.volumes,
+            options.volumes,
+            policy=options.policy,
+            cas=options.cas,
+            target=target,
         )
         if service.code is not None:
             # The code, decrypted only here, copied into memory while measured.
             try:
-                digest = snapshot(Path(service.code.path), app, command)
+                copied = snapshot(
+                    code_dir / service.code.volume, app, command, path=service.path, app_at=app_at
+                )
             except OSError:
                 raise IntegrityError(
                     f"the code volume {service.code.volume!r} failed its integrity check; "
                     "the program was not started"
                 ) from None
-            log.info("code volume %s measured sha256:%s", service.code.volume, digest.hex())
-        tmpfs += _secret_files(inst.config.files, inst)
-        # 5. The network shield, then the program in its namespace, without capabilities.
-        env = _environment(inst.config.environment)
-        shield = _network(inst, options, client)
-        if (hosts := _hosts_file(shield, work)) is not None:
-            tmpfs.append(hosts)  # unmounted with the rest
+            log.info("code volume %s measured sha256:%s", service.code.volume, copied.digest.hex())
+        #    Secret files in memory; the network shield; then the root turns read-only.
+        _secret_files(root, inst.config.files, inst)
+        env = _environment(inst.config, service.path or default_path())
+        shield = _network(inst, options, client, root)
+        if shield.plan.hosts:
+            root.write_etc("hosts", _hosts(shield))
         if shield.plan.cluster and "TF_CONFIG" not in inst.config.environment:
             env["TF_CONFIG"] = shield.tf_config()
-        code = _launch(inst.config.command, app, env, shield)
+        root.seal()
+        # 6. The program, in its root and namespaces, without capabilities.
+        program = Program(root.path, app_at, [measured.executable, *command[1:]], env)
+        code = launch(program, view, shield.program_namespace())
         _stop(shield)
         shield = None
-        # 6. Commit written volumes (only after success) and record their tags.
+        if code != 0:
+            _explain_failure(code, root, mounted)
+        # 7. Commit written volumes (only after success) and record their tags.
         changed = unmount_all(mounted, commit=code == 0)
         mounted = []
         for name, (tag, version) in changed.items():
@@ -265,5 +263,6 @@ def run(options: RunOptions) -> int:
         for path in reversed(tmpfs):
             with contextlib.suppress(Error):
                 _linux.umount(path)
-        shutil.rmtree(work, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(work)  # empty once its tmpfs is gone; never a walk into mounts
         client.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,9 +69,15 @@ def open_volume(name: str, grant: VolumeGrant, storage: Path, *, policy: str, ca
 
 
 def mount_all(
-    grants: Mapping[str, VolumeGrant], storage: Mapping[str, Path], *, policy: str, cas: str
+    grants: Mapping[str, VolumeGrant],
+    storage: Mapping[str, Path],
+    *,
+    policy: str,
+    cas: str,
+    target: Callable[[str, VolumeGrant], Path],
 ) -> list[MountedVolume]:
-    """Open and mount every volume; on any failure unmount what was mounted and raise."""
+    """Open and mount every volume at ``target(name, grant)``, an empty directory the
+    function makes; on any failure unmount what was mounted and raise."""
     missing = sorted(set(grants) - set(storage))
     if missing:
         raise UsageError(
@@ -82,10 +88,8 @@ def mount_all(
     try:
         for name, grant in sorted(grants.items()):
             vol = open_volume(name, grant, storage[name], policy=policy, cas=cas)
-            target = Path(grant.path)
-            target.mkdir(parents=True, exist_ok=True)
             try:
-                m = mount(vol, target, read_only=grant.mode == "ro")
+                m = mount(vol, target(name, grant), read_only=grant.mode == "ro")
             except BaseException:
                 vol.close()
                 raise

@@ -1,0 +1,152 @@
+"""The program's init: PID 1 of its PID namespace, which moves into the program's root.
+
+The runtime starts this file's source with its own interpreter (``python -I -S -c``), in
+the program's network namespace and as the first process of a new PID namespace, with two
+descriptors as its arguments. It reads its instructions (JSON) from the first, and then:
+
+1. makes itself a mount namespace of its own (a copy of the runtime's private one) and
+   pivots into the root the runtime built, detaching everything else: the host's tree is
+   not hidden below the program's root, it is gone from its namespace;
+2. mounts ``/proc`` (this PID namespace's processes only) and ``sysfs``, both without
+   write access to the kernel's settings;
+3. reports ``ok`` (or what failed) on the second descriptor;
+4. starts the program, through ``setpriv`` that drops every capability, with the
+   environment the runtime gave; forwards the signals it receives; reaps orphans; and
+   exits with the program's status (128+N when killed by signal N). When PID 1 exits, the
+   kernel kills whatever the program left running.
+
+Standard library only: it runs before any site directory is on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import platform
+import signal
+import sys
+
+CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 0x4000, 1 << 18
+MNT_DETACH = 2
+PR_SET_PDEATHSIG = 1
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+FORWARDED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+#: /proc entries the program may read but never write (the kernel's settings and triggers).
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class EnterError(Exception):
+    pass
+
+
+def _call(result: int, what: str) -> None:
+    if result != 0:
+        raise EnterError(f"{what}: {os.strerror(ctypes.get_errno())}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
+    _call(
+        _libc.mount(
+            source.encode() if source else None,
+            target.encode(),
+            fstype.encode() if fstype else None,
+            flags,
+            None,
+        ),
+        f"mount {target}",
+    )
+
+
+def _pivot(root: str) -> None:
+    """Make ``root`` this namespace's root and detach the old one."""
+    os.chdir(root)
+    number = SYS_PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise EnterError(f"pivot_root: unknown system call number on {platform.machine()}")
+    # pivot_root(".", "."): the old root ends up on top of the new one, then goes.
+    _call(_libc.syscall(number, b".", b"."), "pivot_root")
+    _call(_libc.umount2(b".", MNT_DETACH), "detaching the host's root")
+    os.chdir("/")
+
+
+def _kernel_interfaces() -> None:
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for name in PROC_READ_ONLY:
+        path = f"/proc/{name}"
+        if os.path.exists(path):
+            _mount(path, path, None, MS_BIND | MS_REC)
+            _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def enter(root: str, cwd: str) -> None:
+    _call(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _pivot(root)
+    _kernel_interfaces()
+    os.chdir(cwd)
+
+
+def _exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def supervise(argv: list[str], env: dict[str, str]) -> int:
+    """Start the program; forward signals to it; reap every process; its exit code."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    child = os.fork()
+    if child == 0:
+        for sig in (*FORWARDED, signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        try:
+            os.execve(argv[0], argv, env)  # noqa: S606 - setpriv, then the policy's command
+        except OSError as exc:
+            os.write(2, f"securetf: cannot start {argv[0]}: {exc.strerror}\n".encode())
+        os._exit(127)
+
+    def forward(sig: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):  # it has exited; waitpid tells
+            os.kill(child, sig)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == child:
+            return _exit_code(status)
+
+
+def main() -> None:
+    # Should the runtime die, so does this namespace and everything in it.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    config_fd, status_fd = int(sys.argv[1]), int(sys.argv[2])
+    with os.fdopen(config_fd, "rb") as f:
+        config = json.loads(f.read())
+    try:
+        enter(config["root"], config["cwd"])
+    except (EnterError, OSError) as exc:
+        os.write(status_fd, str(exc).encode(errors="replace"))
+        sys.exit(125)
+    os.write(status_fd, b"ok")
+    os.close(status_fd)
+    os._exit(supervise(config["argv"], config["env"]))
+
+
+if __name__ == "__main__":
+    main()

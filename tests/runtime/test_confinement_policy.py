@@ -1,0 +1,76 @@
+"""The policy keys of the program's confinement: ``path`` and ``tmpfs``, strictly checked,
+and PATH settable only through ``path`` (where ``command[0]`` is looked up too)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from securetf.policy import Service, Tmpfs, limits
+
+BASE: dict[str, Any] = {"measurement": "sha256:" + "0" * 64, "command": ["python"]}
+
+
+def test_defaults() -> None:
+    service = Service.model_validate(BASE)
+    assert service.path is None
+    assert service.tmpfs == Tmpfs(tmp="256m", var_tmp="64m", home="256m", shm="64m")
+
+
+def test_path_and_sizes_are_taken() -> None:
+    service = Service.model_validate(
+        {**BASE, "path": "/opt/venv/bin:/usr/bin", "tmpfs": {"tmp": "2g", "shm": "512k"}}
+    )
+    assert service.path == "/opt/venv/bin:/usr/bin"
+    assert (service.tmpfs.tmp, service.tmpfs.shm, service.tmpfs.home) == ("2g", "512k", "256m")
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("", "at least 1 character"),
+        ("/usr/bin:", "empty entry"),
+        (":/usr/bin", "empty entry"),
+        ("/usr/bin::/bin", "empty entry"),
+        ("bin:/usr/bin", "absolute directories only"),
+        (".:/usr/bin", "absolute directories only"),
+        ("/usr/bin/../sbin", "normalized"),
+        ("/usr/bin/", "normalized"),
+        ("/usr/bin\x00", "NUL"),
+        ("/" + "a" * limits.MAX_TEXT_LENGTH, "at most"),
+    ],
+)
+def test_a_bad_path_is_refused(path: str, error: str) -> None:
+    with pytest.raises(ValidationError, match=error):
+        Service.model_validate({**BASE, "path": path})
+
+
+@pytest.mark.parametrize(
+    "size", ["", "10", "0m", "01m", "1.5g", "1G", "1t", "-1m", "1025g", " 1m", 256]
+)
+def test_a_bad_size_is_refused(size: object) -> None:
+    with pytest.raises(ValidationError):
+        Service.model_validate({**BASE, "tmpfs": {"tmp": size}})
+
+
+def test_the_largest_size_is_the_limit() -> None:
+    top = f"{limits.MAX_TMPFS_BYTES // 1024**3}g"
+    assert Service.model_validate({**BASE, "tmpfs": {"home": top}}).tmpfs.home == top
+    above = f"{limits.MAX_TMPFS_BYTES // 1024 + 1}k"
+    with pytest.raises(ValidationError, match="at most"):
+        Service.model_validate({**BASE, "tmpfs": {"home": above}})
+
+
+def test_unknown_tmpfs_is_refused() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        Service.model_validate({**BASE, "tmpfs": {"data": "1g"}})
+
+
+def test_path_in_the_environment_is_refused() -> None:
+    with pytest.raises(ValidationError, match="'path' key"):
+        Service.model_validate({**BASE, "environment": {"PATH": "/usr/bin"}})
+    # Other variables, HOME included, are the policy's to set.
+    service = Service.model_validate({**BASE, "environment": {"HOME": "/data"}})
+    assert service.environment == {"HOME": "/data"}
