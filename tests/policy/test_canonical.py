@@ -152,3 +152,29 @@ def test_schema_accepts_the_documented_shape() -> None:
     assert {"type": "string"}.items() <= next(
         s for s in measurement["anyOf"] if s.get("type") == "string"
     ).items()
+
+
+def test_keys_added_later_keep_older_policies_hashes() -> None:
+    """path and tmpfs stay out of the canonical form unless given (and tmpfs unless it
+    differs from the defaults), so a policy stored before they existed hashes as it did."""
+    plain = make_policy()
+    for service in json.loads(policy_canonical_json(plain))["services"].values():
+        assert "path" not in service
+        assert "tmpfs" not in service
+    # The example gives both: they are in its canonical form.
+    train = json.loads(policy_canonical_json(EXAMPLE))["services"]["train"]
+    assert train["path"].startswith("/")
+    assert train["tmpfs"]["tmp"] == "2g"
+    # The default sizes written out are the same policy as none written.
+    text = EXAMPLE_TEXT.replace("tmpfs: {tmp: 2g}", "tmpfs: {tmp: 256m, home: 256m}", 1)
+    without = EXAMPLE_TEXT.replace("tmpfs: {tmp: 2g}", "tmpfs: {}", 1)
+    assert text != EXAMPLE_TEXT
+    assert policy_hash(Policy.from_yaml(text.encode())) == policy_hash(
+        Policy.from_yaml(without.encode())
+    )
+    assert (
+        "tmpfs"
+        not in json.loads(policy_canonical_json(Policy.from_yaml(text.encode())))["services"][
+            "train"
+        ]
+    )

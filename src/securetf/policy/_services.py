@@ -137,11 +137,13 @@ class Service(PolicyModel):
     environment: Annotated[dict[EnvName, Template], _Map] = Field(default_factory=dict)
     """Environment variables; values may hold ``{{ secrets.NAME }}`` templates. Nothing of
     the operator's environment reaches the program; ``PATH`` is set with ``path``."""
-    path: SearchPath | None = None
+    # Left out of the canonical form when not given, so that a policy written before these
+    # keys existed keeps its hash.
+    path: SearchPath | None = Field(default=None, exclude_if=lambda value: value is None)
     """The program's ``PATH``, where ``command[0]`` is looked up too (in the program's view,
     before it is measured). Default: the bin directory of the Python environment securetf
     runs in, then ``/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin``."""
-    tmpfs: Tmpfs = Field(default_factory=Tmpfs)
+    tmpfs: Tmpfs = Field(default_factory=Tmpfs, exclude_if=lambda value: value == Tmpfs())
     """Sizes of the program's memory file systems; the rest of its view is read-only."""
     files: Annotated[dict[AbsolutePath, FileTemplate], _Map] = Field(default_factory=dict)
     """Files placed in memory inside the TEE; contents may hold templates."""
