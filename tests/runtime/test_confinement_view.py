@@ -142,13 +142,14 @@ def test_a_failed_write_is_explained(new_job: NewJob) -> None:
 
 
 SIGNALS = r"""
-import json, signal, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 
 subprocess.Popen(["sleep", sys.argv[1]])  # left running on purpose
 
 def stop(sig, _frame):
-    print("@marker stopped " + json.dumps(sig), flush=True)
-    sys.exit(3)
+    # os.write, not print: the signal may arrive while print("ready") has not returned yet.
+    os.write(1, ("@marker stopped " + json.dumps(sig) + "\n").encode())
+    os._exit(3)
 
 signal.signal(signal.SIGTERM, stop)
 print("@marker ready 1", flush=True)
