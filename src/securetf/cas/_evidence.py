@@ -36,11 +36,22 @@ class EvidenceVerifier:
         collateral_json: str | None = None,
         vcek: bytes | None = None,
     ) -> Claims:
-        """Verify ``evidence`` of ``tee`` at ``now`` with what was sent, else what the
-        collateral source has."""
-        dcap = Collateral.load(collateral_json.encode()) if collateral_json else None
-        if tee in ("sgx", "tdx") and dcap is None:
-            dcap = self._source(tee).dcap(tee, evidence, now=now)
+        """Verify ``evidence`` of ``tee`` at ``now``.
+
+        SGX/TDX collateral comes from the CAS's own source (PCCS or offline bundle) when it
+        has one, whatever the request brings: collateral is signed but not the newest, and a
+        runtime must not choose an older TCB info that still calls its platform up to date.
+        Only a CAS without a source judges by the request's. An SNP VCEK is the chip's
+        certificate for its TCB, so the request's is as good as the KDS's.
+        """
+        source = self.collateral
+        own = source is not None and (source.pccs_url is not None or source.bundle is not None)
+        dcap = None
+        if tee in ("sgx", "tdx"):
+            if own or not collateral_json:
+                dcap = self._source(tee).dcap(tee, evidence, now=now)
+            else:
+                dcap = Collateral.load(collateral_json.encode())
         if tee == "sev-snp" and vcek is None:
             vcek = self._source(tee).vcek(evidence, now=now)
         return verify_evidence(
