@@ -155,12 +155,23 @@ def test_schema_accepts_the_documented_shape() -> None:
 
 
 def test_keys_added_later_keep_older_policies_hashes() -> None:
-    """path and tmpfs stay out of the canonical form unless given (and tmpfs unless it
-    differs from the defaults), so a policy stored before they existed hashes as it did."""
+    """path, tmpfs and user stay out of the canonical form unless given (tmpfs and user
+    unless they differ from the defaults), so a policy stored before they existed hashes
+    as it did."""
     plain = make_policy()
     for service in json.loads(policy_canonical_json(plain))["services"].values():
         assert "path" not in service
         assert "tmpfs" not in service
+        assert "user" not in service
+    # The default user written out is the same policy as none written; another is not.
+    path = "    path: /opt/venv/bin"
+    default_user = EXAMPLE_TEXT.replace(path, "    user: {uid: 65532}\n" + path, 1)
+    other_user = EXAMPLE_TEXT.replace(path, "    user: {uid: 1000}\n" + path, 1)
+    assert default_user != EXAMPLE_TEXT
+    assert policy_hash(Policy.from_yaml(default_user.encode())) == policy_hash(EXAMPLE)
+    assert policy_hash(Policy.from_yaml(other_user.encode())) != policy_hash(EXAMPLE)
+    train = json.loads(policy_canonical_json(Policy.from_yaml(other_user.encode())))
+    assert train["services"]["train"]["user"] == {"uid": 1000, "gid": 65532}
     # The example gives both: they are in its canonical form.
     train = json.loads(policy_canonical_json(EXAMPLE))["services"]["train"]
     assert train["path"].startswith("/")

@@ -115,6 +115,7 @@ class Job:
     run_environment: dict[str, str] = field(default_factory=dict)  # the operator's, for run
     path: str | None = None  # each service's ``path`` (the program's PATH)
     tmpfs: str = ""  # each service's ``tmpfs:`` section, as flow YAML
+    user: str = ""  # each service's ``user:`` section, as flow YAML
     last: subprocess.CompletedProcess[str] | None = None  # of the latest :meth:`run`
 
     @property
@@ -178,6 +179,8 @@ class Job:
                 lines.append(f"    path: {json.dumps(self.path)}")
             if self.tmpfs:
                 lines.append(f"    tmpfs: {self.tmpfs}")
+            if self.user:
+                lines.append(f"    user: {self.user}")
         return "\n".join(lines) + "\n"
 
     def measurement(self, command: Sequence[str]) -> str:
@@ -341,6 +344,7 @@ def make_job(
     run_environment: Mapping[str, str] | None = None,
     path: str | None = None,
     tmpfs: str = "",
+    user: str = "",
 ) -> Job:
     """Write the app, seal the dataset (its plaintext is then deleted), apply the policy."""
     root = Path("/tmp") / f"securetf-test-{os.urandom(6).hex()}"
@@ -358,6 +362,7 @@ def make_job(
         run_environment=dict(run_environment or {}),
         path=path,
         tmpfs=tmpfs,
+        user=user,
     )
     job.app.mkdir()
     job.runtime_tmp.mkdir()

@@ -1,8 +1,8 @@
 """The program cannot undo its confinement, and reaches the host only as the policy says.
 
-It runs as root without any capability, in a network namespace of its own: it cannot enter
-the host's namespace, change its rules, trace the runtime, or reach the host's loopback;
-its ``public`` ports, and only those, are offered on the host.
+It runs as an unprivileged user without any capability, in a network namespace of its
+own: it cannot enter the host's namespace, change its rules, trace the runtime, or reach
+the host's loopback; its ``public`` ports, and only those, are offered on the host.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The policy keys of the program's confinement: ``path`` and ``tmpfs``, strictly checked,
-and PATH settable only through ``path`` (where ``command[0]`` is looked up too)."""
+"""The policy keys of the program's confinement: ``path``, ``tmpfs`` and ``user``, strictly
+checked, and PATH settable only through ``path`` (where ``command[0]`` is looked up too)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from securetf.policy import Service, Tmpfs, limits
+from securetf.policy import Service, Tmpfs, User, limits
 
 BASE: dict[str, Any] = {"measurement": "sha256:" + "0" * 64, "command": ["python"]}
 
@@ -17,6 +17,33 @@ def test_defaults() -> None:
     service = Service.model_validate(BASE)
     assert service.path is None
     assert service.tmpfs == Tmpfs(tmp="256m", var_tmp="64m", home="256m", shm="64m")
+    assert service.user == User(uid=65532, gid=65532)
+
+
+def test_a_user_is_taken() -> None:
+    service = Service.model_validate({**BASE, "user": {"uid": 1000, "gid": 100}})
+    assert (service.user.uid, service.user.gid) == (1000, 100)
+    assert Service.model_validate({**BASE, "user": {"uid": 1000}}).user.gid == 65532
+
+
+@pytest.mark.parametrize(
+    ("user", "error"),
+    [
+        ({"uid": 0}, "root"),
+        ({"gid": 0}, "root"),
+        ({"uid": 65534}, "nobody"),
+        ({"gid": 65534}, "nobody"),
+        ({"uid": -1}, "greater than or equal to 0"),
+        ({"uid": 2**31}, "less than or equal to"),
+        ({"uid": "1000"}, "valid integer"),
+        ({"uid": 1000.0}, "valid integer"),
+        ({"uid": True}, "valid integer"),
+        ({"name": "app"}, "Extra inputs"),
+    ],
+)
+def test_a_privileged_or_bad_user_is_refused(user: dict[str, object], error: str) -> None:
+    with pytest.raises(ValidationError, match=error):
+        Service.model_validate({**BASE, "user": user})
 
 
 def test_path_and_sizes_are_taken() -> None:

@@ -87,7 +87,8 @@ def test_the_program_sees_only_its_view(new_job: NewJob) -> None:
     allowed = {"passwd", "group", "nsswitch.conf", "hosts"}
     allowed |= {f.split("/")[0] for f in ETC_FILES} | {d.split("/")[0] for d in ETC_DIRS}
     assert set(found["etc"]) <= allowed, found["etc"]
-    assert found["passwd"].startswith("root:x:0:0:root:/root:")
+    assert found["passwd"].startswith("root:x:0:0:root:/nonexistent:")
+    assert "\napp:x:65532:65532:app:/root:" in found["passwd"]
     # /dev: the basic nodes and memory; no disks, no /dev/fuse.
     assert set(found["dev"]) == {*DEV_NODES, *DEV_LINKS, "shm"}, found["dev"]
     assert found["fuse"] is False

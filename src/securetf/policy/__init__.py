@@ -31,7 +31,7 @@ from securetf.policy._requests import (
     sign_request,
 )
 from securetf.policy._secrets import RandomSecret, Secret, VolumeKeySecret, X509Secret
-from securetf.policy._services import CodeVolume, Mount, Network, Service, Tmpfs
+from securetf.policy._services import CodeVolume, Mount, Network, Service, Tmpfs, User
 from securetf.policy._tee import SgxReference, SnpReference, SnpTcb, TdxReference, Tee
 from securetf.policy._templates import (
     Reference,
@@ -65,6 +65,7 @@ __all__ = [
     "Tee",
     "ThresholdNotMet",
     "Tmpfs",
+    "User",
     "VerifiedChange",
     "Volume",
     "VolumeKeySecret",

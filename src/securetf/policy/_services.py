@@ -122,6 +122,31 @@ class Tmpfs(PolicyModel):
     """``/dev/shm``."""
 
 
+#: The program's uid and gid when the policy gives none: distroless's "nonroot".
+DEFAULT_ID = 65532
+#: Ids the program may not have: root, whose files and processes are the runtime's, and
+#: the kernel's overflow id ("nobody"), which stands for every unmapped owner.
+_RESERVED_IDS = {0: "root", 65534: "nobody, the kernel's overflow id"}
+
+
+def _account_id(value: int) -> int:
+    if value in _RESERVED_IDS:
+        raise ValueError(f"must not be {value} ({_RESERVED_IDS[value]})")
+    return value
+
+
+AccountId = Annotated[StrictInt, Field(ge=0, le=limits.MAX_ACCOUNT_ID), AfterValidator(_account_id)]
+"""A uid or gid: not 0 (root) and not 65534 (nobody)."""
+
+
+class User(PolicyModel):
+    """Who the program is: an unprivileged uid and gid of its own, never root. Its memory
+    file systems, volumes and secret files are its own; the runtime stays root outside."""
+
+    uid: AccountId = DEFAULT_ID
+    gid: AccountId = DEFAULT_ID
+
+
 class Service(PolicyModel):
     measurement: Annotated[
         tuple[Digest, ...],
@@ -145,6 +170,8 @@ class Service(PolicyModel):
     runs in, then ``/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin``."""
     tmpfs: Tmpfs = Field(default_factory=Tmpfs, exclude_if=lambda value: value == Tmpfs())
     """Sizes of the program's memory file systems; the rest of its view is read-only."""
+    user: User = Field(default_factory=User, exclude_if=lambda value: value == User())
+    """The program's uid and gid (default 65532 both); it has no capabilities either way."""
     files: Annotated[dict[AbsolutePath, FileTemplate], _Map] = Field(default_factory=dict)
     """Files placed in memory inside the TEE; contents may hold templates."""
     network: Network = Field(default_factory=Network)

@@ -39,6 +39,8 @@ MAX_RANDOM_BYTES = 1024
 """Largest ``random`` secret, in bytes."""
 MAX_TMPFS_BYTES = 1024**4
 """Largest size of one of a program's memory file systems (``services.*.tmpfs``): 1 TiB."""
+MAX_ACCOUNT_ID = 2**31 - 1
+"""Largest uid or gid of a program (``services.*.user``); (uid_t)-1 means "unchanged"."""
 MAX_CERT_VALID_DAYS = 397
 """Longest validity of an ``x509`` secret (the CA/Browser Forum's ceiling for TLS)."""
 

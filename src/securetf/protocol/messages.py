@@ -197,6 +197,7 @@ class ServiceConfig(_Msg):
     network: NetworkGrant = Field(default_factory=NetworkGrant)
     path: str | None = None  # the program's PATH (None: the runtime's default)
     tmpfs: dict[str, str] = Field(default_factory=dict)  # the policy's Tmpfs sizes
+    user: dict[str, int] = Field(default_factory=dict)  # the policy's User (uid, gid)
 
 
 class ProvisionResponse(_Msg):

@@ -10,10 +10,11 @@ descriptors as its arguments. It reads its instructions (JSON) from the first, a
 2. mounts ``/proc`` (this PID namespace's processes only) and ``sysfs``, both without
    write access to the kernel's settings;
 3. reports ``ok`` (or what failed) on the second descriptor;
-4. starts the program, through ``setpriv`` that drops every capability, with the
-   environment the runtime gave; forwards the signals it receives; reaps orphans; and
-   exits with the program's status (128+N when killed by signal N). When PID 1 exits, the
-   kernel kills whatever the program left running.
+4. starts the program, through ``setpriv`` that makes it the policy's unprivileged user
+   and drops every capability, with the environment the runtime gave; forwards the
+   signals it receives; reaps orphans; and exits with the program's status (128+N when
+   killed by signal N). When PID 1 exits, the kernel kills whatever the program left
+   running.
 
 Standard library only: it runs before any site directory is on ``sys.path``.
 """

@@ -1,4 +1,5 @@
-"""Starting the program: in its root, in a PID namespace of its own, without capabilities.
+"""Starting the program: in its root, in a PID namespace of its own, as its own
+unprivileged user, without capabilities.
 
 The runtime starts :mod:`._enter` (the program's init) with its own interpreter, hands it
 the root, working directory, argv and environment over a pipe (never on a command line
@@ -21,19 +22,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from securetf.errors import UsageError
+from securetf.policy import User
 from securetf.runtime import _linux
 from securetf.runtime._view import View
 
-#: The program runs as root without any capability: it cannot leave or change its network
-#: namespace, mount, trace the runtime or load modules, so the confinement the runtime set
-#: up holds even against a program that would undo it. ``setpriv`` is util-linux's.
+#: No capability, now or after any ``execve`` (no set-user-ID either): the program cannot
+#: leave or change its network namespace, mount, trace the runtime or load modules, so the
+#: confinement the runtime set up holds even against a program that would undo it.
+#: ``setpriv`` is util-linux's.
 DROP_CAPABILITIES = (
     "--no-new-privs",
     "--bounding-set=-all",
     "--inh-caps=-all",
     "--ambient-caps=-all",
-    "--",
 )
+
+
+def setpriv_arguments(user: User) -> list[str]:
+    """``setpriv``'s options: the program's uid and gid, no supplementary groups (root's
+    would stay), no capabilities. Changing from uid 0 to another clears the permitted and
+    effective sets; the bounding set empty, no ``execve`` brings one back."""
+    return [
+        f"--reuid={user.uid}",
+        f"--regid={user.gid}",
+        "--clear-groups",
+        *DROP_CAPABILITIES,
+        "--",
+    ]
+
+
 #: Where the runtime looks for its own helpers: the system's directories, never the
 #: operator's PATH.
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -50,6 +67,8 @@ class Program:
     argv: Sequence[str]
     """The command, ``argv[0]`` resolved in the view (as measured)."""
     env: Mapping[str, str]
+    user: User
+    """Who the program runs as."""
 
 
 def setpriv(view: View) -> str:
@@ -88,7 +107,7 @@ def _start(program: Program, setpriv_exe: str) -> subprocess.Popen[bytes]:
     config = {
         "root": str(program.root),
         "cwd": program.cwd,
-        "argv": [setpriv_exe, *DROP_CAPABILITIES, *program.argv],
+        "argv": [setpriv_exe, *setpriv_arguments(program.user), *program.argv],
         "env": dict(program.env),
     }
     with os.fdopen(config_w, "wb") as out, contextlib.suppress(BrokenPipeError):

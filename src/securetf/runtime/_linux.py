@@ -65,12 +65,18 @@ def private_mount_namespace() -> None:
     )
 
 
-def mount_tmpfs(path: Path, *, size: str = "64m", mode: int = 0o700) -> None:
-    """A memory file system at ``path`` (created if missing): nothing written reaches a disk."""
+def mount_tmpfs(
+    path: Path, *, size: str = "64m", mode: int = 0o700, owner: tuple[int, int] | None = None
+) -> None:
+    """A memory file system at ``path`` (created if missing): nothing written reaches a disk.
+
+    Its root belongs to ``owner`` (uid, gid), by default to this process's user."""
     path.mkdir(parents=True, exist_ok=True)
-    options = f"size={size},mode={mode:o}".encode()
+    options = f"size={size},mode={mode:o}"
+    if owner is not None:
+        options += f",uid={owner[0]},gid={owner[1]}"
     _check(
-        _libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options),
+        _libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode()),
         f"mounting tmpfs at {path}",
     )
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from securetf.errors import UsageError
-from securetf.policy import Tmpfs
+from securetf.policy import Tmpfs, User
 from securetf.runtime import _linux
 from securetf.runtime._view import HOME, View
 
@@ -37,8 +37,8 @@ DEV_LINKS = {
     "stderr": "/proc/self/fd/2",
 }
 
-PASSWD = f"root:x:0:0:root:{HOME}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
-GROUP = "root:x:0:\nnogroup:x:65534:\n"
+#: The name of the program's account (its uid and gid come from the policy's ``user``).
+ACCOUNT = "app"
 #: Files only: the program has no DNS (its network namespace reaches only what the
 #: policy allows), and its host names are in its /etc/hosts.
 NSSWITCH = "".join(
@@ -52,13 +52,28 @@ def _parts(path: str) -> tuple[str, ...]:
     return PurePosixPath(path).parts
 
 
-def _memory(sizes: Tmpfs) -> dict[str, tuple[str, int]]:
-    """The program's writable memory: path -> (size, mode)."""
+def accounts(user: User) -> tuple[str, str]:
+    """``/etc/passwd`` and ``/etc/group``: root, the program's account, nobody.
+
+    The program's name resolves (``getpass.getuser()``, ``id``), with HOME as its home.
+    """
+    passwd = (
+        f"root:x:0:0:root:/nonexistent:/bin/false\n"
+        f"{ACCOUNT}:x:{user.uid}:{user.gid}:{ACCOUNT}:{HOME}:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+    )
+    groups = {0: "root", user.gid: ACCOUNT, 65534: "nogroup"}
+    group = "".join(f"{name}:x:{gid}:\n" for gid, name in groups.items())
+    return passwd, group
+
+
+def _memory(sizes: Tmpfs) -> dict[str, tuple[str, int, bool]]:
+    """The program's writable memory: path -> (size, mode, whether the program owns it)."""
     return {
-        "/tmp": (sizes.tmp, 0o1777),  # noqa: S108 - the program's own, in memory
-        "/var/tmp": (sizes.var_tmp, 0o1777),  # noqa: S108
-        HOME: (sizes.home, 0o700),
-        "/dev/shm": (sizes.shm, 0o1777),  # noqa: S108
+        "/tmp": (sizes.tmp, 0o1777, False),  # noqa: S108 - the program's own, in memory
+        "/var/tmp": (sizes.var_tmp, 0o1777, False),  # noqa: S108
+        HOME: (sizes.home, 0o700, True),
+        "/dev/shm": (sizes.shm, 0o1777, False),  # noqa: S108
     }
 
 
@@ -68,6 +83,8 @@ class RootFs:
 
     path: Path
     view: View
+    user: User
+    """Who the program is: owner of its HOME and its secret files."""
     writable: frozenset[str]
     """The program's memory file systems (view paths)."""
     _ours: set[int] = field(default_factory=set)
@@ -80,10 +97,10 @@ class RootFs:
         return self.path / path.lstrip("/")
 
     @classmethod
-    def build(cls, path: Path, view: View, sizes: Tmpfs, app_copy: Path) -> RootFs:
+    def build(cls, path: Path, view: View, sizes: Tmpfs, app_copy: Path, user: User) -> RootFs:
         """The skeleton: system, Python environment, /etc, the app copy, /dev, memory."""
         memory = _memory(sizes)
-        fs = cls(path, view, frozenset(memory))
+        fs = cls(path, view, user, frozenset(memory))
         _linux.mount_tmpfs(path, size=ROOT_SIZE, mode=0o755)
         fs._ours.add(os.stat(path).st_dev)
         for link, pointee in view.links.items():
@@ -98,8 +115,9 @@ class RootFs:
             if tmpfs is None:
                 _linux.bind(Path(where), target)
             else:
-                size, mode = memory[tmpfs]
-                _linux.mount_tmpfs(target, size=size, mode=mode)
+                size, mode, owned = memory[tmpfs]
+                owner = (user.uid, user.gid) if owned else None
+                _linux.mount_tmpfs(target, size=size, mode=mode, owner=owner)
                 fs._ours.add(os.stat(target).st_dev)
         fs._etc()
         fs._dev()
@@ -121,9 +139,10 @@ class RootFs:
             else:
                 shutil.copyfile(source, target)
                 target.chmod(0o644)
+        passwd, group = accounts(self.user)
         for name, text in (
-            ("passwd", PASSWD),
-            ("group", GROUP),
+            ("passwd", passwd),
+            ("group", group),
             ("nsswitch.conf", NSSWITCH),
             ("hosts", LOOPBACK_HOSTS),
         ):
@@ -171,7 +190,8 @@ class RootFs:
         return target
 
     def place(self, path: str, content: bytes) -> None:
-        """A secret file at the view's ``path``, in memory, readable by the program only.
+        """A secret file at the view's ``path``, in memory, the program's own (mode 0600):
+        no other user may read it.
 
         Its directory is created in memory; where it lies in a read-only part of the view,
         a tmpfs is mounted over it (hiding what the directory held, as for a volume).
@@ -187,8 +207,19 @@ class RootFs:
             raise UsageError(f"cannot place the file {path}: its directory is not in memory")
         target.unlink(missing_ok=True)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.fchown(fd, self.user.uid, self.user.gid)
         with os.fdopen(fd, "wb") as f:
             f.write(content)
+
+    def give_app(self, app_copy: Path) -> None:
+        """The app copy becomes the program's, so that it reads what the operator could
+        (a file of mode 0600, say); the measured modes stay, and the mount is read-only.
+        Never below a mount point (a volume inside the app is the shield's to show)."""
+        device = os.stat(app_copy).st_dev
+        for directory, dirs, names in os.walk(app_copy):
+            dirs[:] = [d for d in dirs if os.lstat(os.path.join(directory, d)).st_dev == device]
+            for name in [directory, *(os.path.join(directory, n) for n in names)]:
+                os.lchown(name, self.user.uid, self.user.gid)
 
     def seal(self) -> None:
         """Read-only from now on, but for the program's memory and its read-write volumes."""

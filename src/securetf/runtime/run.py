@@ -20,7 +20,7 @@ from securetf.attestation import producer_for
 from securetf.attestation.rtmr import runtime_measure_app
 from securetf.client import CasClient, LivenessChecker
 from securetf.errors import AttestationError, Error, IntegrityError, UsageError
-from securetf.policy import Tmpfs
+from securetf.policy import Tmpfs, User
 from securetf.protocol import ServiceConfig, ServiceLaunch, VolumeGrant
 from securetf.runtime import _linux
 from securetf.runtime._launch import SYSTEM_PATH, Program, launch
@@ -200,7 +200,9 @@ def run(options: RunOptions) -> int:
         _check_config(inst.config, service)
         # 4. The program's root: the system and Python read-only, the app, memory.
         view = system_view(app=app_at, app_source=app)
-        root = RootFs.build(work / "root", view, Tmpfs.model_validate(inst.config.tmpfs), app)
+        user = User.model_validate(inst.config.user)
+        sizes = Tmpfs.model_validate(inst.config.tmpfs)
+        root = RootFs.build(work / "root", view, sizes, app, user)
         tmpfs.append(root.path)
         # 5. Volumes through the file system shield, in the root; the code volume only
         #    where the runtime copies it from.
@@ -218,6 +220,7 @@ def run(options: RunOptions) -> int:
             policy=options.policy,
             cas=options.cas,
             target=target,
+            owner=(user.uid, user.gid),
         )
         if service.code is not None:
             # The code, decrypted only here, copied into memory while measured.
@@ -231,7 +234,9 @@ def run(options: RunOptions) -> int:
                     "the program was not started"
                 ) from None
             log.info("code volume %s measured sha256:%s", service.code.volume, copied.digest.hex())
-        #    Secret files in memory; the network shield; then the root turns read-only.
+        #    The app the program's own; secret files in memory; the network shield; then
+        #    the root turns read-only.
+        root.give_app(app)
         _secret_files(root, inst.config.files, inst)
         env = _environment(inst.config, service.path or default_path())
         shield = _network(inst, options, client, root)
@@ -240,8 +245,8 @@ def run(options: RunOptions) -> int:
         if shield.plan.cluster and "TF_CONFIG" not in inst.config.environment:
             env["TF_CONFIG"] = shield.tf_config()
         root.seal()
-        # 6. The program, in its root and namespaces, without capabilities.
-        program = Program(root.path, app_at, [measured.executable, *command[1:]], env)
+        # 6. The program, in its root and namespaces, as its own user, without capabilities.
+        program = Program(root.path, app_at, [measured.executable, *command[1:]], env, user)
         code = launch(program, view, shield.program_namespace())
         _stop(shield)
         shield = None

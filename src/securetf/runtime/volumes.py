@@ -75,9 +75,11 @@ def mount_all(
     policy: str,
     cas: str,
     target: Callable[[str, VolumeGrant], Path],
+    owner: tuple[int, int] | None = None,
 ) -> list[MountedVolume]:
     """Open and mount every volume at ``target(name, grant)``, an empty directory the
-    function makes; on any failure unmount what was mounted and raise."""
+    function makes, its files shown as ``owner``'s (uid, gid); on any failure unmount
+    what was mounted and raise."""
     missing = sorted(set(grants) - set(storage))
     if missing:
         raise UsageError(
@@ -89,7 +91,7 @@ def mount_all(
         for name, grant in sorted(grants.items()):
             vol = open_volume(name, grant, storage[name], policy=policy, cas=cas)
             try:
-                m = mount(vol, target(name, grant), read_only=grant.mode == "ro")
+                m = mount(vol, target(name, grant), read_only=grant.mode == "ro", owner=owner)
             except BaseException:
                 vol.close()
                 raise

@@ -50,14 +50,21 @@ def _options(read_only: bool) -> dict[str, object]:
 class Mount:
     """A volume mounted at a path. Use :func:`mount`; a context manager that unmounts."""
 
-    def __init__(self, volume: Volume, mountpoint: Path, *, read_only: bool) -> None:
+    def __init__(
+        self,
+        volume: Volume,
+        mountpoint: Path,
+        *,
+        read_only: bool,
+        owner: tuple[int, int] | None = None,
+    ) -> None:
         from securetf.shield.fs._ops import VolumeOperations  # loads libfuse
 
         self.volume = volume
         self.mountpoint = mountpoint
         self.read_only = read_only
         self._ready = threading.Event()
-        self._ops = VolumeOperations(volume, read_only=read_only, ready=self._ready)
+        self._ops = VolumeOperations(volume, read_only=read_only, ready=self._ready, owner=owner)
         self._error: BaseException | None = None
         self._device: int | None = None
         self._thread = threading.Thread(
@@ -145,17 +152,22 @@ class Mount:
             self.unmount(commit=t is None)
 
 
-def mount(volume: Volume, mountpoint: Path, *, read_only: bool) -> Mount:
+def mount(
+    volume: Volume, mountpoint: Path, *, read_only: bool, owner: tuple[int, int] | None = None
+) -> Mount:
     """Mount ``volume`` at ``mountpoint`` (an empty directory) and return once it serves.
 
-    ``read_only=False`` needs a volume opened with ``writable=True``. Fails at once with
+    ``read_only=False`` needs a volume opened with ``writable=True``. Every file and
+    directory belongs to ``owner`` (uid, gid), by default the caller's user; the kernel
+    checks access against that owner and the files' modes (``default_permissions``), and
+    lets other users in only when the caller is root (``allow_other``). Fails at once with
     :class:`FuseUnavailableError` when /dev/fuse, libfuse3 or the privilege is missing.
     """
     check_fuse()
     path = check_mountpoint(Path(mountpoint))
     if not read_only and not volume.writable:
         raise UsageError("a writable mount needs a volume opened with writable=True")
-    handle = Mount(volume, path, read_only=read_only)
+    handle = Mount(volume, path, read_only=read_only, owner=owner)
     try:
         handle._start()
     except BaseException:

@@ -137,7 +137,7 @@ class NamespaceOps:
     @operation
     def chown(self, path: str, uid: int, gid: int) -> int:
         self._check_writable()
-        return 0  # every file belongs to the user who mounted the volume
+        return 0  # every file belongs to the mount's owner (the program)
 
     @operation
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:

@@ -25,12 +25,19 @@ class VolumeOperations(NamespaceOps, Operations):  # type: ignore[misc]
 
     use_ns = True  # mfusepy: times in nanoseconds
 
-    def __init__(self, volume: Volume, *, read_only: bool, ready: threading.Event) -> None:
+    def __init__(
+        self,
+        volume: Volume,
+        *,
+        read_only: bool,
+        ready: threading.Event,
+        owner: tuple[int, int] | None = None,
+    ) -> None:
         self.volume = volume
         self.read_only = read_only
         self.guard = threading.Lock()
         self.files = OpenFiles()
-        self.tree = Tree(volume)
+        self.tree = Tree(volume, owner)
         self._ready = ready
 
     # -- lifetime -----------------------------------------------------------------------

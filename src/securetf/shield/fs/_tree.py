@@ -21,10 +21,12 @@ def parent_of(path: str) -> str:
 class Tree:
     """Directory structure of the volume, cached until the next change to names."""
 
-    def __init__(self, volume: Volume) -> None:
+    def __init__(self, volume: Volume, owner: tuple[int, int] | None = None) -> None:
         self._volume = volume
         self._dirs: set[str] | None = None
-        self.uid, self.gid = os.getuid(), os.getgid()
+        # The volume stores no owners: all of it belongs to the program (or to whoever
+        # mounted it), so tools that check ownership (tempfile, Keras's cache) accept it.
+        self.uid, self.gid = owner if owner is not None else (os.getuid(), os.getgid())
         self.started = time.time_ns()
         self.times: dict[str, tuple[int, int]] = {}  # path -> (atime, mtime) in ns
 
