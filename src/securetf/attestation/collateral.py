@@ -50,14 +50,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import importlib
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -67,7 +64,7 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 
-from securetf._fsutil import atomic_write, fsync_dir, read_file
+from securetf._fsutil import atomic_write, read_file
 from securetf._logutil import warn_loudly
 from securetf.attestation import _dcap_binding
 from securetf.attestation._dcap_layout import TEE_SGX, TEE_TDX, QuoteLayout, check_quote_layout
@@ -715,18 +712,7 @@ class CollateralSource:
         """Write ``path`` atomically with mode 0600; a failure is logged, never raised."""
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            fsync_dir(path.parent)
+            atomic_write(path, data, mode=0o600)
         except OSError as exc:
             warn_loudly(_log, "cannot write collateral cache entry %s: %s", path, exc)
 
