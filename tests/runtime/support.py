@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from securetf.envimage import EnvImage
 from securetf.runtime import measure, measurement_text
 from securetf.volume import VolumeKey, seal_tree
 from tests.cas.server_support import EXE, CasProcess
@@ -117,6 +118,7 @@ class Job:
     tmpfs: str = ""  # each service's ``tmpfs:`` section, as flow YAML
     user: str = ""  # each service's ``user:`` section, as flow YAML
     last: subprocess.CompletedProcess[str] | None = None  # of the latest :meth:`run`
+    env_image: Path | None = None  # the image each service's env_image pins
 
     @property
     def data_mount(self) -> Path:
@@ -181,10 +183,27 @@ class Job:
                 lines.append(f"    tmpfs: {self.tmpfs}")
             if self.user:
                 lines.append(f"    user: {self.user}")
+            if self.env_image is not None:
+                lines.append(f'    env_image: "{self.image_measurement()}"')
         return "\n".join(lines) + "\n"
 
+    def image_measurement(self) -> str:
+        if self.env_image is None:
+            raise ValueError("the job has no environment image")
+        image = EnvImage.open(self.env_image)
+        try:
+            return measurement_text(image.digest)
+        finally:
+            image.close()
+
     def measurement(self, command: Sequence[str]) -> str:
-        return measurement_text(measure(self.app, command, path=self.path))
+        if self.env_image is None:
+            return measurement_text(measure(self.app, command, path=self.path))
+        image = EnvImage.open(self.env_image)
+        try:
+            return measurement_text(measure(self.app, command, path=self.path, image=image))
+        finally:
+            image.close()
 
     def policy_measurement(self, service: str) -> str:
         """The ``sha256:`` measurement of ``service``'s app, as its policy names it."""
@@ -258,6 +277,7 @@ class Job:
             f"dataset={self.sealed_data}",
             "--volume",
             f"model={self.sealed_model}",
+            *(["--env-image", str(self.env_image)] if self.env_image is not None else []),
         ]
 
     @property
@@ -345,6 +365,7 @@ def make_job(
     path: str | None = None,
     tmpfs: str = "",
     user: str = "",
+    env_image: Path | None = None,
 ) -> Job:
     """Write the app, seal the dataset (its plaintext is then deleted), apply the policy."""
     root = Path("/tmp") / f"securetf-test-{os.urandom(6).hex()}"
@@ -363,6 +384,7 @@ def make_job(
         path=path,
         tmpfs=tmpfs,
         user=user,
+        env_image=env_image,
     )
     job.app.mkdir()
     job.runtime_tmp.mkdir()

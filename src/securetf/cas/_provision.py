@@ -257,6 +257,7 @@ def grant(
         path=service.path,
         tmpfs=service.tmpfs.model_dump(),
         user=service.user.model_dump(),
+        env_image=service.env_image,
     )
     if len(req.box_public_key) != 32:
         raise UsageError("box_public_key must be a 32-byte X25519 public key")

@@ -118,6 +118,7 @@ class Cas:
                 command=list(spec.command),
                 code=CodeLaunch(volume=code.volume, path=str(code.path)) if code else None,
                 path=spec.path,
+                env_image=spec.env_image,
             )
 
         return self._run("policy.launch", read)

@@ -10,6 +10,7 @@ import typer
 
 from securetf._fsutil import read_file
 from securetf.cli._common import parse_assignments
+from securetf.envimage import EnvImage
 from securetf.errors import UsageError
 from securetf.policy import Policy
 from securetf.runtime import RunOptions, measurement_text, run
@@ -47,6 +48,10 @@ def run_cmd(
         str,
         typer.Option(help="Host address where the service's public ports are offered."),
     ] = "0.0.0.0",  # noqa: S104 - a server's public ports, as the policy says
+    env_image: Annotated[
+        Path | None,
+        typer.Option(help="The environment image the service's env_image pins."),
+    ] = None,
 ) -> None:
     """Measure the app, attest to the CAS, mount the volumes, run the program, commit."""
     code = run(
@@ -60,6 +65,7 @@ def run_cmd(
             instance=instance,
             peers=parse_peers(peer or []),
             public_address=public_address,
+            env_image=env_image,
         )
     )
     sys.exit(code)
@@ -71,6 +77,10 @@ def measure_cmd(
     app: Annotated[
         Path | None, typer.Option(help="The application directory (not for code volumes).")
     ] = None,
+    env_image: Annotated[
+        Path | None,
+        typer.Option(help="The environment image the service runs on (its env_image)."),
+    ] = None,
 ) -> None:
     """Print the measurement to put into the policy for this app and service.
 
@@ -81,15 +91,34 @@ def measure_cmd(
     svc = doc.services.get(service)
     if svc is None:
         raise UsageError(f"the policy has no service {service!r}")
-    if svc.code is not None:
-        if app is not None:
-            raise UsageError(f"service {service!r} runs code from a sealed volume; omit --app")
-        found = launcher(svc.command, svc.code.volume, code_path=svc.code.path, path=svc.path)
-        typer.echo(f"{svc.command[0]} runs {found.executable}", err=True)
-        typer.echo(measurement_text(found.digest))
-        return
-    if app is None:
-        raise UsageError("--app DIR is required (the service has no code volume)")
-    digest = measure(app, svc.command, path=svc.path)
-    typer.echo(f"{svc.command[0]} runs {executable(svc.command, path=svc.path, app=app)}", err=True)
-    typer.echo(measurement_text(digest))
+    image = _image(svc.env_image, env_image, service)
+    try:
+        if svc.code is not None:
+            if app is not None:
+                raise UsageError(f"service {service!r} runs code from a sealed volume; omit --app")
+            found = launcher(
+                svc.command, svc.code.volume, code_path=svc.code.path, path=svc.path, image=image
+            )
+            typer.echo(f"{svc.command[0]} runs {found.executable}", err=True)
+            typer.echo(measurement_text(found.digest))
+            return
+        if app is None:
+            raise UsageError("--app DIR is required (the service has no code volume)")
+        digest = measure(app, svc.command, path=svc.path, image=image)
+        exe = executable(svc.command, path=svc.path, app=app, image=image)
+        typer.echo(f"{svc.command[0]} runs {exe}", err=True)
+        typer.echo(measurement_text(digest))
+    finally:
+        if image is not None:
+            image.close()
+
+
+def _image(pinned: str | None, given: Path | None, service: str) -> EnvImage | None:
+    """The image to measure with: the one the policy pins, opened and checked."""
+    if pinned is None:
+        if given is not None:
+            raise UsageError(f"service {service!r} pins no env_image; omit --env-image")
+        return None
+    if given is None:
+        raise UsageError(f"service {service!r} runs on the image {pinned}: give --env-image PATH")
+    return EnvImage.open(given, expect=bytes.fromhex(pinned.split(":", 1)[1]))

@@ -172,6 +172,10 @@ class Service(PolicyModel):
     """Sizes of the program's memory file systems; the rest of its view is read-only."""
     user: User = Field(default_factory=User, exclude_if=lambda value: value == User())
     """The program's uid and gid (default 65532 both); it has no capabilities either way."""
+    env_image: Digest | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The measurement of the environment image the program runs on (``securetf env pack``
+    prints it): its interpreter and libraries, read-only and checked as they are read.
+    Without it the program sees the Python environment securetf runs in, unmeasured."""
     files: Annotated[dict[AbsolutePath, FileTemplate], _Map] = Field(default_factory=dict)
     """Files placed in memory inside the TEE; contents may hold templates."""
     network: Network = Field(default_factory=Network)

@@ -113,6 +113,7 @@ class ServiceLaunch(_Msg):
     command: list[str]
     code: CodeLaunch | None = None
     path: str | None = None  # the program's PATH (None: the default): command[0] is found there
+    env_image: str | None = None  # the environment image's measurement (sha256:...), if pinned
 
 
 class HistoryItem(_Msg):
@@ -198,6 +199,7 @@ class ServiceConfig(_Msg):
     path: str | None = None  # the program's PATH (None: the runtime's default)
     tmpfs: dict[str, str] = Field(default_factory=dict)  # the policy's Tmpfs sizes
     user: dict[str, int] = Field(default_factory=dict)  # the policy's User (uid, gid)
+    env_image: str | None = None  # the environment image's measurement (sha256:...), if pinned
 
 
 class ProvisionResponse(_Msg):

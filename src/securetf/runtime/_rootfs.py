@@ -106,16 +106,19 @@ class RootFs:
         for link, pointee in view.links.items():
             os.symlink(pointee, fs.at(link))
         # Parents before children: a Python environment under HOME goes into its tmpfs.
-        mounts: list[tuple[str, str | None]] = [(d, None) for d in view.binds]
-        mounts += [(f"/etc/{d}", None) for d in view.etc_dirs]
-        mounts += [(p, p) for p in memory]
-        for where, tmpfs in sorted(mounts, key=lambda m: _parts(m[0])):
+        mounts: list[tuple[str, Path | None]] = [(d, Path(d)) for d in view.binds]
+        mounts += [(f"/etc/{d}", Path(f"/etc/{d}")) for d in view.etc_dirs]
+        mounts += [(p, None) for p in memory]
+        if view.image is not None:
+            mounts += [(r, view.host_path(r)) for r in view.image.roots]
+        for where, source in sorted(mounts, key=lambda m: _parts(m[0])):
             target = fs.at(where)
-            target.mkdir(parents=True, exist_ok=True)
-            if tmpfs is None:
-                _linux.bind(Path(where), target)
+            if source is not None:
+                fs._bind_point(where, source.is_dir())
+                _linux.bind(source, target)
             else:
-                size, mode, owned = memory[tmpfs]
+                target.mkdir(parents=True, exist_ok=True)
+                size, mode, owned = memory[where]
                 owner = (user.uid, user.gid) if owned else None
                 _linux.mount_tmpfs(target, size=size, mode=mode, owner=owner)
                 fs._ours.add(os.stat(target).st_dev)
@@ -127,6 +130,24 @@ class RootFs:
         _linux.bind(app_copy, app, read_only=False)  # read-only once sealed
         fs._ours.add(os.stat(app).st_dev)  # files of the policy may go into the app too
         return fs
+
+    def _bind_point(self, where: str, directory: bool) -> None:
+        """What a bind of ``where`` needs: a directory or a file, made in memory where the
+        view has none yet (a host directory is read-only from the start)."""
+        target = self.at(where)
+        if target.exists() and target.is_dir() == directory:
+            return
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if directory:
+                target.mkdir()
+            else:
+                target.touch()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot show {where} in the program's view: {exc.strerror} (it would lie "
+                "inside a read-only part of the view, such as the system's directories)"
+            ) from None
 
     def _etc(self) -> None:
         etc = self.at("/etc")

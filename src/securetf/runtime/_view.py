@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from securetf.envimage import ImageMeta
 from securetf.errors import UsageError
 
 #: Where the program of an ``--app`` directory sees its code; its working directory.
@@ -46,10 +47,11 @@ ETC_FILES = (
 ETC_DIRS = ("ld.so.conf.d", "alternatives", "ssl/certs", "pki/tls/certs", "pki/ca-trust", "fonts")
 
 
-def default_path() -> str:
-    """The program's PATH when the policy sets none: securetf's Python environment first."""
-    entries = [str(Path(sys.prefix) / "bin"), *SYSTEM_PATH.split(":")]
-    return ":".join(dict.fromkeys(entries))
+def default_path(image: ImageMeta | None = None) -> str:
+    """The program's PATH when the policy sets none: the environment image's programs, or
+    else securetf's Python environment, first."""
+    first = list(image.path) if image is not None else [str(Path(sys.prefix) / "bin")]
+    return ":".join(dict.fromkeys([*first, *SYSTEM_PATH.split(":")]))
 
 
 def _under(path: str, root: str) -> bool:
@@ -112,6 +114,13 @@ class View:
     app: str = APP
     app_source: Path | None = None
     """The host directory that holds the app; None while it is not known (code volumes)."""
+    image: ImageMeta | None = None
+    """The environment image, whose roots the view shows in place of the host's."""
+    image_source: Path | None = None
+    """Where the runtime mounted the image; None while it is not mounted (measuring)."""
+
+    def in_image(self, path: str) -> bool:
+        return self.image is not None and any(_under(path, r) for r in self.image.roots)
 
     def _follow_links(self, path: str) -> str:
         for _ in range(8):
@@ -129,12 +138,33 @@ class View:
             if self.app_source is None:
                 return None
             return self.app_source / posixpath.relpath(path, self.app)
+        if self.in_image(path):
+            return None if self.image_source is None else self.image_source / path.lstrip("/")
         shown = any(_under(path, d) for d in self.binds)
         shown |= path in {f"/etc/{f}" for f in self.etc_files}
         shown |= any(_under(path, f"/etc/{d}") for d in self.etc_dirs)
         return Path(path) if shown else None
 
+    def _runnable_in_image(self, path: str) -> bool:
+        """From the image's own list of its programs: the same mounted or not."""
+        if self.image is None:
+            return False
+        for _ in range(8):
+            entry = self.image.executables.get(path)
+            if entry is None:
+                return False
+            if "link" not in entry:
+                return bool(entry.get("mode", 0) & 0o111)
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(path), entry["link"]))
+            path = self._follow_links(path)
+            if not self.in_image(path):
+                return False  # a link out of the image leads to no measured program
+        return False
+
     def _runnable(self, path: str) -> bool:
+        path = self._follow_links(posixpath.normpath(path))
+        if self.in_image(path):
+            return self._runnable_in_image(path)
         host = self.host_path(path)
         if host is None or not host.is_file() or not os.access(host, os.X_OK):
             return False
@@ -169,8 +199,15 @@ class View:
         )
 
 
-def system_view(*, app: str = APP, app_source: Path | None = None) -> View:
-    """The view securetf gives programs on this machine."""
+def system_view(
+    *,
+    app: str = APP,
+    app_source: Path | None = None,
+    image: ImageMeta | None = None,
+    image_source: Path | None = None,
+) -> View:
+    """The view securetf gives programs on this machine: with ``image``, the environment
+    image's roots in place of securetf's own Python environment."""
     links: dict[str, str] = {}
     dirs: list[str] = []
     for d in SYSTEM_DIRS:
@@ -179,11 +216,11 @@ def system_view(*, app: str = APP, app_source: Path | None = None) -> View:
         elif os.path.isdir(d):
             dirs.append(d)
     view = View(_minimal(dirs), links)
-    for d in python_dirs():
+    for d in python_dirs() if image is None else ():
         # The environment as the program names it, and where it really lies.
         for candidate in (posixpath.normpath(d), os.path.realpath(d)):
             if os.path.isdir(candidate) and view.host_path(candidate) is None:
                 view = View(_minimal([*view.binds, candidate]), links)
     etc_files = tuple(f for f in ETC_FILES if os.path.lexists(f"/etc/{f}"))
     etc_dirs = tuple(d for d in ETC_DIRS if os.path.isdir(f"/etc/{d}"))
-    return View(view.binds, links, etc_files, etc_dirs, app, app_source)
+    return View(view.binds, links, etc_files, etc_dirs, app, app_source, image, image_source)

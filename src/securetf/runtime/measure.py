@@ -4,7 +4,8 @@ anything (docs/runtime.md, "Measurement").
 ``measurement = SHA-256("securetf/v2 measurement\\0" || canonical JSON of
 {"runtime": securetf version, "command": [...], "executable": command[0] resolved,
 "dirs": [[path, mode], ...], "files": [[path, mode, size, sha256 hex], ...]})`` over the
-application directory, with paths relative and sorted, modes as permission bits. Symbolic
+application directory, with paths relative and sorted, modes as permission bits; with an
+environment image, ``"env_image": "sha256:..."`` (its measurement) joins the document. Symbolic
 links and special files are refused. ``executable`` is the absolute path ``command[0]``
 resolves to in the program's view with the program's PATH (:mod:`._view`), the file the
 program's ``execvp`` will start. :func:`snapshot` copies the tree while hashing it, and the
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from securetf import __version__
+from securetf.envimage import EnvImage
 from securetf.errors import UsageError
 from securetf.policy import canonical_json
 from securetf.runtime._view import APP, default_path, system_view
@@ -61,34 +63,54 @@ def _walk(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int, Path]
 
 
 def executable(
-    command: Sequence[str], *, path: str | None, app: Path | None, app_at: str | None = None
+    command: Sequence[str],
+    *,
+    path: str | None,
+    app: Path | None,
+    app_at: str | None = None,
+    image: EnvImage | None = None,
 ) -> str:
     """``command[0]`` resolved in the program's view, with its PATH (``path`` or the default).
 
     ``app`` is the host directory holding the app (None for code volumes, not yet
-    decrypted); ``app_at`` is where the program sees it (default ``/app``).
+    decrypted); ``app_at`` is where the program sees it (default ``/app``); ``image`` the
+    environment image the view shows in place of securetf's own Python environment.
     """
-    view = system_view(app=app_at or APP, app_source=app)
-    return view.executable(command[0], path or default_path())
+    meta = image.meta if image is not None else None
+    view = system_view(app=app_at or APP, app_source=app, image=meta)
+    return view.executable(command[0], path or default_path(meta))
+
+
+def _with_image(doc: dict[str, object], image: EnvImage | None) -> bytes:
+    if image is not None:
+        doc["env_image"] = "sha256:" + image.digest.hex()
+    return canonical_json(doc)
 
 
 def _digest(
-    command: Sequence[str], exe: str, dirs: list[tuple[str, int]], files: list[list[object]]
+    command: Sequence[str],
+    exe: str,
+    dirs: list[tuple[str, int]],
+    files: list[list[object]],
+    image: EnvImage | None,
 ) -> bytes:
-    doc = {
+    doc: dict[str, object] = {
         "runtime": __version__,
         "command": list(command),
         "executable": exe,
         "dirs": [list(d) for d in dirs],
         "files": files,
     }
-    return hashlib.sha256(_PREFIX + canonical_json(doc)).digest()
+    return hashlib.sha256(_PREFIX + _with_image(doc, image)).digest()
 
 
-def measure(app: Path, command: Sequence[str], *, path: str | None = None) -> bytes:
-    """The measurement of ``app`` run with ``command`` and the program's PATH ``path``."""
+def measure(
+    app: Path, command: Sequence[str], *, path: str | None = None, image: EnvImage | None = None
+) -> bytes:
+    """The measurement of ``app`` run with ``command`` and the program's PATH ``path``,
+    on the environment ``image`` if one is given."""
     dirs, files = _walk(app)
-    exe = executable(command, path=path, app=app)
+    exe = executable(command, path=path, app=app, image=image)
     entries: list[list[object]] = []
     for rel, mode, full in files:
         h = hashlib.sha256()
@@ -98,7 +120,7 @@ def measure(app: Path, command: Sequence[str], *, path: str | None = None) -> by
                 h.update(block)
                 size += len(block)
         entries.append([rel, mode, size, h.hexdigest()])
-    return _digest(command, exe, dirs, entries)
+    return _digest(command, exe, dirs, entries, image)
 
 
 def snapshot(
@@ -108,6 +130,7 @@ def snapshot(
     *,
     path: str | None = None,
     app_at: str | None = None,
+    image: EnvImage | None = None,
 ) -> Measurement:
     """Copy ``app`` into the empty directory ``dest`` while measuring the copied bytes.
 
@@ -130,12 +153,17 @@ def snapshot(
         entries.append([rel, mode, size, h.hexdigest()])
     for rel, mode in dirs:
         os.chmod(dest / rel, mode)
-    exe = executable(command, path=path, app=dest, app_at=app_at)
-    return Measurement(_digest(command, exe, dirs, entries), exe)
+    exe = executable(command, path=path, app=dest, app_at=app_at, image=image)
+    return Measurement(_digest(command, exe, dirs, entries, image), exe)
 
 
 def launcher(
-    command: Sequence[str], code_volume: str, *, code_path: str, path: str | None = None
+    command: Sequence[str],
+    code_volume: str,
+    *,
+    code_path: str,
+    path: str | None = None,
+    image: EnvImage | None = None,
 ) -> Measurement:
     """The measurement of a service whose code ships in a sealed volume.
 
@@ -147,21 +175,27 @@ def launcher(
     the runtime still measures the decrypted code it copies and runs, and logs that
     measurement.
     """
-    exe = executable(command, path=path, app=None, app_at=code_path)
-    doc = {
+    exe = executable(command, path=path, app=None, app_at=code_path, image=image)
+    doc: dict[str, object] = {
         "runtime": __version__,
         "command": list(command),
         "executable": exe,
         "code_volume": code_volume,
     }
-    return Measurement(hashlib.sha256(_LAUNCHER_PREFIX + canonical_json(doc)).digest(), exe)
+    digest = hashlib.sha256(_LAUNCHER_PREFIX + _with_image(doc, image)).digest()
+    return Measurement(digest, exe)
 
 
 def measure_launcher(
-    command: Sequence[str], code_volume: str, *, code_path: str, path: str | None = None
+    command: Sequence[str],
+    code_volume: str,
+    *,
+    code_path: str,
+    path: str | None = None,
+    image: EnvImage | None = None,
 ) -> bytes:
     """The launcher measurement (see :func:`launcher`) that ``securetf measure`` prints."""
-    return launcher(command, code_volume, code_path=code_path, path=path).digest
+    return launcher(command, code_volume, code_path=code_path, path=path, image=image).digest
 
 
 def measurement_text(digest: bytes) -> str:

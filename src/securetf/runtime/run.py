@@ -19,6 +19,7 @@ from pathlib import Path
 from securetf.attestation import producer_for
 from securetf.attestation.rtmr import runtime_measure_app
 from securetf.client import CasClient, LivenessChecker
+from securetf.envimage import EnvImage
 from securetf.errors import AttestationError, Error, IntegrityError, UsageError
 from securetf.policy import Tmpfs, User
 from securetf.protocol import ServiceConfig, ServiceLaunch, VolumeGrant
@@ -29,7 +30,7 @@ from securetf.runtime._view import APP, HOME, default_path, system_view
 from securetf.runtime.measure import Measurement, launcher, snapshot
 from securetf.runtime.provision import Provisioned, move_tag, provision
 from securetf.runtime.volumes import MountedVolume, mount_all, unmount_all
-from securetf.shield.fs import check_fuse
+from securetf.shield.fs import ImageMount, check_fuse, mount_image
 from securetf.shield.net import Endpoint, Identity, NetShield, plan
 
 log = logging.getLogger("securetf.runtime")
@@ -54,6 +55,8 @@ class RunOptions:
     """Where instances' runtimes accept tunnels (``worker-1`` -> host:port); untrusted."""
     public_address: str = "0.0.0.0"  # noqa: S104 - the policy's public ports, for clients
     """The host address where the service's ``public`` ports are offered."""
+    env_image: Path | None = None
+    """The environment image the policy pins (``env_image``), as the operator stores it."""
 
 
 def _secret_files(root: RootFs, files: Mapping[str, bytes], inst: Provisioned) -> None:
@@ -88,16 +91,40 @@ def _service(client: CasClient, options: RunOptions) -> ServiceLaunch:
     return service
 
 
-def _measure(service: ServiceLaunch, options: RunOptions, app: Path) -> Measurement:
+def _env_image(service: ServiceLaunch, options: RunOptions) -> EnvImage | None:
+    """The environment image, checked against the policy's pin before anything runs."""
+    if service.env_image is None:
+        if options.env_image is not None:
+            raise UsageError(
+                f"service {options.service!r} pins no environment image (env_image); "
+                "omit --env-image"
+            )
+        return None
+    if options.env_image is None:
+        raise UsageError(
+            f"service {options.service!r} runs on the environment image {service.env_image}: "
+            "give it with --env-image PATH"
+        )
+    expect = bytes.fromhex(service.env_image.split(":", 1)[1])
+    return EnvImage.open(options.env_image, expect=expect)
+
+
+def _measure(
+    service: ServiceLaunch, options: RunOptions, app: Path, image: EnvImage | None
+) -> Measurement:
     """The app copied into memory while measured, or, for code volumes, the launcher."""
     command = list(service.command)
     if service.code is not None:
         return launcher(
-            command, service.code.volume, code_path=service.code.path, path=service.path
+            command,
+            service.code.volume,
+            code_path=service.code.path,
+            path=service.path,
+            image=image,
         )
     if options.app is None:  # checked by _service
         raise UsageError("--app DIR is required")
-    return snapshot(options.app, app, command, path=service.path)
+    return snapshot(options.app, app, command, path=service.path, image=image)
 
 
 def _hosts(shield: NetShield) -> str:
@@ -144,6 +171,8 @@ def _check_config(config: ServiceConfig, service: ServiceLaunch) -> None:
         raise AttestationError("the CAS configured another command than the one measured")
     if config.path != service.path:
         raise AttestationError("the CAS configured another PATH than the one measured")
+    if config.env_image != service.env_image:
+        raise AttestationError("the CAS configured another environment image than the one measured")
 
 
 def _explain_failure(code: int, root: RootFs, mounted: list[MountedVolume]) -> None:
@@ -171,18 +200,21 @@ def run(options: RunOptions) -> int:
     service = _service(client, options)
     command = list(service.command)
     app_at = service.code.path if service.code is not None else APP
+    # The environment image, checked against the policy's pin before anything else.
+    image = _env_image(service, options)
     # 1-2. A private mount namespace, and the app measured while copied into memory.
     _linux.private_mount_namespace()
     work = Path(tempfile.mkdtemp(prefix="securetf-run-"))
     mounted: list[MountedVolume] = []
     tmpfs: list[Path] = []
     shield: NetShield | None = None
+    env_mount: ImageMount | None = None
     try:
         _linux.mount_tmpfs(work, size=options.app_tmpfs_size)
         tmpfs.append(work)
         app = work / "app"
         app.mkdir()
-        measured = _measure(service, options, app)
+        measured = _measure(service, options, app, image)
         log.info("measurement sha256:%s (runs %s)", measured.digest.hex(), measured.executable)
         # 3. Attest and provision.
         producer = producer_for(options.tee, measurement=measured.digest)
@@ -198,8 +230,20 @@ def run(options: RunOptions) -> int:
             rtmr_events=events,
         )
         _check_config(inst.config, service)
-        # 4. The program's root: the system and Python read-only, the app, memory.
-        view = system_view(app=app_at, app_source=app)
+        # 4. The program's root: the system and Python (or the environment image, each
+        #    chunk checked as it is read) read-only, the app, memory.
+        image_source: Path | None = None
+        if image is not None:
+            image_source = work / "env"
+            (work / "env-verified").mkdir()
+            image_source.mkdir()
+            env_mount = mount_image(image, work / "env-verified", image_source)
+        view = system_view(
+            app=app_at,
+            app_source=app,
+            image=image.meta if image is not None else None,
+            image_source=image_source,
+        )
         user = User.model_validate(inst.config.user)
         sizes = Tmpfs.model_validate(inst.config.tmpfs)
         root = RootFs.build(work / "root", view, sizes, app, user)
@@ -238,7 +282,7 @@ def run(options: RunOptions) -> int:
         #    the root turns read-only.
         root.give_app(app)
         _secret_files(root, inst.config.files, inst)
-        env = _environment(inst.config, service.path or default_path())
+        env = _environment(inst.config, service.path or default_path(view.image))
         shield = _network(inst, options, client, root)
         if shield.plan.hosts:
             root.write_etc("hosts", _hosts(shield))
@@ -265,7 +309,14 @@ def run(options: RunOptions) -> int:
         _stop(shield)
         if mounted:
             unmount_all(mounted, commit=False)
-        for path in reversed(tmpfs):
+        for path in reversed(tmpfs[1:]):
+            with contextlib.suppress(Error):
+                _linux.umount(path)
+        if env_mount is not None:
+            env_mount.close()  # after the root, whose binds hold the image's file system
+        elif image is not None:
+            image.close()
+        for path in tmpfs[:1]:
             with contextlib.suppress(Error):
                 _linux.umount(path)
         with contextlib.suppress(OSError):

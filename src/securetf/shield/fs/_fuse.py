@@ -66,14 +66,19 @@ def _decode(path: bytes | None) -> str:
     return "" if path is None else path.decode("utf-8", "surrogateescape")
 
 
-def run_fuse(operations: object, mountpoint: str, options: dict[str, object]) -> None:
-    """Mount and serve until unmounted (blocking): single-threaded, in the foreground.
+def run_fuse(
+    operations: object, mountpoint: str, options: dict[str, object], *, threads: bool = False
+) -> None:
+    """Mount and serve until unmounted (blocking), in the foreground; single-threaded
+    unless ``threads`` (for operations that are safe to run concurrently).
 
     Raises RuntimeError if libfuse fails to mount or exits with an error.
     """
     if mfusepy.fuse_version_major != 3:
         raise RuntimeError(f"libfuse 3 is required, found libfuse {mfusepy.fuse_version_major}")
-    _ZeroCopyFUSE(operations, mountpoint, raw_fi=True, foreground=True, nothreads=True, **options)
+    _ZeroCopyFUSE(
+        operations, mountpoint, raw_fi=True, foreground=True, nothreads=not threads, **options
+    )
 
 
 def tune_readahead(device: int) -> None:
