@@ -12,7 +12,17 @@ from pathlib import Path
 
 from benchmarks._common import Row
 
-SUITES = ["volume", "attestation", "cas", "fs", "serve", "runtime", "net", "net_training"]
+SUITES = [
+    "volume",
+    "attestation",
+    "cas",
+    "fs",
+    "serve",
+    "runtime",
+    "envimage",
+    "net",
+    "net_training",
+]
 
 
 def _fmt(x: float) -> str:

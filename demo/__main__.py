@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -105,6 +106,7 @@ services:
   train:
     measurement: "{measurement}"
     command: [python, train.py]
+    env_image: "{env_image}"     # Python and TensorFlow, measured: securetf env pack
     mounts:
       - {{volume: dataset, path: {data}, mode: ro}}
       - {{volume: model, path: {model}, mode: rw}}
@@ -116,6 +118,7 @@ services:
   serve:
     measurement: "{serve_measurement}"
     command: [securetf, serve, --model-dir, "{model}/serving", --port, "{port}"]
+    env_image: "{env_image}"
     mounts:
       - {{volume: model, path: {model}, mode: ro}}
     environment:
@@ -123,6 +126,39 @@ services:
     network:
       public: [{port}]
 """
+
+
+def _fingerprint(prefix: Path) -> str:
+    """Names, sizes, modes and times of everything an image of ``prefix`` would hold."""
+    from securetf.envimage import describe
+
+    h = hashlib.sha256()
+    for root in describe(prefix).roots:
+        for current, dirs, names in os.walk(root):
+            dirs.sort()
+            for name in sorted([current, *(os.path.join(current, n) for n in names)]):
+                st = os.lstat(name)
+                h.update(f"{name}\0{st.st_size}\0{st.st_mode}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def environment_image() -> tuple[Path, str]:
+    """The image of the Python environment the demo runs in, and its measurement.
+
+    Packing takes a minute and a few GB, so the image is kept in build/ and packed again
+    only when the environment changed."""
+    build = ROOT.parent / "build"
+    build.mkdir(exist_ok=True)
+    image, stamp = build / "demo-env.img", build / "demo-env.fingerprint"
+    prefix = Path(sys.prefix)
+    fingerprint = _fingerprint(prefix)
+    if image.exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        print(f"(the environment is unchanged since {image} was packed: checking it)")
+        return image, securetf("env", "measure", image).strip().splitlines()[-1]
+    image.unlink(missing_ok=True)
+    digest = securetf("env", "pack", prefix, image).strip().splitlines()[-1]
+    stamp.write_text(fingerprint)
+    return image, digest
 
 
 def test_split(dataset: Path) -> tuple[Any, Any]:
@@ -253,7 +289,10 @@ def main() -> int:
             work / "dataset.key",
         )
 
-        step("3. the owner measures both programs, applies a signed policy, registers the data")
+        step("3. the owner packs the Python environment into a measured, read-only image")
+        env_image, env_digest = environment_image()
+
+        step("4. the owner measures both programs, applies a signed policy, registers the data")
         mounts, zero, serve_port = work / "mnt", "sha256:" + "0" * 64, free_port()
         policy = work / "policy.yaml"
         text = POLICY.format(
@@ -265,10 +304,21 @@ def main() -> int:
             data=mounts / "data",
             model=mounts / "model",
             port=serve_port,
+            env_image=env_digest,
         )
         policy.write_text(text)
         for service, app in (("train", ROOT / "app"), ("serve", ROOT / "serve_app")):
-            digest = securetf("measure", "--app", app, "--policy", policy, "--service", service)
+            digest = securetf(
+                "measure",
+                "--app",
+                app,
+                "--policy",
+                policy,
+                "--service",
+                service,
+                "--env-image",
+                env_image,
+            )
             text = text.replace(f'measurement: "{zero}"', f'measurement: "{digest.strip()}"', 1)
         policy.write_text(text)
         securetf(
@@ -287,7 +337,7 @@ def main() -> int:
         register += ["--key", work / "alice.key", "--key-file", work / "dataset.key"]
         securetf(*register)  # rollback: protected opens only the state the owner registered
 
-        step("4. an operator who is not trusted runs the unmodified Keras program")
+        step("5. an operator who is not trusted runs the unmodified Keras program on the image")
         run: list[str | Path] = [
             "run",
             "--cas",
@@ -302,18 +352,20 @@ def main() -> int:
             f"dataset={work / 'sealed-dataset'}",
             "--volume",
             f"model={work / 'sealed-model'}",
+            "--env-image",
+            env_image,
             *tee.run_args,
         ]
         securetf(*run)
 
-        step("5. nothing readable reached the host: only random-named ciphertext")
+        step("6. nothing readable reached the host: only random-named ciphertext")
         for directory in (work / "sealed-dataset", work / "sealed-model", mounts):
             for path in directory.rglob("*"):
                 if path.is_file() and MARKER.encode() in path.read_bytes():
                     raise DemoFailed(f"plaintext found in {path}")
         print(f"searched the sealed volumes and {mounts} for the dataset's text: not found")
 
-        step("6. a modified program is refused before it starts")
+        step("7. a modified program is refused before it starts")
         tampered = work / "tampered-app"
         shutil.copytree(ROOT / "app", tampered)
         with open(tampered / "train.py", "a") as f:
@@ -322,7 +374,7 @@ def main() -> int:
             )
         securetf(*[tampered if a == ROOT / "app" else a for a in run], expect=5)
 
-        step("7. storage flips one bit of the sealed dataset: the program gets an I/O error")
+        step("8. storage flips one bit of the sealed dataset: the program gets an I/O error")
         obj = max(
             (p for p in (work / "sealed-dataset").rglob("*") if p.is_file()),
             key=lambda p: p.stat().st_size,
@@ -335,7 +387,7 @@ def main() -> int:
         print("the run failed: reading the tampered chunk gave the program an I/O error")
         obj.write_bytes(original)
 
-        step("8. the owner updates the dataset; storage serves the copy from before: refused")
+        step("9. the owner updates the dataset; storage serves the copy from before: refused")
         shutil.copytree(work / "sealed-dataset", work / "old-dataset")
         (work / "DATA-CARD.txt").write_text("breast cancer wisconsin (diagnostic), 569 rows\n")
         securetf(
@@ -353,7 +405,7 @@ def main() -> int:
         ]
         securetf(*old, expect=3)
 
-        step("9. the owner fetches the model key, unseals the model and evaluates it")
+        step("10. the owner fetches the model key, unseals the model and evaluates it")
         securetf(
             "secret",
             "get",
@@ -382,7 +434,7 @@ def main() -> int:
         if accuracy < 0.9:
             raise DemoFailed(f"accuracy {accuracy:.3f} is too low")
 
-        step("10. the model is served from its sealed volume; a client verifies the server first")
+        step("11. the model is served from its sealed volume; a client verifies the server first")
         serve_run: list[str | Path] = [
             "run",
             "--cas",
@@ -395,6 +447,8 @@ def main() -> int:
             ROOT / "serve_app",
             "--volume",
             f"model={work / 'sealed-model'}",
+            "--env-image",
+            env_image,
             *tee.run_args,
         ]
         served = serve_and_query(serve_run, url, serve_port, work)
@@ -405,7 +459,7 @@ def main() -> int:
             raise DemoFailed("the served predictions differ from the model's own")
         print(f"{len(served_scores)} predictions over TLS equal the model's own")
 
-        step("11. the owner checks the CAS's signed audit trail")
+        step("12. the owner checks the CAS's signed audit trail")
         securetf(
             "audit",
             "verify",
