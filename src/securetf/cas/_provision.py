@@ -257,6 +257,7 @@ def grant(
         path=service.path,
         tmpfs=service.tmpfs.model_dump(),
         user=service.user.model_dump(),
+        output=service.output if isinstance(service.output, str) else service.output.model_dump(),
     )
     if len(req.box_public_key) != 32:
         raise UsageError("box_public_key must be a 32-byte X25519 public key")

@@ -198,6 +198,8 @@ class ServiceConfig(_Msg):
     path: str | None = None  # the program's PATH (None: the runtime's default)
     tmpfs: dict[str, str] = Field(default_factory=dict)  # the policy's Tmpfs sizes
     user: dict[str, int] = Field(default_factory=dict)  # the policy's User (uid, gid)
+    #: The policy's ``output``: ``operator``, ``none`` or ``{"sealed": "VOLUME/PATH"}``.
+    output: str | dict[str, str] = "operator"
 
 
 class ProvisionResponse(_Msg):
