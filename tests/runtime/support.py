@@ -116,6 +116,7 @@ class Job:
     path: str | None = None  # each service's ``path`` (the program's PATH)
     tmpfs: str = ""  # each service's ``tmpfs:`` section, as flow YAML
     user: str = ""  # each service's ``user:`` section, as flow YAML
+    output: dict[str, str] = field(default_factory=dict)  # service -> its ``output:`` (YAML)
     last: subprocess.CompletedProcess[str] | None = None  # of the latest :meth:`run`
 
     @property
@@ -181,6 +182,8 @@ class Job:
                 lines.append(f"    tmpfs: {self.tmpfs}")
             if self.user:
                 lines.append(f"    user: {self.user}")
+            if service in self.output:
+                lines.append(f"    output: {self.output[service]}")
         return "\n".join(lines) + "\n"
 
     def measurement(self, command: Sequence[str]) -> str:
@@ -345,6 +348,7 @@ def make_job(
     path: str | None = None,
     tmpfs: str = "",
     user: str = "",
+    output: Mapping[str, str] | None = None,
 ) -> Job:
     """Write the app, seal the dataset (its plaintext is then deleted), apply the policy."""
     root = Path("/tmp") / f"securetf-test-{os.urandom(6).hex()}"
@@ -363,6 +367,7 @@ def make_job(
         path=path,
         tmpfs=tmpfs,
         user=user,
+        output=dict(output or {}),
     )
     job.app.mkdir()
     job.runtime_tmp.mkdir()
