@@ -80,6 +80,18 @@ def test_a_bad_output_is_refused(output: object) -> None:
         Service.model_validate({**BASE, "output": output})
 
 
+def test_the_longest_output_name_is_the_limit() -> None:
+    longest = "a" * limits.MAX_VOLUME_NAME_BYTES
+    taken = Service.model_validate({**BASE, "output": {"sealed": f"model/{longest}"}}).output
+    assert isinstance(taken, SealedOutput)
+    assert taken.path == longest
+    with pytest.raises(ValidationError, match="at most"):
+        Service.model_validate({**BASE, "output": {"sealed": f"model/{longest}a"}})
+    # Bytes count, not characters: 128 two-byte characters are 256 bytes.
+    with pytest.raises(ValidationError, match="at most"):
+        Service.model_validate({**BASE, "output": {"sealed": "model/" + "é" * 128}})
+
+
 def test_path_and_sizes_are_taken() -> None:
     service = Service.model_validate(
         {**BASE, "path": "/opt/venv/bin:/usr/bin", "tmpfs": {"tmp": "2g", "shm": "512k"}}
