@@ -41,9 +41,9 @@ def _config(
 def test_the_configured_output_is_taken() -> None:
     for form in ("operator", "none"):
         config = _config(form)
-        assert output_of(config, config.volumes) == form
+        assert output_of(config) == form
     config = _config({"sealed": "model/logs/run.log"})
-    assert output_of(config, config.volumes) == SealedOutput(sealed="model/logs/run.log")
+    assert output_of(config) == SealedOutput(sealed="model/logs/run.log")
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_a_configuration_the_policy_would_refuse_is_refused(
     """The CAS checked the policy; the runtime does not rely on that alone."""
     config = _config(output, mode, code=code)
     with pytest.raises(AttestationError):
-        output_of(config, config.volumes)
+        output_of(config)
 
 
 def _finish(log: SealedLog, *chunks: bytes) -> None:

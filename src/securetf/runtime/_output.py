@@ -17,14 +17,13 @@ import os
 import select
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
 from securetf.errors import AttestationError, UsageError
 from securetf.policy import Output, SealedOutput
-from securetf.protocol import ServiceConfig, VolumeGrant
+from securetf.protocol import ServiceConfig
 
 log = logging.getLogger("securetf.runtime")
 
@@ -40,7 +39,7 @@ LOG_MODE = 0o600
 _OUTPUT: TypeAdapter[Output] = TypeAdapter(Output)
 
 
-def output_of(config: ServiceConfig, grants: Mapping[str, VolumeGrant]) -> Output:
+def output_of(config: ServiceConfig) -> Output:
     """The policy's ``output`` as the CAS configured it; a sealed one must name a volume
     the service mounts read-write (the CAS checked the policy; the runtime does not rely
     on it)."""
@@ -52,7 +51,7 @@ def output_of(config: ServiceConfig, grants: Mapping[str, VolumeGrant]) -> Outpu
             "version the CAS runs"
         ) from None
     if isinstance(output, SealedOutput):
-        grant = grants.get(output.volume)
+        grant = config.volumes.get(output.volume)
         if grant is None or grant.mode != "rw" or grant.code:
             raise AttestationError(
                 f"the CAS configured the output into volume {output.volume!r}, which the "

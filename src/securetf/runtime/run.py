@@ -218,7 +218,7 @@ def run(options: RunOptions) -> int:
             rtmr_events=events,
         )
         _check_config(inst.config, service)
-        output = output_of(inst.config, inst.config.volumes)
+        output = output_of(inst.config)
         # 4. The program's root: the system and Python read-only, the app, memory.
         view = system_view(app=app_at, app_source=app)
         user = User.model_validate(inst.config.user)
