@@ -65,6 +65,7 @@ def test_provision_releases_config_to_the_attested_runtime(
     assert config.volumes["dataset"].key == DATASET_KEY
     assert config.volumes["dataset"].tag is None
     assert b"PRIVATE KEY" in config.files["/run/secrets/tls.key"]
+    assert config.output == "operator"  # the policy's default
     cert = x509.load_pem_x509_certificate(response.certificate_pem.encode())
     ca = x509.load_pem_x509_certificate(response.ca_certificate_pem.encode())
     cert.verify_directly_issued_by(ca)

@@ -90,7 +90,8 @@ SEMANTIC_EDITS = [
     ("export_to_owners: true", "export_to_owners: false"),
     ("instances: 2", "instances: 3"),
     ('"5"]', '"6"]'),
-    ("path: /model, mode: rw", "path: /model, mode: ro"),
+    ("path: /model, mode: ro", "path: /model, mode: rw"),  # serve's: train's holds the output
+    ("sealed: model/logs/train.log", "sealed: model/logs/train-2.log"),
     ('TF_CPP_MIN_LOG_LEVEL: "1"', 'TF_CPP_MIN_LOG_LEVEL: "2"'),
     ("listen: [2222]", "listen: [2223]"),
     ("public: [8500]", "public: [8501]"),
@@ -189,3 +190,47 @@ def test_keys_added_later_keep_older_policies_hashes() -> None:
             "train"
         ]
     )
+
+
+#: A policy written before ``output`` existed, and its hash then (a known answer).
+PINNED = """\
+name: pinned
+version: 1
+governance:
+  owners:
+    - name: alice
+      public_key: "ed25519:MCowBQYDK2VwAyEAiRhHj53RKFdTDFItrNjUnmbHQk5CFvOQUgfWUnl3AC0="
+  update_threshold: 1
+tee: {allow: [sim]}
+secrets:
+  model-key: {kind: volume-key, source: generated}
+volumes:
+  model: {key: model-key}
+services:
+  train:
+    measurement: "sha256:467eb98e1866708e03cd9ab9f8a7f4e53fc92738ea0700ac00af93c4074a870f"
+    command: [python, train.py]
+    mounts: [{volume: model, path: /model, mode: rw}]
+"""
+PINNED_HASH = "sha256:019e16fff491e4ddae513e2ff91febf7559f95f5a0276206569f023f348dd606"
+
+
+def test_output_stays_out_of_the_canonical_form_at_its_default() -> None:
+    """A policy stored before ``output`` existed hashes as it did; ``output: operator``
+    written out is the same policy; ``none`` and ``sealed`` are others."""
+    command = "    command: [python, train.py]\n"
+    assert policy_hash(Policy.from_yaml(PINNED.encode())) == PINNED_HASH
+    written = PINNED.replace(command, command + "    output: operator\n")
+    assert written != PINNED
+    assert policy_hash(Policy.from_yaml(written.encode())) == PINNED_HASH
+    hashes = {PINNED_HASH}
+    for form, dumped in (
+        ("none", "none"),
+        ("{sealed: model/logs/train.log}", {"sealed": "model/logs/train.log"}),
+    ):
+        other = Policy.from_yaml(PINNED.replace(command, f"{command}    output: {form}\n").encode())
+        hashes.add(policy_hash(other))
+        assert json.loads(policy_canonical_json(other))["services"]["train"]["output"] == dumped
+    assert len(hashes) == 3
+    for service in json.loads(policy_canonical_json(make_policy()))["services"].values():
+        assert "output" not in service

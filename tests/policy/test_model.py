@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from securetf.errors import PolicyError
-from securetf.policy import Policy, RandomSecret, policy_hash
+from securetf.policy import Policy, RandomSecret, SealedOutput, policy_hash
 from tests.policy._support import digest, make_policy, policy_yaml, public
 
 
@@ -98,6 +98,68 @@ def test_code_volume_must_exist_and_not_share_a_mount_path() -> None:
         ),
         "share the path '/data'",
     )
+
+
+def _with_output(output: str, mode: str = "ro") -> str:
+    return (
+        policy_yaml()
+        .replace("command: [python, app.py]", f"command: [python, app.py]\n    output: {output}")
+        .replace("{volume: data, path: /data}", f"{{volume: data, path: /data, mode: {mode}}}")
+    )
+
+
+def test_sealed_output_goes_into_a_volume_the_service_mounts_read_write() -> None:
+    policy = Policy.from_yaml(_with_output("{sealed: data/logs/app.log}", "rw").encode())
+    output = policy.services["app"].output
+    assert isinstance(output, SealedOutput)
+    assert (output.volume, output.path) == ("data", "logs/app.log")
+    _reject(
+        _with_output("{sealed: data/logs/app.log}", "ro"),
+        "services.app.output.sealed: volume 'data' is mounted read-only (services.app.mounts[0])",
+        "mode: rw",
+    )
+    _reject(
+        _with_output("{sealed: dta/app.log}", "rw"),
+        "services.app.output.sealed: volume 'dta' is not defined",
+        "(defined: data)",
+    )
+    # Defined, but mounted only by another service.
+    text = _with_output("{sealed: more/app.log}", "rw").replace(
+        "data: {key: data-key}", "data: {key: data-key}\n  more: {key: token2}"
+    )
+    text = text.replace("secrets:\n", "secrets:\n  token2: {kind: volume-key, source: generated}\n")
+    _reject(
+        text,
+        "services.app.output.sealed: volume 'more' is not mounted by this service",
+        "{volume: more, path: /..., mode: rw} to services.app.mounts",
+    )
+
+
+@pytest.mark.parametrize(
+    ("output", "where", "fragment"),
+    [
+        ("sealed", "services.app.output:", "must be 'operator', 'none' or {sealed: VOLUME/PATH}"),
+        ("'sealed: data/x'", "services.app.output:", "{sealed: VOLUME/PATH}"),
+        ("Operator", "services.app.output:", "got 'Operator'"),
+        ("null", "services.app.output:", "must be 'operator', 'none' or"),
+        ("[data/x]", "services.app.output:", "must be 'operator', 'none' or"),
+        ("5", "services.app.output:", "must be 'operator', 'none' or"),
+        ("{sealed: data}", "services.app.output.sealed:", "must be VOLUME/PATH"),
+        ("{sealed: data/}", "services.app.output.sealed:", "must be VOLUME/PATH"),
+        ("{sealed: /data/x}", "services.app.output.sealed:", "must be VOLUME/PATH"),
+        ("{sealed: data//x}", "services.app.output.sealed:", "must be VOLUME/PATH"),
+        ("{sealed: data/a/../x}", "services.app.output.sealed:", "must be VOLUME/PATH"),
+        ("{sealed: data/./x}", "services.app.output.sealed:", "must be VOLUME/PATH"),
+        ("{sealed: Data/x}", "services.app.output.sealed:", "volume's name"),
+        ('{sealed: "data/x\\0"}', "services.app.output.sealed:", "NUL"),
+        (f"{{sealed: data/{'a' * 256}}}", "services.app.output.sealed:", "at most 255"),
+        ("{sealed: 5}", "services.app.output.sealed:", "valid string"),
+        ("{sealed: data/x, mode: rw}", "services.app.output.mode:", "unknown field"),
+        ("{}", "services.app.output.sealed:", "required field is missing"),
+    ],
+)
+def test_bad_output_forms(output: str, where: str, fragment: str) -> None:
+    _reject(_with_output(output, "rw"), where, fragment)
 
 
 def test_duplicate_mount_paths() -> None:

@@ -117,6 +117,7 @@ class Job:
     path: str | None = None  # each service's ``path`` (the program's PATH)
     tmpfs: str = ""  # each service's ``tmpfs:`` section, as flow YAML
     user: str = ""  # each service's ``user:`` section, as flow YAML
+    output: dict[str, str] = field(default_factory=dict)  # service -> its ``output:`` (YAML)
     last: subprocess.CompletedProcess[str] | None = None  # of the latest :meth:`run`
     env_image: Path | None = None  # the image each service's env_image pins
 
@@ -185,6 +186,8 @@ class Job:
                 lines.append(f"    user: {self.user}")
             if self.env_image is not None:
                 lines.append(f'    env_image: "{self.image_measurement()}"')
+            if service in self.output:
+                lines.append(f"    output: {self.output[service]}")
         return "\n".join(lines) + "\n"
 
     def image_measurement(self) -> str:
@@ -366,6 +369,7 @@ def make_job(
     tmpfs: str = "",
     user: str = "",
     env_image: Path | None = None,
+    output: Mapping[str, str] | None = None,
 ) -> Job:
     """Write the app, seal the dataset (its plaintext is then deleted), apply the policy."""
     root = Path("/tmp") / f"securetf-test-{os.urandom(6).hex()}"
@@ -385,6 +389,7 @@ def make_job(
         tmpfs=tmpfs,
         user=user,
         env_image=env_image,
+        output=dict(output or {}),
     )
     job.app.mkdir()
     job.runtime_tmp.mkdir()

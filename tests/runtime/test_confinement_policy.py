@@ -1,5 +1,6 @@
-"""The policy keys of the program's confinement: ``path``, ``tmpfs`` and ``user``, strictly
-checked, and PATH settable only through ``path`` (where ``command[0]`` is looked up too)."""
+"""The policy keys of the program's confinement: ``path``, ``tmpfs``, ``user`` and
+``output``, strictly checked, and PATH settable only through ``path`` (where ``command[0]``
+is looked up too)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from securetf.policy import Service, Tmpfs, User, limits
+from securetf.policy import SealedOutput, Service, Tmpfs, User, limits
 
 BASE: dict[str, Any] = {"measurement": "sha256:" + "0" * 64, "command": ["python"]}
 
@@ -18,6 +19,7 @@ def test_defaults() -> None:
     assert service.path is None
     assert service.tmpfs == Tmpfs(tmp="256m", var_tmp="64m", home="256m", shm="64m")
     assert service.user == User(uid=65532, gid=65532)
+    assert service.output == "operator"
 
 
 def test_a_user_is_taken() -> None:
@@ -44,6 +46,50 @@ def test_a_user_is_taken() -> None:
 def test_a_privileged_or_bad_user_is_refused(user: dict[str, object], error: str) -> None:
     with pytest.raises(ValidationError, match=error):
         Service.model_validate({**BASE, "user": user})
+
+
+@pytest.mark.parametrize("output", ["operator", "none"])
+def test_an_output_mode_is_taken(output: str) -> None:
+    assert Service.model_validate({**BASE, "output": output}).output == output
+
+
+def test_a_sealed_output_is_taken() -> None:
+    service = Service.model_validate({**BASE, "output": {"sealed": "model/logs/a b.log"}})
+    assert service.output == SealedOutput(sealed="model/logs/a b.log")
+    assert isinstance(service.output, SealedOutput)
+    assert (service.output.volume, service.output.path) == ("model", "logs/a b.log")
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "sealed",
+        "operator ",
+        "",
+        None,
+        True,
+        ["none"],
+        {"sealed": "model"},
+        {"sealed": "model/" + "a/" * 2048 + "x"},
+        {"sealed": "model/x", "also": "y"},
+        {"none": True},
+    ],
+)
+def test_a_bad_output_is_refused(output: object) -> None:
+    with pytest.raises(ValidationError):
+        Service.model_validate({**BASE, "output": output})
+
+
+def test_the_longest_output_name_is_the_limit() -> None:
+    longest = "a" * limits.MAX_VOLUME_NAME_BYTES
+    taken = Service.model_validate({**BASE, "output": {"sealed": f"model/{longest}"}}).output
+    assert isinstance(taken, SealedOutput)
+    assert taken.path == longest
+    with pytest.raises(ValidationError, match="at most"):
+        Service.model_validate({**BASE, "output": {"sealed": f"model/{longest}a"}})
+    # Bytes count, not characters: 128 two-byte characters are 256 bytes.
+    with pytest.raises(ValidationError, match="at most"):
+        Service.model_validate({**BASE, "output": {"sealed": "model/" + "é" * 128}})
 
 
 def test_path_and_sizes_are_taken() -> None:

@@ -225,3 +225,73 @@ def test_commit_refuses_a_tree_no_directory_could_hold(sealed: Path, key: Volume
     with Volume.open(sealed, key) as vol:
         assert vol.tag == tag
         vol.verify()
+
+
+def test_revert_keeps_only_the_named_files(sealed: Path, key: VolumeKey) -> None:
+    """What a failed run commits: the log appended, every other change dropped."""
+    with Volume.open(sealed, key, writable=True) as vol:
+        tag = vol.tag
+        with vol.open_file("logs/run.log", "ab") as f:
+            f.write(b"first\n")
+        vol.commit()
+        with vol.open_file("logs/run.log", "ab") as f:
+            f.write(b"second\n")
+        with vol.open_file("a/b/hello.txt", "wb") as f:
+            f.write(b"half-written")
+        vol.remove("zero")
+        vol.mkdir("new-dir")
+        with vol.open_file("new.bin", "wb") as f:
+            f.write(os.urandom(3 * SMALL_CHUNK))
+        assert vol.revert(keep=["logs/run.log"]) is True
+        kept = vol.commit()
+        assert kept != tag
+    with Volume.open(sealed, key, expect_tag=kept) as vol:
+        vol.verify()
+        assert vol.open_file("logs/run.log").read() == b"first\nsecond\n"
+        assert vol.open_file("a/b/hello.txt").read() == b"hello\n"
+        assert vol.exists("zero")
+        assert not vol.exists("new.bin")
+        assert "new-dir" not in vol.directories()
+    # The dropped file's objects went with the commit.
+    with Volume.open(sealed, key) as vol:
+        live = {vol._store.object_path(e.object_id) for e in vol._files.values()}
+    assert {p for p in (sealed / "objects").rglob("*") if p.is_file()} == live
+
+
+def test_revert_with_nothing_kept_changed_leaves_nothing_to_commit(
+    sealed: Path, key: VolumeKey
+) -> None:
+    with Volume.open(sealed, key, writable=True) as vol:
+        tag = vol.tag
+        with vol.open_file("zero", "wb") as f:
+            f.write(b"changed")
+        assert vol.revert(keep=["logs/run.log"]) is False  # never written: stays absent
+        assert vol.commit() == tag
+        assert vol.open_file("zero").read() == b""
+
+
+def test_revert_never_keeps_a_file_the_committed_tree_cannot_hold(
+    sealed: Path, key: VolumeKey
+) -> None:
+    """A program that fails can have put anything at the kept path: content it renamed
+    there (whose object a committed file shares), or a file below what was a file."""
+    with Volume.open(sealed, key, writable=True) as vol:
+        tag = vol.tag
+        vol.rename("a/big.bin", "run.log")  # same object as the committed a/big.bin
+        vol.remove("zero")
+        with vol.open_file("zero/run.log", "wb") as f:  # "zero" is a committed file
+            f.write(b"x")
+        assert vol.revert(keep=["run.log", "zero/run.log"]) is False
+        assert vol.commit() == tag
+    with Volume.open(sealed, key, expect_tag=tag) as vol:
+        vol.verify()
+
+
+def test_revert_refuses_open_files_and_read_only_volumes(sealed: Path, key: VolumeKey) -> None:
+    with Volume.open(sealed, key) as vol, pytest.raises(UsageError, match="read-only"):
+        vol.revert()
+    with Volume.open(sealed, key, writable=True) as vol:
+        f = vol.open_file("x", "wb")
+        with pytest.raises(UsageError, match="close every file"):
+            vol.revert(keep=["x"])
+        f.close()

@@ -258,6 +258,7 @@ def grant(
         tmpfs=service.tmpfs.model_dump(),
         user=service.user.model_dump(),
         env_image=service.env_image,
+        output=service.output if isinstance(service.output, str) else service.output.model_dump(),
     )
     if len(req.box_public_key) != 32:
         raise UsageError("box_public_key must be a 32-byte X25519 public key")

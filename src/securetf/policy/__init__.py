@@ -31,7 +31,16 @@ from securetf.policy._requests import (
     sign_request,
 )
 from securetf.policy._secrets import RandomSecret, Secret, VolumeKeySecret, X509Secret
-from securetf.policy._services import CodeVolume, Mount, Network, Service, Tmpfs, User
+from securetf.policy._services import (
+    CodeVolume,
+    Mount,
+    Network,
+    Output,
+    SealedOutput,
+    Service,
+    Tmpfs,
+    User,
+)
 from securetf.policy._tee import SgxReference, SnpReference, SnpTcb, TdxReference, Tee
 from securetf.policy._templates import (
     Reference,
@@ -50,11 +59,13 @@ __all__ = [
     "GovernanceError",
     "Mount",
     "Network",
+    "Output",
     "Owner",
     "Policy",
     "RandomSecret",
     "Reference",
     "Request",
+    "SealedOutput",
     "Secret",
     "Service",
     "SgxReference",

@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from securetf.errors import PolicyError
 from securetf.policy._secrets import SECRET_KINDS
+from securetf.policy._services import OUTPUT_TAGS
 from securetf.policy._types import dotted
 
 _MAX_LISTED = 20
@@ -19,6 +20,8 @@ def _path(loc: tuple[int | str, ...]) -> str:
     # A tagged union adds the tag ('random') to the path; the user never wrote it.
     if len(loc) > 2 and loc[0] == "secrets" and loc[2] in SECRET_KINDS:
         loc = loc[:2] + loc[3:]
+    if len(loc) > 3 and loc[0] == "services" and loc[2] == "output" and loc[3] in OUTPUT_TAGS:
+        loc = loc[:3] + loc[4:]
     return dotted(*loc) or "policy"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from securetf.policy._secrets import Secret, VolumeKeySecret, X509Secret, is_binary
-from securetf.policy._services import Service
+from securetf.policy._services import SealedOutput, Service
 from securetf.policy._templates import X509_PARTS, Reference, template_references
 from securetf.policy._types import dotted
 
@@ -45,6 +45,32 @@ def _check_reference(
         )
 
 
+def _check_output(name: str, service: Service, volumes: Mapping[str, object]) -> Iterator[str]:
+    """A sealed output goes into a volume the service mounts read-write: the runtime
+    appends to it there, and commits it with the volume."""
+    if not isinstance(service.output, SealedOutput):
+        return
+    where = dotted("services", name, "output", "sealed")
+    volume = service.output.volume
+    if volume not in volumes:
+        yield _undefined(where, "volume", volume, volumes)
+        return
+    mounts = [(i, m) for i, m in enumerate(service.mounts) if m.volume == volume]
+    if not mounts:
+        yield (
+            f"{where}: volume {volume!r} is not mounted by this service; add "
+            f"{{volume: {volume}, path: /..., mode: rw}} to services.{name}.mounts, or name "
+            "a volume it mounts read-write"
+        )
+    for index, mount in mounts:
+        if mount.mode != "rw":
+            yield (
+                f"{where}: volume {volume!r} is mounted read-only "
+                f"({dotted('services', name, 'mounts', index)}); the output is appended to "
+                "it, so mount it with mode: rw, or name a volume the service mounts read-write"
+            )
+
+
 def _check_service(
     name: str,
     service: Service,
@@ -66,6 +92,7 @@ def _check_service(
     for path, volume in used:
         if volume not in volumes:
             yield _undefined(dotted("services", name, *path), "volume", volume, volumes)
+    yield from _check_output(name, service, volumes)
     for peer in service.network.peers:
         if peer not in services:
             where = dotted("services", name, "network", "peers")

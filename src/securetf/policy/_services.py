@@ -7,9 +7,13 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    Discriminator,
     Field,
     StrictInt,
     StrictStr,
+    Tag,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -25,6 +29,7 @@ from securetf.policy._types import (
     EnvName,
     FileText,
     Name,
+    NameText,
     PolicyModel,
     Port,
     SetOf,
@@ -147,6 +152,81 @@ class User(PolicyModel):
     gid: AccountId = DEFAULT_ID
 
 
+OUTPUT_FORMS = "'operator', 'none' or {sealed: VOLUME/PATH}"
+
+
+def _output_path(value: str) -> str:
+    volume, _, path = value.partition("/")
+    parts = path.split("/")
+    if not volume or not path or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(
+            "must be VOLUME/PATH: a volume's name, '/', and a file's path inside it, "
+            f"such as model/logs/train.log (no '.', '..', '//' or trailing '/'), got {value!r}"
+        )
+    try:
+        NameText.validate_python(volume)
+    except ValueError:
+        raise ValueError(
+            f"must start with a volume's name (lower-case letters, digits, '-'), got {volume!r}"
+        ) from None
+    if len(path.encode()) > limits.MAX_VOLUME_PATH_BYTES or any(
+        len(p.encode()) > limits.MAX_VOLUME_NAME_BYTES for p in parts
+    ):
+        raise ValueError(
+            f"the path inside the volume must be at most {limits.MAX_VOLUME_PATH_BYTES} bytes, "
+            f"each name at most {limits.MAX_VOLUME_NAME_BYTES}"
+        )
+    return value
+
+
+OutputPath = Annotated[Text, AfterValidator(_output_path)]
+"""``VOLUME/PATH``: a volume of the policy and a file's path inside it."""
+
+
+class SealedOutput(PolicyModel):
+    """The program's standard output and error, appended to a file of a read-write volume
+    that the service mounts, and committed with it."""
+
+    sealed: OutputPath
+    """``VOLUME/PATH``, such as ``model/logs/train.log``."""
+
+    @property
+    def volume(self) -> str:
+        return self.sealed.partition("/")[0]
+
+    @property
+    def path(self) -> str:
+        """The file's path inside the volume (``logs/train.log``)."""
+        return self.sealed.partition("/")[2]
+
+
+def _output_mode(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    try:
+        return handler(value)
+    except ValueError:
+        raise ValueError(f"must be {OUTPUT_FORMS}, got {value!r}") from None
+
+
+def _output_form(value: object) -> str | None:
+    if isinstance(value, str):
+        return "mode"
+    return "sealed" if isinstance(value, dict | SealedOutput) else None
+
+
+#: The union's tags, which error messages leave out of the key path (the user never wrote them).
+OUTPUT_TAGS = ("mode", "sealed")
+
+Output = Annotated[
+    Annotated[Literal["operator", "none"], WrapValidator(_output_mode), Tag("mode")]
+    | Annotated[SealedOutput, Tag("sealed")],
+    Discriminator(
+        _output_form, custom_error_type="output", custom_error_message=f"must be {OUTPUT_FORMS}"
+    ),
+]
+"""Where the program's standard output and error go: ``operator`` (the runtime's own, which
+the operator reads), ``none`` (discarded) or ``{sealed: VOLUME/PATH}``."""
+
+
 class Service(PolicyModel):
     measurement: Annotated[
         tuple[Digest, ...],
@@ -176,6 +256,9 @@ class Service(PolicyModel):
     """The measurement of the environment image the program runs on (``securetf env pack``
     prints it): its interpreter and libraries, read-only and checked as they are read.
     Without it the program sees the Python environment securetf runs in, unmeasured."""
+    output: Output = Field(default="operator", exclude_if=lambda value: value == "operator")
+    """Where the program's standard output and error go (default ``operator``: to the
+    runtime's, which the operator reads, with every secret the program prints)."""
     files: Annotated[dict[AbsolutePath, FileTemplate], _Map] = Field(default_factory=dict)
     """Files placed in memory inside the TEE; contents may hold templates."""
     network: Network = Field(default_factory=Network)

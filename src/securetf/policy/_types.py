@@ -54,6 +54,9 @@ Name = Annotated[
 ]
 """A DNS label: lower-case letters, digits and inner hyphens (``breast-cancer-training``)."""
 
+NameText = TypeAdapter(Name)
+"""Validates one name outside a model (the volume of ``VOLUME/PATH``)."""
+
 OwnerName = Annotated[
     StrictStr,
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$"),

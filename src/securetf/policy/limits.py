@@ -41,6 +41,10 @@ MAX_TMPFS_BYTES = 1024**4
 """Largest size of one of a program's memory file systems (``services.*.tmpfs``): 1 TiB."""
 MAX_ACCOUNT_ID = 2**31 - 1
 """Largest uid or gid of a program (``services.*.user``); (uid_t)-1 means "unchanged"."""
+MAX_VOLUME_PATH_BYTES = 4096
+"""Longest path inside a volume (``services.*.output``), as the volume format allows."""
+MAX_VOLUME_NAME_BYTES = 255
+"""Longest name of one file or directory inside a volume, as the volume format allows."""
 MAX_CERT_VALID_DAYS = 397
 """Longest validity of an ``x509`` secret (the CA/Browser Forum's ceiling for TLS)."""
 

@@ -200,6 +200,8 @@ class ServiceConfig(_Msg):
     tmpfs: dict[str, str] = Field(default_factory=dict)  # the policy's Tmpfs sizes
     user: dict[str, int] = Field(default_factory=dict)  # the policy's User (uid, gid)
     env_image: str | None = None  # the environment image's measurement (sha256:...), if pinned
+    #: The policy's ``output``: ``operator``, ``none`` or ``{"sealed": "VOLUME/PATH"}``.
+    output: str | dict[str, str] = "operator"
 
 
 class ProvisionResponse(_Msg):

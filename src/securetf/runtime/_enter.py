@@ -11,7 +11,9 @@ descriptors as its arguments. It reads its instructions (JSON) from the first, a
    write access to the kernel's settings;
 3. reports ``ok`` (or what failed) on the second descriptor;
 4. starts the program, through ``setpriv`` that makes it the policy's unprivileged user
-   and drops every capability, with the environment the runtime gave; forwards the
+   and drops every capability, with the environment the runtime gave, and its standard
+   output and error where the policy's ``output`` says (the init's own stay the
+   runtime's, for the init's errors); forwards the
    signals it receives; reaps orphans; and exits with the program's status (128+N when
    killed by signal N). When PID 1 exits, the kernel kills whatever the program left
    running.
@@ -106,7 +108,20 @@ def _exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def supervise(argv: list[str], env: dict[str, str]) -> int:
+def _redirect(output: str | int) -> int:
+    """Standard output and error to ``output`` (``operator``: left as they are); returns
+    a descriptor of the init's own standard error, for its own errors."""
+    own = os.dup(2)  # not inherited by the program
+    if output != "operator":
+        target = os.open("/dev/null", os.O_WRONLY) if output == "none" else int(output)
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        if target > 2:
+            os.close(target)
+    return own
+
+
+def supervise(argv: list[str], env: dict[str, str], output: str | int = "operator") -> int:
     """Start the program; forward signals to it; reap every process; its exit code."""
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     child = os.fork()
@@ -114,11 +129,15 @@ def supervise(argv: list[str], env: dict[str, str]) -> int:
         for sig in (*FORWARDED, signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        own = 2
         try:
+            own = _redirect(output)
             os.execve(argv[0], argv, env)  # noqa: S606 - setpriv, then the policy's command
         except OSError as exc:
-            os.write(2, f"securetf: cannot start {argv[0]}: {exc.strerror}\n".encode())
+            os.write(own, f"securetf: cannot start {argv[0]}: {exc.strerror}\n".encode())
         os._exit(127)
+    if isinstance(output, int):
+        os.close(output)  # the program's alone: the output ends when the program does
 
     def forward(sig: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):  # it has exited; waitpid tells
@@ -146,7 +165,7 @@ def main() -> None:
         sys.exit(125)
     os.write(status_fd, b"ok")
     os.close(status_fd)
-    os._exit(supervise(config["argv"], config["env"]))
+    os._exit(supervise(config["argv"], config["env"], config["output"]))
 
 
 if __name__ == "__main__":

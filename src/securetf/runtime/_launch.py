@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from securetf.errors import UsageError
 from securetf.policy import User
@@ -58,6 +59,12 @@ SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 _STATUS_MAX = 4096
 
 
+ProgramOutput = Literal["operator", "none"] | int
+"""The program's standard output and error: the runtime's own (``operator``), its own
+``/dev/null`` (``none``), or a descriptor (a pipe's write end) that :func:`launch` hands
+to the program and closes in the runtime."""
+
+
 @dataclass(frozen=True)
 class Program:
     root: Path
@@ -69,6 +76,7 @@ class Program:
     env: Mapping[str, str]
     user: User
     """Who the program runs as."""
+    output: ProgramOutput = "operator"
 
 
 def setpriv(view: View) -> str:
@@ -90,12 +98,13 @@ def _init_source() -> str:
 def _start(program: Program, setpriv_exe: str) -> subprocess.Popen[bytes]:
     config_r, config_w = os.pipe()
     status_r, status_w = os.pipe()
+    output = (program.output,) if isinstance(program.output, int) else ()
     try:
         # The first process this thread starts is PID 1 of the program's PID namespace.
         with _linux.new_pid_namespace():
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _init_source(), str(config_r), str(status_w)],
-                pass_fds=(config_r, status_w),
+                pass_fds=(config_r, status_w, *output),
                 env={},
             )
     except OSError as exc:
@@ -109,6 +118,7 @@ def _start(program: Program, setpriv_exe: str) -> subprocess.Popen[bytes]:
         "cwd": program.cwd,
         "argv": [setpriv_exe, *setpriv_arguments(program.user), *program.argv],
         "env": dict(program.env),
+        "output": program.output,
     }
     with os.fdopen(config_w, "wb") as out, contextlib.suppress(BrokenPipeError):
         out.write(json.dumps(config).encode())
@@ -129,9 +139,13 @@ def launch(
 ) -> int:
     """Run the program (in ``namespace``, the network shield's); forward SIGINT and
     SIGTERM; return its exit code (128+N if killed by signal N)."""
-    exe = setpriv(view)
-    with namespace if namespace is not None else contextlib.nullcontext():
-        proc = _start(program, exe)
+    try:
+        exe = setpriv(view)
+        with namespace if namespace is not None else contextlib.nullcontext():
+            proc = _start(program, exe)
+    finally:
+        if isinstance(program.output, int):
+            os.close(program.output)  # the program's now: its end is the output's end
     previous = {
         sig: signal.signal(sig, lambda s, _f: proc.send_signal(s))
         for sig in (signal.SIGINT, signal.SIGTERM)

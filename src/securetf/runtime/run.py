@@ -21,10 +21,11 @@ from securetf.attestation.rtmr import runtime_measure_app
 from securetf.client import CasClient, LivenessChecker
 from securetf.envimage import EnvImage
 from securetf.errors import AttestationError, Error, IntegrityError, UsageError
-from securetf.policy import Tmpfs, User
+from securetf.policy import SealedOutput, Tmpfs, User
 from securetf.protocol import ServiceConfig, ServiceLaunch, VolumeGrant
 from securetf.runtime import _linux
-from securetf.runtime._launch import SYSTEM_PATH, Program, launch
+from securetf.runtime._launch import SYSTEM_PATH, Program, ProgramOutput, launch
+from securetf.runtime._output import SealedLog, output_of
 from securetf.runtime._rootfs import LOOPBACK_HOSTS, RootFs
 from securetf.runtime._view import APP, HOME, default_path, system_view
 from securetf.runtime.measure import Measurement, launcher, snapshot
@@ -189,6 +190,24 @@ def _explain_failure(code: int, root: RootFs, mounted: list[MountedVolume]) -> N
     )
 
 
+def _sealed_log(output: SealedOutput, mounted: list[MountedVolume]) -> SealedLog:
+    """The output's file, opened on the volume's mount in the runtime's namespace."""
+    mv = next(mv for mv in mounted if mv.name == output.volume)  # granted rw: output_of
+    return SealedLog.open(mv.mount.mountpoint, output)
+
+
+def _record(
+    client: CasClient, inst: Provisioned, changed: dict[str, tuple[str, int]], *, failed: bool
+) -> None:
+    """Move the tags of the volumes committed (after a failure: the output's alone)."""
+    for name, (tag, version) in changed.items():
+        move_tag(
+            client, inst, name, expected=inst.config.volumes[name].tag, tag=tag, version=version
+        )
+        what = " with the program's output alone (the program failed)" if failed else ""
+        log.info("volume %s committed%s: version %d, %s", name, what, version, tag)
+
+
 def run(options: RunOptions) -> int:
     """Run the service; return the program's exit code."""
     # 0. Privileges and the CAS, before anything changes. The runtime's own helpers (ip,
@@ -209,6 +228,7 @@ def run(options: RunOptions) -> int:
     tmpfs: list[Path] = []
     shield: NetShield | None = None
     env_mount: ImageMount | None = None
+    sealed_log: SealedLog | None = None
     try:
         _linux.mount_tmpfs(work, size=options.app_tmpfs_size)
         tmpfs.append(work)
@@ -230,6 +250,7 @@ def run(options: RunOptions) -> int:
             rtmr_events=events,
         )
         _check_config(inst.config, service)
+        output = output_of(inst.config)
         # 4. The program's root: the system and Python (or the environment image, each
         #    chunk checked as it is read) read-only, the app, memory.
         image_source: Path | None = None
@@ -270,7 +291,12 @@ def run(options: RunOptions) -> int:
             # The code, decrypted only here, copied into memory while measured.
             try:
                 copied = snapshot(
-                    code_dir / service.code.volume, app, command, path=service.path, app_at=app_at
+                    code_dir / service.code.volume,
+                    app,
+                    command,
+                    path=service.path,
+                    app_at=app_at,
+                    image=image,
                 )
             except OSError:
                 raise IntegrityError(
@@ -289,23 +315,34 @@ def run(options: RunOptions) -> int:
         if shield.plan.cluster and "TF_CONFIG" not in inst.config.environment:
             env["TF_CONFIG"] = shield.tf_config()
         root.seal()
+        #    Its output: the runtime's, discarded, or a pipe into its volume's file.
+        program_output: ProgramOutput
+        if isinstance(output, SealedOutput):
+            sealed_log = _sealed_log(output, mounted)
+            program_output = sealed_log.write_end
+        else:
+            program_output = output
         # 6. The program, in its root and namespaces, as its own user, without capabilities.
-        program = Program(root.path, app_at, [measured.executable, *command[1:]], env, user)
+        program = Program(
+            root.path, app_at, [measured.executable, *command[1:]], env, user, program_output
+        )
         code = launch(program, view, shield.program_namespace())
+        if sealed_log is not None:
+            sealed_log.finish()
         _stop(shield)
         shield = None
         if code != 0:
             _explain_failure(code, root, mounted)
-        # 7. Commit written volumes (only after success) and record their tags.
-        changed = unmount_all(mounted, commit=code == 0)
+        # 7. Commit written volumes after success; after a failure only the output's file
+        #    (the log of a failed run is the one its owners most need). Record their tags.
+        keep = {output.volume: [output.path]} if isinstance(output, SealedOutput) else {}
+        changed = unmount_all(mounted, commit=code == 0, keep=keep)
         mounted = []
-        for name, (tag, version) in changed.items():
-            move_tag(
-                client, inst, name, expected=inst.config.volumes[name].tag, tag=tag, version=version
-            )
-            log.info("volume %s committed: version %d, %s", name, version, tag)
+        _record(client, inst, changed, failed=code != 0)
         return code
     finally:
+        if sealed_log is not None:
+            sealed_log.finish()
         _stop(shield)
         if mounted:
             unmount_all(mounted, commit=False)

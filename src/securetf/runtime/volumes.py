@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,15 +102,23 @@ def mount_all(
     return mounted
 
 
-def unmount_all(mounted: list[MountedVolume], *, commit: bool) -> dict[str, tuple[str, int]]:
-    """Unmount every volume; commit the writable ones when ``commit``.
+def unmount_all(
+    mounted: list[MountedVolume],
+    *,
+    commit: bool,
+    keep: Mapping[str, Collection[str]] | None = None,
+) -> dict[str, tuple[str, int]]:
+    """Unmount every volume; commit the writable ones when ``commit``; without ``commit``,
+    commit only the files ``keep`` names (volume -> paths inside it) that changed.
 
     Returns the new (tag, version) of each volume whose state changed.
     """
     changed: dict[str, tuple[str, int]] = {}
     for mv in reversed(mounted):
         try:
-            tag = mv.mount.unmount(commit=commit and mv.grant.mode == "rw")
+            writable = mv.grant.mode == "rw"
+            kept = (keep or {}).get(mv.name, ()) if writable else ()
+            tag = mv.mount.unmount(commit=commit and writable, keep=kept)
             if tag is not None and tag != mv.grant.tag:
                 changed[mv.name] = (tag, mv.volume.version)
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +51,7 @@ class Volume:
         self._files: dict[str, FileEntry] = dict(manifest.files)
         self._dirs: set[str] = set(manifest.dirs)
         self._committed_objects = {e.object_id for e in manifest.files.values()}
+        self._committed = (dict(manifest.files), frozenset(manifest.dirs))
         self._tag = tag
         self._writable = writable
         self._writers: set[VolumeFileWriter] = set()
@@ -262,8 +264,39 @@ class Volume:
         self._store.publish(data)
         self._version, self._tag, self._dirty = manifest.version, _manifest.tag_of(data), False
         self._committed_objects = {e.object_id for e in self._files.values()}
+        self._committed = (dict(self._files), frozenset(self._dirs))
         self._store.collect_garbage(self._committed_objects)
         return self._tag
+
+    def revert(self, *, keep: Collection[str] = ()) -> bool:
+        """Drop every change since the last commit but those to the files ``keep`` names.
+
+        Each kept file has its current content, or its committed one (or stays absent)
+        when it is no longer a file, or when the state it would join could not hold it (a
+        file where the committed state has a directory or a parent file, or content shared
+        with another file, as after a rename). Every file must be closed. Returns whether
+        the state now differs from the last commit: whether a commit has anything to do.
+        """
+        self._check_writable()
+        if self._writers:
+            raise UsageError("close every file opened for writing before reverting")
+        files, dirs = dict(self._committed[0]), set(self._committed[1])
+        for path in keep:
+            norm = _paths.normalize(path)
+            entry = self._files.get(norm)
+            if entry is None:
+                continue
+            others = {e.object_id for p, e in files.items() if p != norm}
+            candidate = files | {norm: entry}
+            try:
+                _paths.check_tree(sorted(candidate), sorted(dirs))
+            except UsageError:
+                continue
+            if entry.object_id not in others:
+                files = candidate
+        self._files, self._dirs = files, dirs
+        self._dirty = (files, frozenset(dirs)) != self._committed
+        return self._dirty
 
     # -- verifying ---------------------------------------------------------------------
     def verify(self) -> VerifyReport:

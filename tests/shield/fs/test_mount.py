@@ -125,3 +125,60 @@ def test_mount_in_private_namespace_is_invisible_to_the_host(
     finally:
         child.stdin.close()
         assert child.wait(timeout=30) == 0
+
+
+def test_unmount_without_commit_commits_only_the_kept_file(
+    sealed: Path, key: VolumeKey, mnt: Path
+) -> None:
+    """A failed run's log: appended and committed; what else it wrote is dropped."""
+    with Volume.open(sealed, key, writable=True) as vol:
+        tag = vol.tag
+        m = mount(vol, mnt, read_only=False)
+        (mnt / "logs").mkdir()
+        with open(mnt / "logs" / "run.log", "ab") as log:
+            log.write(b"the log\n")
+        (mnt / "data" / "hello.txt").write_text("half-written")
+        assert m.unmount(commit=False, keep=["logs/run.log"]) not in (None, tag)
+    with Volume.open(sealed, key) as vol:
+        vol.verify()
+        assert vol.open_file("logs/run.log").read() == b"the log\n"
+        assert vol.open_file("data/hello.txt").read() == b"hello, shield\n"
+
+
+def test_unmount_keeps_a_kept_file_still_held_open(sealed: Path, key: VolumeKey, mnt: Path) -> None:
+    """Writes of a kept file count even when the release of its last handle has not
+    arrived (here: a process still holds it); those of other held files are dropped."""
+    hold = (
+        "import sys, time\n"
+        "files = [open(p, 'ab') for p in sys.argv[1:]]\n"
+        "for f in files: f.write(b'written\\n'); f.flush()\n"
+        "print('held', flush=True); time.sleep(60)\n"
+    )
+    with Volume.open(sealed, key, writable=True) as vol:
+        m = mount(vol, mnt, read_only=False)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", hold, str(mnt / "kept.log"), str(mnt / "other.log")],
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline() == b"held\n"
+            assert m.unmount(commit=True, keep=["kept.log"]) is not None
+        finally:
+            holder.kill()
+            holder.wait()
+    with Volume.open(sealed, key) as vol:
+        assert vol.open_file("kept.log").read() == b"written\n"
+        assert not vol.exists("other.log")
+
+
+def test_unmount_without_commit_and_nothing_kept_commits_nothing(
+    sealed: Path, key: VolumeKey, mnt: Path
+) -> None:
+    with Volume.open(sealed, key, writable=True) as vol:
+        tag = vol.tag
+        m = mount(vol, mnt, read_only=False)
+        (mnt / "data" / "hello.txt").write_text("half-written")
+        assert m.unmount(commit=False, keep=["logs/run.log"]) is None
+    with Volume.open(sealed, key) as vol:
+        assert vol.tag == tag

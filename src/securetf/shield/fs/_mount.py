@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 from types import TracebackType
 
@@ -114,13 +115,15 @@ class Mount:
             self._ops.files.park_all()
             return self.volume.commit()
 
-    def unmount(self, *, commit: bool = True) -> str | None:
+    def unmount(self, *, commit: bool = True, keep: Collection[str] = ()) -> str | None:
         """Unmount for sure; then commit the volume (writable mounts, ``commit=True``).
 
-        Returns the committed tag, or None for a read-only mount or ``commit=False``.
-        Writes of files that were never closed (the program still held them) are dropped.
-        With ``commit=False`` the volume on storage keeps its previous state; the caller
-        closes the :class:`Volume` to drop what was written.
+        Returns the committed tag, or None for a read-only mount or when nothing was
+        committed. Writes of files that were never closed (the program still held them) are
+        dropped, but for the files ``keep`` names (paths inside the volume), whose content
+        so far is kept. With ``commit=False`` the volume on storage keeps its previous
+        state, but for the ``keep`` files: when one changed, it alone is committed
+        (:meth:`Volume.revert`). The caller closes the :class:`Volume` to drop the rest.
         """
         if self._closed:
             raise UsageError(f"{self.mountpoint} was unmounted already")
@@ -132,8 +135,15 @@ class Mount:
         if self._thread.is_alive():
             log.error("the FUSE loop of %s did not end; its thread is left behind", self.mountpoint)
         with self._ops.guard:
+            # A release the kernel sends after close() may not have arrived.
+            for path in keep:
+                shared = self._ops.files.writing.get(path)
+                if shared is not None:
+                    shared.park()
             self._ops.files.close_all()
-            if self.read_only or not commit:
+            if self.read_only:
+                return None
+            if not commit and not (keep and self.volume.revert(keep=keep)):
                 return None
             try:
                 return self.volume.commit()
