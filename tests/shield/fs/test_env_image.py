@@ -1,20 +1,22 @@
 """An environment image mounted through the shield: the files as packed, read-only, and a
 changed byte on storage fails the read that meets it with EIO (the rest still reads).
 
-Real mounts: the shield's FUSE file, a loop device and the kernel's EROFS.
+Real mounts: the shield's FUSE file and the kernel's EROFS on it (or on a loop device).
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from securetf.envimage import EnvImage
-from securetf.shield.fs import ImageMount, mount_image
+from securetf.shield.fs import ImageMount, _image, mount_image
 from tests.envsupport import PROBE, PROBE_SOURCE, Packed
 
 from .conftest import mounted_paths
@@ -87,5 +89,32 @@ def test_a_flipped_byte_gives_eio_and_only_there(
         # Files in other chunks still read.
         stdlib = next(Path(dirs[1]).glob("**/lib/python3*/os.py"))
         assert b"def makedirs" in stdlib.read_bytes()
+    finally:
+        m.close()
+
+
+class _NoFileBackedMounts:
+    """The C library's mount(2), but as a kernel before 6.12 answers a regular file."""
+
+    def __init__(self, libc: Any) -> None:
+        self._libc = libc
+
+    def mount(self, source: bytes, *args: Any) -> int:
+        if source.endswith(b"/image"):
+            ctypes.set_errno(errno.ENOTBLK)
+            return -1
+        return int(self._libc.mount(source, *args))
+
+
+def test_without_file_backed_mounts_a_loop_device_serves_and_goes(
+    packed_env: Packed, dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_image, "_libc", _NoFileBackedMounts(_image._libc))
+    m = mount_image(EnvImage.open(packed_env.image, packed_env.digest), *dirs)
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+        source = next(line.split()[0] for line in mounts if line.split()[1] == str(dirs[1]))
+        assert source.startswith("/dev/loop")
+        assert _probe(packed_env, dirs[1]).read_text() == PROBE_SOURCE
     finally:
         m.close()

@@ -3,13 +3,15 @@
 As dm-verity does for a block device, the shield shows the image's file system as one
 file, ``image``, whose every read is checked chunk by chunk against the hash list the
 image's measurement covers (:class:`securetf.envimage.EnvImage`); a changed chunk fails
-that read with EIO. The kernel's EROFS then mounts that file read-only through a loop
-device, so looking up and opening files costs what a local file system costs, and only
-data reads pass the shield.
+that read with EIO. The kernel's EROFS then mounts that file read-only (straight from the
+file, or on older kernels through a loop device), so looking up and opening files costs
+what a local file system costs, and only data reads pass the shield.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import logging
 import os
@@ -29,6 +31,8 @@ from securetf.shield.fs._preflight import FuseUnavailableError, check_fuse, chec
 log = logging.getLogger("securetf.shield.fs")
 
 _FILE = "image"
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV = 1, 2, 4
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _TIMEOUT = 10.0
 _SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -134,7 +138,6 @@ class ImageMount:
             self._error = exc
 
     def start(self) -> None:
-
         from securetf.shield.fs._fuse import tune_readahead
 
         parent = os.stat(self.verified_at).st_dev
@@ -149,23 +152,39 @@ class ImageMount:
         if self._device == parent:
             raise FuseUnavailableError("serving the environment image failed: nothing mounted")
         tune_readahead(self._device)
-        mount = shutil.which("mount", path=_SYSTEM_PATH) or "mount"
-        _run(
-            [
-                mount,
-                "-t",
-                "erofs",
-                "-o",
-                "ro,loop,nodev,nosuid",
-                str(self.verified_at / _FILE),
-                str(self.target),
-            ],
-            f"mounting the environment image {self.image.path}",
-        )
+        self._mount_erofs()
         self._mounted = True
 
+    def _mount_erofs(self) -> None:
+        """EROFS straight from the verified file (Linux 6.12 and later), else through a
+        loop device in direct-I/O mode (the shield's file is then the only cache)."""
+        source = str(self.verified_at / _FILE).encode()
+        flags = _MS_RDONLY | _MS_NOSUID | _MS_NODEV
+        if _libc.mount(source, str(self.target).encode(), b"erofs", flags, None) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOTBLK, errno.EINVAL):
+            raise UsageError(f"mounting the environment image failed: {os.strerror(err)}")
+        losetup = shutil.which("losetup", path=_SYSTEM_PATH) or "losetup"
+        found = subprocess.run(
+            [losetup, "--direct-io=on", "--read-only", "--find", "--show", source.decode()],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if found.returncode != 0:
+            raise UsageError(f"no loop device for the environment image: {found.stderr.strip()}")
+        device = found.stdout.strip()
+        try:
+            if _libc.mount(device.encode(), str(self.target).encode(), b"erofs", flags, None) != 0:
+                err = ctypes.get_errno()
+                raise UsageError(f"mounting the environment image failed: {os.strerror(err)}")
+        finally:
+            # Detaching a device in use only marks it: it goes when the mount does.
+            _run([losetup, "--detach", device], "releasing the loop device")
+
     def close(self) -> None:
-        """Unmount the file system (its loop device goes with it), then the verified file."""
+        """Unmount the file system (a loop device goes with it), then the verified file."""
         from securetf.shield.fs._unmount import unmount
 
         umount = shutil.which("umount", path=_SYSTEM_PATH) or "umount"
