@@ -19,10 +19,17 @@ from pathlib import Path
 from securetf.attestation import producer_for
 from securetf.attestation.rtmr import runtime_measure_app
 from securetf.client import CasClient, LivenessChecker
-from securetf.errors import AttestationError, Error, IntegrityError, UsageError
+from securetf.errors import (
+    AttestationError,
+    Error,
+    IntegrityError,
+    MeasurementError,
+    UsageError,
+)
 from securetf.policy import Tmpfs, User
 from securetf.protocol import ServiceConfig, ServiceLaunch, VolumeGrant
 from securetf.runtime import _linux
+from securetf.runtime._diagnose import measurement_refused
 from securetf.runtime._launch import SYSTEM_PATH, Program, launch
 from securetf.runtime._rootfs import LOOPBACK_HOSTS, RootFs
 from securetf.runtime._view import APP, HOME, default_path, system_view
@@ -188,15 +195,25 @@ def run(options: RunOptions) -> int:
         producer = producer_for(options.tee, measurement=measured.digest)
         # TDX: the app's measurement into RTMR3 too, where the kernel offers it.
         events = runtime_measure_app(measured.digest) if options.tee == "tdx" else None
-        inst = provision(
-            client,
-            producer,
-            policy=options.policy,
-            service=options.service,
-            instance=options.instance,
-            measurement=measured.digest,
-            rtmr_events=events,
-        )
+        try:
+            inst = provision(
+                client,
+                producer,
+                policy=options.policy,
+                service=options.service,
+                instance=options.instance,
+                measurement=measured.digest,
+                rtmr_events=events,
+            )
+        except MeasurementError as exc:
+            raise measurement_refused(
+                exc,
+                measured,
+                policy=options.policy,
+                service=options.service,
+                cas=options.cas,
+                app=options.app if service.code is None else None,
+            ) from None
         _check_config(inst.config, service)
         # 4. The program's root: the system and Python read-only, the app, memory.
         view = system_view(app=app_at, app_source=app)

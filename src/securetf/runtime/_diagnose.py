@@ -1,0 +1,41 @@
+"""What ``securetf run`` tells the operator when the CAS refuses the app: the value and
+the commands to act on, never a secret of the run."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+from securetf.errors import MeasurementError
+from securetf.runtime.measure import Measurement, measurement_text
+
+
+def measurement_refused(
+    refusal: MeasurementError,
+    measured: Measurement,
+    *,
+    policy: str,
+    service: str,
+    cas: str,
+    app: Path | None,
+) -> MeasurementError:
+    """The CAS's refusal of the app, with what this run measured and how an owner who
+    means to run this code updates the policy (``app``: None for a sealed code volume)."""
+    measure = ["securetf", "measure", "--policy", "POLICY.yaml", "--service", service]
+    if app is not None:
+        measure += ["--app", os.path.abspath(app)]
+    apply = ["securetf", "policy", "apply", "POLICY.yaml", "--cas", cas, "--key", "OWNER.key"]
+    what = "the app" if app is not None else "its launcher"
+    return MeasurementError(
+        f"the CAS refused to provision the service: {refusal}.\n"
+        f"This run measured {what} as {measurement_text(measured.digest)} "
+        f"(the command runs {measured.executable}).\n"
+        f"If the service should run this code, an owner of policy {policy!r} adds that value "
+        f"to services.{service}.measurement in the policy's YAML ('{shlex.join(measure)}' "
+        "prints it; run it where the service runs) and applies the next version "
+        f"('{shlex.join(apply)}', with version raised by one and predecessor the hash in "
+        "force).\n"
+        "If this is not the code meant to run here, do not change the policy: run the code "
+        "it names."
+    )
