@@ -47,6 +47,14 @@ def run_cmd(
         str,
         typer.Option(help="Host address where the service's public ports are offered."),
     ] = "0.0.0.0",  # noqa: S104 - a server's public ports, as the policy says
+    trace_writes: Annotated[
+        bool,
+        typer.Option(
+            "--trace-writes",
+            help="Run the program under strace and name, after it exits, the paths where "
+            "writes were refused (slower; needs strace; see docs/runtime.md).",
+        ),
+    ] = False,
 ) -> None:
     """Measure the app, attest to the CAS, mount the volumes, run the program, commit."""
     code = run(
@@ -60,6 +68,7 @@ def run_cmd(
             instance=instance,
             peers=parse_peers(peer or []),
             public_address=public_address,
+            trace_writes=trace_writes,
         )
     )
     sys.exit(code)

@@ -1,13 +1,15 @@
-"""What ``securetf run`` tells the operator when the CAS refuses the app: the value and
-the commands to act on, never a secret of the run."""
+"""What ``securetf run`` tells the operator when the CAS refuses the app or the program
+fails: the value and the commands to act on, never a secret of the run."""
 
 from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Collection
 from pathlib import Path
 
 from securetf.errors import MeasurementError
+from securetf.runtime._writes import RefusedWrites
 from securetf.runtime.measure import Measurement, measurement_text
 
 
@@ -38,4 +40,26 @@ def measurement_refused(
         "force).\n"
         "If this is not the code meant to run here, do not change the policy: run the code "
         "it names."
+    )
+
+
+def failure_note(
+    code: int,
+    memory: Collection[str],
+    volumes: Collection[str],
+    refused: RefusedWrites | None,
+) -> str:
+    """Where a program that exited with ``code`` could write, and where it was refused
+    (with ``--trace-writes``) or how to learn it (without)."""
+    trace = (
+        f" Traced: {refused.summary()}."
+        if refused is not None
+        else " Run again with --trace-writes to have the runtime name where writes were refused."
+    )
+    return (
+        f"the program exited with code {code}. In its view only memory "
+        f"({', '.join(sorted(memory))}) and its read-write volumes "
+        f"({', '.join(sorted(volumes)) or 'none'}) are writable; a write anywhere else fails "
+        "with 'Read-only file system' (EROFS) or 'No such file or directory' (ENOENT), "
+        'which its own error names with the path (docs/runtime.md, "The program\'s view").' + trace
     )

@@ -11,14 +11,15 @@ descriptors as its arguments. It reads its instructions (JSON) from the first, a
    write access to the kernel's settings;
 3. gives up every capability but CAP_KILL (to forward signals to the program), and
    bounds what any process it starts can hold to what ``setpriv`` needs to make the
-   program its user: no process of the PID namespace can mount, reach the host's files or
-   change the network;
+   program its user (and, under ``--trace-writes``, what strace needs to trace it): no
+   process of the PID namespace can mount, reach the host's files or change the network;
 4. reports ``ok`` (or what failed) on the second descriptor;
 5. starts the program, through ``setpriv`` that makes it the policy's unprivileged user
-   and drops every capability, with the environment the runtime gave; forwards the
-   signals it receives; reaps orphans; and exits with the program's status (128+N when
-   killed by signal N). When PID 1 exits, the kernel kills whatever the program left
-   running.
+   and drops every capability, with the environment the runtime gave (under
+   ``--trace-writes`` through strace, which writes to the init's descriptor the runtime
+   passed, never inherited by the program); forwards the signals it receives; reaps
+   orphans; and exits with the program's status (128+N when killed by signal N). When
+   PID 1 exits, the kernel kills whatever the program left running.
 
 Standard library only: it runs before any site directory is on ``sys.path``.
 """
@@ -45,7 +46,7 @@ LINUX_CAPABILITY_VERSION_3 = 0x20080522
 #: What the init keeps: signals to the program (another uid).
 INIT_CAPABILITIES = (CAP_KILL,)
 #: What a process the init starts may hold: setpriv sets the uid, gid and groups and drops
-#: the bounding set.
+#: the bounding set; strace (--trace-writes) reads the program's memory and descriptors.
 START_CAPABILITIES = (CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP)
 TRACE_CAPABILITIES = (CAP_SYS_PTRACE,)
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
@@ -187,9 +188,13 @@ def main() -> None:
     config_fd, status_fd = int(sys.argv[1]), int(sys.argv[2])
     with os.fdopen(config_fd, "rb") as f:
         config = json.loads(f.read())
+    trace_fd = config.get("trace_fd")
+    if trace_fd is not None:
+        # strace opens it as /proc/1/fd/N; no process the init starts inherits it.
+        os.set_inheritable(trace_fd, False)
     try:
         enter(config["root"], config["cwd"])
-        confine(tracing=False)
+        confine(tracing=trace_fd is not None)
     except (EnterError, OSError) as exc:
         os.write(status_fd, str(exc).encode(errors="replace"))
         sys.exit(125)

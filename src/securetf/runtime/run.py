@@ -19,20 +19,16 @@ from pathlib import Path
 from securetf.attestation import producer_for
 from securetf.attestation.rtmr import runtime_measure_app
 from securetf.client import CasClient, LivenessChecker
-from securetf.errors import (
-    AttestationError,
-    Error,
-    IntegrityError,
-    MeasurementError,
-    UsageError,
-)
+from securetf.errors import AttestationError, Error, IntegrityError, MeasurementError, UsageError
 from securetf.policy import Tmpfs, User
 from securetf.protocol import ServiceConfig, ServiceLaunch, VolumeGrant
 from securetf.runtime import _linux
-from securetf.runtime._diagnose import measurement_refused
+from securetf.runtime._diagnose import failure_note, measurement_refused
 from securetf.runtime._launch import SYSTEM_PATH, Program, launch
 from securetf.runtime._rootfs import LOOPBACK_HOSTS, RootFs
+from securetf.runtime._trace import WriteTrace, find_strace
 from securetf.runtime._view import APP, HOME, default_path, system_view
+from securetf.runtime._writes import RefusedWrites
 from securetf.runtime.measure import Measurement, launcher, snapshot
 from securetf.runtime.provision import Provisioned, move_tag, provision
 from securetf.runtime.volumes import MountedVolume, mount_all, unmount_all
@@ -61,6 +57,8 @@ class RunOptions:
     """Where instances' runtimes accept tunnels (``worker-1`` -> host:port); untrusted."""
     public_address: str = "0.0.0.0"  # noqa: S104 - the policy's public ports, for clients
     """The host address where the service's ``public`` ports are offered."""
+    trace_writes: bool = False
+    """Run the program under strace and report the writes the kernel refused it."""
 
 
 def _secret_files(root: RootFs, files: Mapping[str, bytes], inst: Provisioned) -> None:
@@ -153,18 +151,21 @@ def _check_config(config: ServiceConfig, service: ServiceLaunch) -> None:
         raise AttestationError("the CAS configured another PATH than the one measured")
 
 
-def _explain_failure(code: int, root: RootFs, mounted: list[MountedVolume]) -> None:
-    """Where a program that failed could write: the first thing to check after a failure."""
-    volumes = sorted(mv.grant.path for mv in mounted if mv.grant.mode == "rw")
-    log.warning(
-        "the program exited with code %d. In its view only memory (%s) and its read-write "
-        "volumes (%s) are writable; a write anywhere else fails with 'Read-only file "
-        "system' (EROFS) or 'No such file or directory' (ENOENT), which its own error names "
-        'with the path (docs/runtime.md, "The program\'s view")',
-        code,
-        ", ".join(sorted(root.writable)),
-        ", ".join(volumes) or "none",
-    )
+def _private(root: RootFs, config: ServiceConfig) -> list[str]:
+    """The view's places whose names are the program's: memory and volumes (code too)."""
+    return [*root.writable, *(grant.path for grant in config.volumes.values())]
+
+
+def _report(
+    code: int, root: RootFs, mounted: list[MountedVolume], refused: RefusedWrites | None
+) -> None:
+    """After a failure, where the program could write (the first thing to check), and where
+    it was refused when traced; after a traced success, the refusals it got over."""
+    if code != 0:
+        volumes = [mv.grant.path for mv in mounted if mv.grant.mode == "rw"]
+        log.warning("%s", failure_note(code, root.writable, volumes, refused))
+    elif refused is not None:
+        log.warning("the program exited with code 0. Traced: %s", refused.summary())
 
 
 def run(options: RunOptions) -> int:
@@ -174,6 +175,8 @@ def run(options: RunOptions) -> int:
     _linux.require_root()
     os.environ["PATH"] = SYSTEM_PATH
     check_fuse()
+    if options.trace_writes:
+        find_strace()
     client = CasClient.for_url(options.cas)
     service = _service(client, options)
     command = list(service.command)
@@ -264,11 +267,14 @@ def run(options: RunOptions) -> int:
         root.seal()
         # 6. The program, in its root and namespaces, as its own user, without capabilities.
         program = Program(root.path, app_at, [measured.executable, *command[1:]], env, user)
-        code = launch(program, view, shield.program_namespace())
+        trace = WriteTrace(_private(root, inst.config)) if options.trace_writes else None
+        try:
+            code = launch(program, view, shield.program_namespace(), trace=trace)
+        finally:
+            refused = trace.finish() if trace is not None else None
         _stop(shield)
         shield = None
-        if code != 0:
-            _explain_failure(code, root, mounted)
+        _report(code, root, mounted, refused)
         # 7. Commit written volumes (only after success) and record their tags.
         changed = unmount_all(mounted, commit=code == 0)
         mounted = []
