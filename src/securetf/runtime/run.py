@@ -40,7 +40,14 @@ log = logging.getLogger("securetf.runtime")
 #: Where the instance's own certificate and key are placed (in memory), in the program's view.
 INSTANCE_DIR = "/run/securetf"
 #: The program's environment before the policy's: nothing comes from the operator's.
-BASE_ENV = {"HOME": HOME, "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1"}
+#: Python writes no bytecode caches: the places it would (the app, the Python environment)
+#: are read-only, and each attempt is a refused write.
+BASE_ENV = {
+    "HOME": HOME,
+    "LANG": "C.UTF-8",
+    "PYTHONNOUSERSITE": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 
 
 @dataclass(frozen=True)
