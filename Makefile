@@ -3,9 +3,10 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.securetf-installed
-# Debian packages the project needs (FUSE, namespaces, redirection; openssl, gocryptfs and
+# Debian packages the project needs (FUSE, namespaces, redirection, strace for
+# securetf run --trace-writes, erofs-utils for environment images; openssl, gocryptfs and
 # stunnel4 are the benchmarks' baselines).
-APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux gocryptfs postgresql stunnel4 erofs-utils
+APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux strace gocryptfs postgresql stunnel4 erofs-utils
 
 .PHONY: setup apt test test-soak test-fast lint format bench demo demo-distributed clean
 

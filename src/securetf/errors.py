@@ -23,6 +23,7 @@ __all__ = [
     "AuthenticationError",
     "Error",
     "IntegrityError",
+    "MeasurementError",
     "NotFoundError",
     "PolicyError",
     "RollbackError",
@@ -81,3 +82,11 @@ class AttestationError(Error):
     """TEE evidence is malformed, unauthentic, or not acceptable under the given policy."""
 
     exit_code = 5
+
+
+class MeasurementError(AttestationError):
+    """The evidence is sound, but the code it measured is not one the policy allows.
+
+    The message names the evidence's own measurement (the caller's), never the ones the
+    policy allows: the caller learns only that its code is not listed.
+    """

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from securetf.attestation import Claims, appraise
-from securetf.errors import AttestationError, UsageError
+from securetf.errors import AttestationError, MeasurementError, UsageError
 
 M = b"\x01" * 48
 RD = b"\x02" * 64
@@ -71,9 +71,16 @@ def test_empty_expected_measurements_fail_closed() -> None:
         ok(claims(), expected_measurements=set())
 
 
-def test_other_measurement_fails() -> None:
-    with pytest.raises(AttestationError, match="is not one the policy expects"):
-        ok(claims(), expected_measurements={b"\x03" * 48})
+def test_other_measurement_fails_naming_only_the_evidences_own() -> None:
+    expected = b"\x03" * 48
+    with pytest.raises(MeasurementError, match="is not one the policy expects") as refused:
+        ok(claims(), expected_measurements={expected})
+    # As --expect-measurement and a policy write it: <tee>:<hex>, sha256:<hex> for sim.
+    assert f"measurement tdx:{M.hex()} " in str(refused.value)
+    assert expected.hex() not in str(refused.value)
+    sim = Claims(tee="sim", measurement=M[:32], report_data=RD, signer="t", tcb_status="UpToDate")
+    with pytest.raises(MeasurementError, match=f"measurement sha256:{M[:32].hex()} is not"):
+        ok(sim, allowed_tees={"sim"}, expected_measurements={expected[:32]})
 
 
 def test_report_data_binding() -> None:

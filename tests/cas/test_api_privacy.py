@@ -6,11 +6,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from securetf.crypto import SigningKey
+import pytest
+
+from securetf.crypto import SigningKey, sha256
+from securetf.errors import MeasurementError
 from securetf.policy import Policy, policy_hash
 
 from .app_support import anonymous, owner_client
-from .support import Clock, Owners, owner_request, policy_cas, policy_yaml, signed
+from .support import (
+    MEASUREMENT,
+    SERVE_MEASUREMENT,
+    Clock,
+    Owners,
+    Runtime,
+    owner_request,
+    policy_cas,
+    policy_yaml,
+    signed,
+)
 
 
 def test_a_pending_updates_imported_values_are_not_public(
@@ -53,3 +66,20 @@ def test_a_stranger_is_not_told_who_the_owners_are(
     assert "not an owner" in refused.json()["error"]
     for name in ("alice", "bob", "carol"):
         assert name not in refused.json()["error"]
+
+
+def test_a_runtime_of_unlisted_code_learns_its_measurement_not_the_policys(
+    db_url: str, tmp_path: Path, clock: Clock, owners: Owners, runtime: Runtime
+) -> None:
+    """Attack: a runtime of code no service lists reads the measurements the policy allows
+    in the refusal. It is told only that its own, named as a policy writes it, is not
+    listed; the error keeps its class across HTTP, so ``securetf run`` can add its hint."""
+    cas = policy_cas(db_url, tmp_path, clock, owners)
+    unlisted = sha256(b"code that no service of the policy lists")
+    other = Runtime(home=runtime.home, measurement=unlisted)
+    with owner_client(cas) as client, pytest.raises(MeasurementError) as refused:
+        client.provision(other.request(client.nonce().nonce))
+    message = str(refused.value)
+    assert f"the app measurement sha256:{unlisted.hex()} is not one that service 'train'" in message
+    for listed in (MEASUREMENT, SERVE_MEASUREMENT):
+        assert listed.hex() not in message

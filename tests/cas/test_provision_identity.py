@@ -13,7 +13,7 @@ from securetf.cas import _provision
 from securetf.cas._evidence import EvidenceVerifier
 from securetf.cas._records import PolicyVersion
 from securetf.crypto import sha256
-from securetf.errors import AttestationError
+from securetf.errors import AttestationError, MeasurementError
 from securetf.protocol import ProvisionRequest
 from tests.attestation.vectors import DCAP, vector
 from tests.cas.support import MEASUREMENT, SERVE_MEASUREMENT, Owners, Runtime, policy_yaml
@@ -66,8 +66,23 @@ def test_evidence_binding_another_app_measurement_is_refused(
     owners: Owners, runtime: Runtime, bound: bytes
 ) -> None:
     req = runtime.request(b"\x07" * 40, bound_measurement=bound)
-    with pytest.raises(AttestationError, match="or for an app the policy does not name"):
+    with pytest.raises(AttestationError, match="or for an app the policy does not name") as no:
         verify(policy_yaml(owners), req, runtime)
+    # The sim's own measurement is listed: the binding, not the app, is what is wrong.
+    assert not isinstance(no.value, MeasurementError)
+
+
+def test_an_unlisted_app_is_refused_naming_only_its_own_measurement(
+    owners: Owners, runtime: Runtime
+) -> None:
+    other = Runtime(home=runtime.home, measurement=OTHER_APP)
+    with pytest.raises(MeasurementError) as refused:
+        verify(policy_yaml(owners), other.request(b"\x07" * 40), runtime)
+    message = str(refused.value)
+    assert f"the app measurement sha256:{OTHER_APP.hex()} is not one that service 'train'" in (
+        message
+    )
+    assert MEASUREMENT.hex() not in message
 
 
 def test_evidence_binding_another_allowed_app_than_it_measured_is_refused(
@@ -76,8 +91,9 @@ def test_evidence_binding_another_allowed_app_than_it_measured_is_refused(
     # The sim evidence says MEASUREMENT but binds OTHER_APP: both are allowed, yet they
     # disagree, so the statement of the app is not the one attested.
     req = runtime.request(b"\x07" * 40, bound_measurement=OTHER_APP)
-    with pytest.raises(AttestationError, match="is not one the policy expects"):
+    with pytest.raises(AttestationError, match="not the app its report data binds") as no:
         verify(two_apps(owners), req, runtime)
+    assert not isinstance(no.value, MeasurementError)
 
 
 def tdx_request(runtime: Runtime) -> ProvisionRequest:
@@ -105,9 +121,11 @@ def test_cas_compares_the_rtmrs_of_real_tdx_evidence(owners: Owners, runtime: Ru
     with pytest.raises(AttestationError, match=r"rtmr2 is d833feef\w+, the policy expects abab"):
         verify(tdx_policy(owners, rtmr2="ab" * 48), tdx_request(runtime), runtime, now=TDX.at)
     # With the right values the image passes, and the report data is what refuses it: the
-    # real quote binds no nonce, key or app of ours.
-    with pytest.raises(AttestationError, match="report data does not match"):
+    # real quote binds no nonce, key or app of ours. Hardware evidence carries the app only
+    # in that binding: the refusal is for the app, without naming any of the policy's.
+    with pytest.raises(MeasurementError, match="binds no app measurement that service") as no:
         verify(tdx_policy(owners), tdx_request(runtime), runtime, now=TDX.at)
+    assert MEASUREMENT.hex() not in str(no.value)
 
 
 def test_cas_refuses_a_hardware_tee_the_policy_names_no_image_for(

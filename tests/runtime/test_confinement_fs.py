@@ -259,6 +259,7 @@ def test_no_variable_of_the_operator_reaches_the_program(probe_job: tuple[Job, P
     assert str(plants.bin) not in env["PATH"]
     assert env["HOME"] != str(plants.home)
     assert env["PYTHONNOUSERSITE"] == "1"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"  # its code's places are read-only
     # What the policy names does reach it.
     assert env["API_TOKEN"] == "token-the-policy-names"
     assert env["DATA_DIR"] == str(job.data_mount)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from securetf.runtime._rootfs import DEV_LINKS, DEV_NODES
 from securetf.runtime._view import ETC_DIRS, ETC_FILES, system_view
 
@@ -171,7 +173,26 @@ def _sleeping(argument: str) -> list[int]:
     return found
 
 
-def test_signals_reach_the_program_and_nothing_it_started_survives(new_job: NewJob) -> None:
+def _running(argument: str) -> list[bytes]:
+    """The host's processes whose command line holds this argument (the program, what it
+    started, a tracer of it)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path("/proc", pid, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argument.encode() in cmdline:
+            found.append(cmdline[0])
+    return found
+
+
+@pytest.mark.parametrize("extra", [[], ["--trace-writes"]], ids=["plain", "traced"])
+def test_signals_reach_the_program_and_nothing_it_started_survives(
+    new_job: NewJob, extra: list[str]
+) -> None:
+    """Traced too: the init's child is the program (strace traces it from a grandchild),
+    and the tracer goes with the program's namespace."""
     job = new_job(
         **{**fast_job_args(), "app_files": {"signals.py": SIGNALS}, "services": {"sig": []}},
         apply=False,
@@ -180,7 +201,7 @@ def test_signals_reach_the_program_and_nothing_it_started_survives(new_job: NewJ
     job.services = {"sig": ["python", "signals.py", unique]}
     job.apply()
     run = subprocess.Popen(
-        job.run_args("sig"),
+        [*job.run_args("sig"), *extra],
         env=job.run_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -194,6 +215,8 @@ def test_signals_reach_the_program_and_nothing_it_started_survives(new_job: NewJ
             assert run.poll() is None, run.communicate()[1]
             assert time.monotonic() < deadline, "the program never got ready"
         assert len(_sleeping(unique)) == 1  # the program's sleep, seen from the host
+        tracers = [c for c in _running(unique) if c.endswith(b"strace")]
+        assert len(tracers) == (1 if extra else 0)  # the control for the check below
         run.send_signal(signal.SIGTERM)
         out, err = run.communicate(timeout=60)
     finally:
@@ -204,4 +227,5 @@ def test_signals_reach_the_program_and_nothing_it_started_survives(new_job: NewJ
     assert markers(out)["stopped"] == signal.SIGTERM
     # The program's namespace went with it, and everything it left running.
     assert _sleeping(unique) == []
+    assert _running(unique) == []
     job.assert_nothing_left()

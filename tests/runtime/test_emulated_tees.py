@@ -94,11 +94,19 @@ def test_a_policy_without_test_roots_refuses_emulated_evidence(lab: Lab) -> None
 def test_evidence_binding_another_app_is_refused(lab: Lab) -> None:
     # The image is the allowed one; the app in it is not the one the policy measured.
     job = _job(lab, "sgx", allow="sgx, test-roots", reference=lab.reference("sgx"))
+    allowed = job.policy_measurement("ok")
     with open(job.app / "prog.py", "a") as f:
         f.write("\nprint('a line added after the policy measured the app')\n")
     proc = job.run("ok", extra=["--tee", "sgx"])
     assert proc.returncode == AttestationError.exit_code, proc.stderr
-    assert "an app the policy does not name" in proc.stderr
+    # Hardware evidence carries the app only in its binding: the CAS says none listed is
+    # bound, and the runtime names what it measured and what an owner runs to allow it.
+    assert "the evidence binds no app measurement that service 'ok'" in proc.stderr
+    measured = job.policy_measurement("ok")
+    assert measured != allowed
+    assert f"This run measured the app as {measured}" in proc.stderr
+    assert "securetf measure --policy POLICY.yaml --service ok" in proc.stderr
+    assert allowed not in proc.stderr
     assert not job.started()
 
 

@@ -72,11 +72,21 @@ out = {
     "init_ptrace": errno.errorcode.get(ctypes.get_errno(), "done") if traced != 0 else "done",
     "init_kill": attempt(lambda: os.kill(1, signal.SIGKILL)),
     "setuid_0": attempt(lambda: os.setuid(0)),
+    "init_caps": {
+        k: v.strip() for k, v in (
+            line.split(":", 1) for line in open("/proc/1/status").read().splitlines()
+        ) if k in ("CapEff", "CapPrm", "CapBnd", "CapAmb")
+    },
 }
 print("@marker identity " + json.dumps(out), flush=True)
 """
 
 NO_CAPABILITIES = "0000000000000000"
+#: The init's: CAP_KILL, to forward signals to the program.
+INIT_CAPABILITIES = "0000000000000020"
+#: What a process the init starts may hold: CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP
+#: (setpriv's needs, before it drops them all for the program).
+START_CAPABILITIES = "00000000000001e0"
 
 
 def _probe(new_job: NewJob, user: str = "") -> dict[str, Any]:
@@ -134,6 +144,14 @@ def test_the_program_cannot_reach_its_init_or_become_root(new_job: NewJob) -> No
     assert found["init_ptrace"] == "EPERM"
     assert found["init_kill"] == "EPERM"
     assert found["setuid_0"] == "EPERM"
+    # Even a process that took over the init would hold nothing that reaches outside the
+    # program's namespaces: no CAP_SYS_ADMIN, CAP_DAC_*, CAP_NET_*, ...
+    assert found["init_caps"] == {
+        "CapEff": INIT_CAPABILITIES,
+        "CapPrm": INIT_CAPABILITIES,
+        "CapBnd": START_CAPABILITIES,
+        "CapAmb": NO_CAPABILITIES,
+    }
 
 
 def test_the_policy_names_the_program_s_uid_and_gid(new_job: NewJob) -> None:

@@ -63,12 +63,24 @@ def test_older_copy_of_an_updated_read_only_dataset(new_job: NewJob) -> None:
 
 
 def test_modified_app_code(new_job: NewJob) -> None:
+    """The policy names another measurement than the app's: the error names the app's, as
+    a policy writes it, and the commands that measure it and update the policy; never the
+    measurements the policy allows."""
     job = new_job(**fast_job_args())
+    allowed = job.policy_measurement("ok")
     with open(job.app / "prog.py", "a") as f:
         f.write("\nprint('a line added after the policy measured the app')\n")
+    measured = job.policy_measurement("ok")
+    assert measured != allowed
     err = _refused(job, job.run("ok"), AttestationError.exit_code)
-    assert "is not one the policy expects" in err
-    assert "measurement" in err
+    assert f"the app measurement {measured} is not one that service 'ok'" in err
+    assert f"This run measured the app as {measured}" in err
+    assert f"securetf measure --policy POLICY.yaml --service ok --app {job.app}" in err
+    assert f"securetf policy apply POLICY.yaml --cas {job.dep.cas.url} --key OWNER.key" in err
+    assert "services.ok.measurement" in err
+    assert "If this is not the code meant to run here, do not change the policy" in err
+    assert allowed not in err
+    assert allowed.removeprefix("sha256:") not in err
 
 
 def test_unknown_service(new_job: NewJob) -> None:

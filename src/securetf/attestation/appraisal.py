@@ -23,9 +23,9 @@ from securetf.attestation.claims import REPORT_DATA_SIZE, TEST_ROOTS, Claims, ch
 from securetf.attestation.reference import TeeReferences, check_references
 from securetf.attestation.tcb import appraise_platform
 from securetf.crypto import constant_time_equal
-from securetf.errors import AttestationError, UsageError
+from securetf.errors import AttestationError, MeasurementError, UsageError
 
-__all__ = ["appraise"]
+__all__ = ["appraise", "measurement_name"]
 
 _log = logging.getLogger(__name__)
 
@@ -80,8 +80,9 @@ def appraise(
             "add the service's measurement to it"
         )
     elif not any(constant_time_equal(claims.measurement, m) for m in expected_measurements):
-        raise AttestationError(
-            f"measurement {claims.measurement.hex()} is not one the policy expects"
+        # Only the evidence's own value: the expected ones are the policy's to tell.
+        raise MeasurementError(
+            f"measurement {measurement_name(claims)} is not one the policy expects"
         )
     # 4. Report data binding.
     if not constant_time_equal(claims.report_data, expected_report_data):
@@ -91,3 +92,10 @@ def appraise(
             "or for an app the policy does not name)"
         )
     return claims
+
+
+def measurement_name(claims: Claims) -> str:
+    """The evidence's measurement as a policy or ``--expect-measurement`` writes it:
+    ``sha256:<hex>`` for sim (the app's or package's SHA-256), ``<tee>:<hex>`` otherwise."""
+    kind = "sha256" if claims.tee == "sim" else claims.tee
+    return f"{kind}:{claims.measurement.hex()}"

@@ -19,6 +19,7 @@ import base64
 from dataclasses import dataclass
 
 from securetf.attestation import Claims, appraise
+from securetf.attestation.appraisal import measurement_name
 from securetf.attestation.rtmr import APP_EVENT, APP_RTMR, read_event_log
 from securetf.cas._cache import SecretCache
 from securetf.cas._evidence import EvidenceVerifier
@@ -29,7 +30,7 @@ from securetf.cas.settings import CasSettings
 from securetf.crypto import constant_time_equal
 from securetf.crypto.sealed_box import seal_to
 from securetf.crypto.x509ca import EcKey, issue_certificate
-from securetf.errors import AttestationError, NotFoundError, UsageError
+from securetf.errors import AttestationError, MeasurementError, NotFoundError, UsageError
 from securetf.policy import (
     Policy,
     RandomSecret,
@@ -106,7 +107,11 @@ def verify(
     now: float,
     evidence: EvidenceVerifier,
 ) -> Verified:
-    """Steps 2-4 (the caller took the nonce in step 1)."""
+    """Steps 2-4 (the caller took the nonce in step 1).
+
+    A refusal for the app names only the caller's own measurement, never the service's:
+    the caller learns that its code is not listed, not what is.
+    """
     policy = parse(stored.yaml)
     service = service_of(policy, req.service, req.instance)
     if req.tee not in policy.tee.allow:
@@ -115,26 +120,72 @@ def verify(
             f"{', '.join(policy.tee.allow)})"
         )
     claims = evidence.provision(req, now=int(now))
-    app, binding = _app_binding(claims, service, req)
-    events = _rtmr3_events(req, app)
-    appraise(
-        claims,
-        allowed_tees=policy.tee.allow,
-        expected_measurements=[app],
-        expected_report_data=binding,
-        tolerate=policy.tee.tolerate,
-        ignore_advisories=policy.tee.ignore_advisories,
-        references=policy.tee,
-        rtmr3_events=events,
-    )
+    listed = expected_measurements(service)
+    app = _bound_app(claims, listed, req)
+    try:
+        appraise(
+            claims,
+            allowed_tees=policy.tee.allow,
+            # sim reports the app as its measurement: the bound one, or when none is
+            # bound one of the listed, so that an unlisted app is what a refusal names.
+            expected_measurements=[app] if app is not None else listed,
+            # Bound to none of them: the TEE, platform and image are appraised first (a
+            # refusal names the first thing wrong), then the app is refused below.
+            expected_report_data=_binding(req, app) if app is not None else claims.report_data,
+            tolerate=policy.tee.tolerate,
+            ignore_advisories=policy.tee.ignore_advisories,
+            references=policy.tee,
+            rtmr3_events=_rtmr3_events(req, app),
+        )
+    except MeasurementError:
+        if app is not None:  # sim evidence of one app binding another: not an honest runtime
+            raise AttestationError(
+                f"the sim evidence reports {measurement_name(claims)}, not the app its "
+                "report data binds"
+            ) from None
+        raise MeasurementError(
+            f"the app measurement {measurement_name(claims)} is not one that service "
+            f"{req.service!r} of policy {policy.name!r} allows"
+        ) from None
+    if app is None:
+        if claims.tee == "sim":  # its measurement is listed: the nonce or keys are not these
+            raise AttestationError(REPORT_DATA_MISMATCH)
+        # Hardware evidence carries the app only inside the binding. The nonce is fresh and
+        # the keys are the request's, so for an honest runtime the app is what differs.
+        raise MeasurementError(
+            f"the evidence binds no app measurement that service {req.service!r} of policy "
+            f"{policy.name!r} allows: the app the runtime measured is not listed (or the "
+            "evidence was made for another nonce or other keys)"
+        )
     return Verified(stored, policy, service, claims, app)
 
 
-def _rtmr3_events(req: ProvisionRequest, app: bytes) -> list[bytes]:
+#: Evidence of a listed app that binds another nonce or other keys than the request's.
+REPORT_DATA_MISMATCH = (
+    "report data does not match the expected binding of nonce, keys and app measurement "
+    "(stale or replayed evidence, evidence made for another session, or for an app the "
+    "policy does not name)"
+)
+
+
+def _binding(req: ProvisionRequest, measurement: bytes) -> bytes:
+    return provision_report_data(req.nonce, req.tls_public_key, req.box_public_key, measurement)
+
+
+def _bound_app(claims: Claims, listed: list[bytes], req: ProvisionRequest) -> bytes | None:
+    """The listed measurement whose binding the report data is, or None."""
+    for measurement in listed:
+        if constant_time_equal(claims.report_data, _binding(req, measurement)):
+            return measurement
+    return None
+
+
+def _rtmr3_events(req: ProvisionRequest, app: bytes | None) -> list[bytes]:
     """The digests the runtime extended RTMR3 with (TDX), its last event this app's.
 
     The log only explains the register: appraisal replays it from the policy's boot value
     and compares the result with the quote's RTMR3, so a forged or shortened log fails.
+    With no listed app bound, the app is refused after appraisal, whatever the log says.
     """
     if req.rtmr_events is None:
         return []
@@ -142,28 +193,11 @@ def _rtmr3_events(req: ProvisionRequest, app: bytes) -> list[bytes]:
         raise AttestationError(f"an RTMR event log comes with tdx evidence, not {req.tee}")
     events = read_event_log(req.rtmr_events)
     apps = [e for e in events if e.rtmr == APP_RTMR and e.event == APP_EVENT]
-    if not apps or apps[-1].measurement != "sha256:" + app.hex():
+    if app is not None and (not apps or apps[-1].measurement != "sha256:" + app.hex()):
         raise AttestationError(
             f"the runtime's last RTMR3 event is not the app its evidence names (sha256:{app.hex()})"
         )
     return [e.digest for e in events if e.rtmr == APP_RTMR]
-
-
-def _app_binding(claims: Claims, service: Service, req: ProvisionRequest) -> tuple[bytes, bytes]:
-    """The service measurement whose binding the report data carries, with that binding.
-
-    When it carries none (another app, nonce or key), the first one's: appraisal then
-    refuses it at its report data step, after the checks of the TEE and its image.
-    """
-    found = []
-    for measurement in expected_measurements(service):
-        binding = provision_report_data(
-            req.nonce, req.tls_public_key, req.box_public_key, measurement
-        )
-        if constant_time_equal(claims.report_data, binding):
-            return measurement, binding
-        found.append((measurement, binding))
-    return found[0]
 
 
 def _secret_values(

@@ -52,6 +52,14 @@ def run_cmd(
         Path | None,
         typer.Option(help="The environment image the service's env_image pins."),
     ] = None,
+    trace_writes: Annotated[
+        bool,
+        typer.Option(
+            "--trace-writes",
+            help="Run the program under strace and name, after it exits, the paths where "
+            "writes were refused (slower; needs strace; see docs/runtime.md).",
+        ),
+    ] = False,
 ) -> None:
     """Measure the app, attest to the CAS, mount the volumes, run the program, commit."""
     code = run(
@@ -66,6 +74,7 @@ def run_cmd(
             peers=parse_peers(peer or []),
             public_address=public_address,
             env_image=env_image,
+            trace_writes=trace_writes,
         )
     )
     sys.exit(code)

@@ -51,6 +51,8 @@ _BY_EXIT_CODE: dict[int, type[Error]] = {
     errors.AuthenticationError.exit_code: errors.AuthenticationError,
     errors.AttestationError.exit_code: errors.AttestationError,
 }
+#: Errors whose class the caller acts on, by the name the CAS sends (with their exit code).
+_BY_TYPE: dict[str, type[Error]] = {"MeasurementError": errors.MeasurementError}
 
 
 def _error_from(response: httpx.Response) -> Error:
@@ -63,6 +65,9 @@ def _error_from(response: httpx.Response) -> Error:
         return Error(f"the CAS answered {response.status_code}: {response.text[:200]}")
     if response.status_code == 404:
         return errors.NotFoundError(message)
+    named = _BY_TYPE.get(str(body.get("type", "")))
+    if named is not None and named.exit_code == code:
+        return named(message)
     return _BY_EXIT_CODE.get(code, Error)(message)
 
 

@@ -9,14 +9,19 @@ descriptors as its arguments. It reads its instructions (JSON) from the first, a
    not hidden below the program's root, it is gone from its namespace;
 2. mounts ``/proc`` (this PID namespace's processes only) and ``sysfs``, both without
    write access to the kernel's settings;
-3. reports ``ok`` (or what failed) on the second descriptor;
-4. starts the program, through ``setpriv`` that makes it the policy's unprivileged user
-   and drops every capability, with the environment the runtime gave, and its standard
-   output and error where the policy's ``output`` says (the init's own stay the
-   runtime's, for the init's errors); forwards the
-   signals it receives; reaps orphans; and exits with the program's status (128+N when
-   killed by signal N). When PID 1 exits, the kernel kills whatever the program left
-   running.
+3. gives up every capability but CAP_KILL (to forward signals to the program), and
+   bounds what any process it starts can hold to what ``setpriv`` needs to make the
+   program its user (and, under ``--trace-writes``, what strace needs to trace it): no
+   process of the PID namespace can mount, reach the host's files or change the network;
+4. reports ``ok`` (or what failed) on the second descriptor;
+5. starts the program, through ``setpriv`` that makes it the policy's unprivileged user
+   and drops every capability, with the environment the runtime gave (under
+   ``--trace-writes`` through strace, which writes to the init's descriptor the runtime
+   passed, never inherited by the program), and its standard output and error where the
+   policy's ``output`` says (the init's own stay the runtime's, for the init's errors);
+   forwards the signals it receives; reaps
+   orphans; and exits with the program's status (128+N when killed by signal N). When
+   PID 1 exits, the kernel kills whatever the program left running.
 
 Standard library only: it runs before any site directory is on ``sys.path``.
 """
@@ -36,6 +41,16 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 0x4000, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_PTRACE = 5, 6, 7, 8, 19
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+#: What the init keeps: signals to the program (another uid).
+INIT_CAPABILITIES = (CAP_KILL,)
+#: What a process the init starts may hold: setpriv sets the uid, gid and groups and drops
+#: the bounding set; strace (--trace-writes) reads the program's memory and descriptors.
+START_CAPABILITIES = (CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP)
+TRACE_CAPABILITIES = (CAP_SYS_PTRACE,)
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 FORWARDED = (
     signal.SIGINT,
@@ -103,6 +118,40 @@ def enter(root: str, cwd: str) -> None:
     os.chdir(cwd)
 
 
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def confine(*, tracing: bool) -> None:
+    """Keep :data:`INIT_CAPABILITIES`; bound the processes started to the start set.
+
+    A process the init starts runs as root (uid 0) with the bounding set as its
+    capabilities. So even strace, which runs as root beside the program, or a process that
+    took over the init, holds nothing that reaches outside the program's namespaces.
+    """
+    keep = set(START_CAPABILITIES) | (set(TRACE_CAPABILITIES) if tracing else set())
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    for cap in range(last + 1):
+        if cap not in keep:
+            _call(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
+    _call(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clearing ambient")
+    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for cap in INIT_CAPABILITIES:
+        data[cap // 32].effective |= 1 << (cap % 32)
+        data[cap // 32].permitted |= 1 << (cap % 32)
+    _call(_libc.capset(ctypes.byref(header), data), "capset")
+
+
 def _exit_code(status: int) -> int:
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
@@ -158,8 +207,13 @@ def main() -> None:
     config_fd, status_fd = int(sys.argv[1]), int(sys.argv[2])
     with os.fdopen(config_fd, "rb") as f:
         config = json.loads(f.read())
+    trace_fd = config.get("trace_fd")
+    if trace_fd is not None:
+        # strace opens it as /proc/1/fd/N; no process the init starts inherits it.
+        os.set_inheritable(trace_fd, False)
     try:
         enter(config["root"], config["cwd"])
+        confine(tracing=trace_fd is not None)
     except (EnterError, OSError) as exc:
         os.write(status_fd, str(exc).encode(errors="replace"))
         sys.exit(125)

@@ -4,7 +4,8 @@ unprivileged user, without capabilities.
 The runtime starts :mod:`._enter` (the program's init) with its own interpreter, hands it
 the root, working directory, argv and environment over a pipe (never on a command line
 the host can read), and waits for it to report that it entered the root before it
-forwards signals. The init's exit code is the program's.
+forwards signals. The init's exit code is the program's. With a :class:`._trace.WriteTrace`
+the init starts strace, which starts ``setpriv`` and the program.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from securetf.errors import UsageError
 from securetf.policy import User
 from securetf.runtime import _linux
 from securetf.runtime._view import View
+
+if TYPE_CHECKING:
+    from securetf.runtime._trace import WriteTrace
 
 #: No capability, now or after any ``execve`` (no set-user-ID either): the program cannot
 #: leave or change its network namespace, mount, trace the runtime or load modules, so the
@@ -95,29 +99,34 @@ def _init_source() -> str:
     return Path(__file__).with_name("_enter.py").read_text()
 
 
-def _start(program: Program, setpriv_exe: str) -> subprocess.Popen[bytes]:
+def _start(program: Program, argv: list[str], trace: WriteTrace | None) -> subprocess.Popen[bytes]:
     config_r, config_w = os.pipe()
     status_r, status_w = os.pipe()
-    output = (program.output,) if isinstance(program.output, int) else ()
+    trace_fd = [trace.write_fd] if trace is not None else []
+    output = [program.output] if isinstance(program.output, int) else []
     try:
         # The first process this thread starts is PID 1 of the program's PID namespace.
         with _linux.new_pid_namespace():
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _init_source(), str(config_r), str(status_w)],
-                pass_fds=(config_r, status_w, *output),
+                pass_fds=(config_r, status_w, *trace_fd, *output),
                 env={},
             )
     except OSError as exc:
         for fd in (config_r, config_w, status_r, status_w):
             os.close(fd)
         raise UsageError(f"cannot start the program's init: {exc.strerror}") from exc
+    finally:
+        if trace is not None:
+            trace.handed_over()
     os.close(config_r)
     os.close(status_w)
     config = {
         "root": str(program.root),
         "cwd": program.cwd,
-        "argv": [setpriv_exe, *setpriv_arguments(program.user), *program.argv],
+        "argv": argv,
         "env": dict(program.env),
+        "trace_fd": trace_fd[0] if trace_fd else None,
         "output": program.output,
     }
     with os.fdopen(config_w, "wb") as out, contextlib.suppress(BrokenPipeError):
@@ -135,14 +144,20 @@ def _start(program: Program, setpriv_exe: str) -> subprocess.Popen[bytes]:
 
 
 def launch(
-    program: Program, view: View, namespace: AbstractContextManager[None] | None = None
+    program: Program,
+    view: View,
+    namespace: AbstractContextManager[None] | None = None,
+    *,
+    trace: WriteTrace | None = None,
 ) -> int:
-    """Run the program (in ``namespace``, the network shield's); forward SIGINT and
-    SIGTERM; return its exit code (128+N if killed by signal N)."""
+    """Run the program (in ``namespace``, the network shield's), under ``trace`` if given;
+    forward SIGINT and SIGTERM; return its exit code (128+N if killed by signal N)."""
     try:
-        exe = setpriv(view)
+        argv = [setpriv(view), *setpriv_arguments(program.user), *program.argv]
+        if trace is not None:
+            argv = [*trace.command(view), *argv]
         with namespace if namespace is not None else contextlib.nullcontext():
-            proc = _start(program, exe)
+            proc = _start(program, argv, trace)
     finally:
         if isinstance(program.output, int):
             os.close(program.output)  # the program's now: its end is the output's end

@@ -20,14 +20,17 @@ from securetf.attestation import producer_for
 from securetf.attestation.rtmr import runtime_measure_app
 from securetf.client import CasClient, LivenessChecker
 from securetf.envimage import EnvImage
-from securetf.errors import AttestationError, Error, IntegrityError, UsageError
+from securetf.errors import AttestationError, Error, IntegrityError, MeasurementError, UsageError
 from securetf.policy import SealedOutput, Tmpfs, User
 from securetf.protocol import ServiceConfig, ServiceLaunch, VolumeGrant
 from securetf.runtime import _linux
+from securetf.runtime._diagnose import failure_note, measurement_refused
 from securetf.runtime._launch import SYSTEM_PATH, Program, ProgramOutput, launch
 from securetf.runtime._output import SealedLog, output_of
 from securetf.runtime._rootfs import LOOPBACK_HOSTS, RootFs
+from securetf.runtime._trace import WriteTrace, find_strace
 from securetf.runtime._view import APP, HOME, default_path, system_view
+from securetf.runtime._writes import RefusedWrites
 from securetf.runtime.measure import Measurement, launcher, snapshot
 from securetf.runtime.provision import Provisioned, move_tag, provision
 from securetf.runtime.volumes import MountedVolume, mount_all, unmount_all
@@ -39,7 +42,14 @@ log = logging.getLogger("securetf.runtime")
 #: Where the instance's own certificate and key are placed (in memory), in the program's view.
 INSTANCE_DIR = "/run/securetf"
 #: The program's environment before the policy's: nothing comes from the operator's.
-BASE_ENV = {"HOME": HOME, "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1"}
+#: Python writes no bytecode caches: the places it would (the app, the Python environment)
+#: are read-only, and each attempt is a refused write.
+BASE_ENV = {
+    "HOME": HOME,
+    "LANG": "C.UTF-8",
+    "PYTHONNOUSERSITE": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,8 @@ class RunOptions:
     """The host address where the service's ``public`` ports are offered."""
     env_image: Path | None = None
     """The environment image the policy pins (``env_image``), as the operator stores it."""
+    trace_writes: bool = False
+    """Run the program under strace and report the writes the kernel refused it."""
 
 
 def _secret_files(root: RootFs, files: Mapping[str, bytes], inst: Provisioned) -> None:
@@ -176,18 +188,21 @@ def _check_config(config: ServiceConfig, service: ServiceLaunch) -> None:
         raise AttestationError("the CAS configured another environment image than the one measured")
 
 
-def _explain_failure(code: int, root: RootFs, mounted: list[MountedVolume]) -> None:
-    """Where a program that failed could write: the first thing to check after a failure."""
-    volumes = sorted(mv.grant.path for mv in mounted if mv.grant.mode == "rw")
-    log.warning(
-        "the program exited with code %d. In its view only memory (%s) and its read-write "
-        "volumes (%s) are writable; a write anywhere else fails with 'Read-only file "
-        "system' (EROFS) or 'No such file or directory' (ENOENT), which its own error names "
-        'with the path (docs/runtime.md, "The program\'s view")',
-        code,
-        ", ".join(sorted(root.writable)),
-        ", ".join(volumes) or "none",
-    )
+def _private(root: RootFs, config: ServiceConfig) -> list[str]:
+    """The view's places whose names are the program's: memory and volumes (code too)."""
+    return [*root.writable, *(grant.path for grant in config.volumes.values())]
+
+
+def _report(
+    code: int, root: RootFs, mounted: list[MountedVolume], refused: RefusedWrites | None
+) -> None:
+    """After a failure, where the program could write (the first thing to check), and where
+    it was refused when traced; after a traced success, the refusals it got over."""
+    if code != 0:
+        volumes = [mv.grant.path for mv in mounted if mv.grant.mode == "rw"]
+        log.warning("%s", failure_note(code, root.writable, volumes, refused))
+    elif refused is not None:
+        log.warning("the program exited with code 0. Traced: %s", refused.summary())
 
 
 def _sealed_log(output: SealedOutput, mounted: list[MountedVolume]) -> SealedLog:
@@ -215,6 +230,8 @@ def run(options: RunOptions) -> int:
     _linux.require_root()
     os.environ["PATH"] = SYSTEM_PATH
     check_fuse()
+    if options.trace_writes:
+        find_strace()
     client = CasClient.for_url(options.cas)
     service = _service(client, options)
     command = list(service.command)
@@ -240,15 +257,25 @@ def run(options: RunOptions) -> int:
         producer = producer_for(options.tee, measurement=measured.digest)
         # TDX: the app's measurement into RTMR3 too, where the kernel offers it.
         events = runtime_measure_app(measured.digest) if options.tee == "tdx" else None
-        inst = provision(
-            client,
-            producer,
-            policy=options.policy,
-            service=options.service,
-            instance=options.instance,
-            measurement=measured.digest,
-            rtmr_events=events,
-        )
+        try:
+            inst = provision(
+                client,
+                producer,
+                policy=options.policy,
+                service=options.service,
+                instance=options.instance,
+                measurement=measured.digest,
+                rtmr_events=events,
+            )
+        except MeasurementError as exc:
+            raise measurement_refused(
+                exc,
+                measured,
+                policy=options.policy,
+                service=options.service,
+                cas=options.cas,
+                app=options.app if service.code is None else None,
+            ) from None
         _check_config(inst.config, service)
         output = output_of(inst.config)
         # 4. The program's root: the system and Python (or the environment image, each
@@ -326,13 +353,16 @@ def run(options: RunOptions) -> int:
         program = Program(
             root.path, app_at, [measured.executable, *command[1:]], env, user, program_output
         )
-        code = launch(program, view, shield.program_namespace())
+        trace = WriteTrace(_private(root, inst.config)) if options.trace_writes else None
+        try:
+            code = launch(program, view, shield.program_namespace(), trace=trace)
+        finally:
+            refused = trace.finish() if trace is not None else None
         if sealed_log is not None:
             sealed_log.finish()
         _stop(shield)
         shield = None
-        if code != 0:
-            _explain_failure(code, root, mounted)
+        _report(code, root, mounted, refused)
         # 7. Commit written volumes after success; after a failure only the output's file
         #    (the log of a failed run is the one its owners most need). Record their tags.
         keep = {output.volume: [output.path]} if isinstance(output, SealedOutput) else {}
