@@ -28,7 +28,7 @@ from tests.runtime.support import make_job
 from benchmarks._common import Row
 from benchmarks.bench_runtime import _deployment
 
-RUNS = 3
+RUNS = 5
 
 PROGRAM = r"""
 import time
