@@ -1,0 +1,20 @@
+"""The transparency log: an RFC 9162 Merkle tree, C2SP checkpoints, cosignatures, tiles.
+
+docs/log.md describes the formats and the algorithms.
+"""
+
+from securetf.log._errors import ForkError, LogRollbackError, NoteError, ProofError
+from securetf.log._hashing import EMPTY_ROOT, leaf_hash, node_hash
+from securetf.log._verify import verify_consistency, verify_inclusion
+
+__all__ = [
+    "EMPTY_ROOT",
+    "ForkError",
+    "LogRollbackError",
+    "NoteError",
+    "ProofError",
+    "leaf_hash",
+    "node_hash",
+    "verify_consistency",
+    "verify_inclusion",
+]
