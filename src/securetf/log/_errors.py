@@ -8,9 +8,16 @@ not verify (a broken mirror looks the same as a lying one).
 
 from __future__ import annotations
 
-from securetf.errors import AuthenticationError, IntegrityError, RollbackError
+from securetf.errors import AuthenticationError, Error, IntegrityError, RollbackError
 
-__all__ = ["ForkError", "LogRollbackError", "NoteError", "ProofError"]
+__all__ = [
+    "AppendConflictError",
+    "ForkError",
+    "LogRollbackError",
+    "LogStoreError",
+    "NoteError",
+    "ProofError",
+]
 
 
 class ProofError(IntegrityError):
@@ -27,3 +34,11 @@ class LogRollbackError(ProofError, RollbackError):
 
 class NoteError(AuthenticationError):
     """A signed note or checkpoint is malformed, or lacks the signatures it needs."""
+
+
+class LogStoreError(Error):
+    """The log's store failed, or lacks rows it must have (damaged or edited)."""
+
+
+class AppendConflictError(LogStoreError):
+    """Another writer appended first; recomputing and appending again is safe."""
