@@ -32,7 +32,16 @@ from securetf.log._note import (
     signature_line,
 )
 from securetf.log._proofs import TileSource
+from securetf.log._sqlstore import SqlStore
 from securetf.log._store import LogStore, MemoryStore
+from securetf.log._tiledir import Fetch, TileClient, directory_fetch, write_tiles
+from securetf.log._tilepath import (
+    decode_bundle,
+    encode_bundle,
+    parse_tile_path,
+    tile_path,
+    tiles_for_size,
+)
 from securetf.log._tree import LogTree
 from securetf.log._verify import verify_consistency, verify_inclusion
 from securetf.log._witness import VerifiedCheckpoint, WitnessPolicy, verify_checkpoint
@@ -45,6 +54,7 @@ __all__ = [
     "CosignatureVerifier",
     "Ed25519Signer",
     "Ed25519Verifier",
+    "Fetch",
     "ForkError",
     "LogRollbackError",
     "LogStore",
@@ -57,18 +67,27 @@ __all__ = [
     "NoteVerifier",
     "OpenedNote",
     "ProofError",
+    "SqlStore",
+    "TileClient",
     "TileSource",
     "VerifiedCheckpoint",
     "Verifiers",
     "WitnessPolicy",
+    "decode_bundle",
+    "directory_fetch",
+    "encode_bundle",
     "key_id",
     "leaf_hash",
     "node_hash",
     "open_note",
+    "parse_tile_path",
     "parse_vkey",
     "sign_note",
     "signature_line",
+    "tile_path",
+    "tiles_for_size",
     "verify_checkpoint",
     "verify_consistency",
     "verify_inclusion",
+    "write_tiles",
 ]
