@@ -25,7 +25,8 @@ from pathlib import Path
 from benchmarks._common import Row
 from benchmarks._log_pymerkle import PymerkleRun, run_pymerkle
 from securetf.cas.store._engine import make_engine, parse_url
-from securetf.log import LogTree, SqlStore, leaf_hash, verify_consistency, verify_inclusion
+from securetf.log import LogTree, leaf_hash, verify_consistency, verify_inclusion
+from securetf.log.sql import SqlLogStore
 
 SIZE = int(os.environ.get("LOG_BENCH_SIZE", "1000000"))
 BATCH = 10_000  # entries per transaction in the bulk append
@@ -61,7 +62,7 @@ def _timed_ms(fn: Callable[[], object]) -> float:
 
 
 def _sqlite_tree(directory: Path) -> LogTree:
-    return LogTree(SqlStore(make_engine(parse_url(f"sqlite:///{directory / 'log.db'}"))))
+    return LogTree(SqlLogStore(make_engine(parse_url(f"sqlite:///{directory / 'log.db'}"))))
 
 
 def _append_all(tree: LogTree, entries: Sequence[bytes]) -> float:

@@ -19,7 +19,7 @@ from securetf.log import (
     ProofError,
     leaf_hash,
 )
-from securetf.log._sqlstore import SqlStore
+from securetf.log.sql import SqlLogStore
 
 SIZE = 3000
 
@@ -31,7 +31,7 @@ def _entries(start: int, end: int) -> list[bytes]:
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory: pytest.TempPathFactory) -> tuple[LogTree, LogTree]:
     path = tmp_path_factory.mktemp("sql") / "log.db"
-    sql, memory = LogTree(SqlStore(create_engine(f"sqlite:///{path}"))), LogTree(MemoryStore())
+    sql, memory = LogTree(SqlLogStore(create_engine(f"sqlite:///{path}"))), LogTree(MemoryStore())
     for start in range(0, SIZE, 700):  # batches that straddle tile edges
         end = min(SIZE, start + 700)
         sql.extend(_entries(start, end))
@@ -60,18 +60,18 @@ def _engine(path: Path) -> Engine:
 
 
 def test_a_reopened_store_has_the_same_tree(tmp_path: Path) -> None:
-    tree = LogTree(SqlStore(_engine(tmp_path / "log.db")))
+    tree = LogTree(SqlLogStore(_engine(tmp_path / "log.db")))
     tree.extend(_entries(0, 300))
     tree.append(b"one more")
     root = tree.root()
-    again = LogTree(SqlStore(_engine(tmp_path / "log.db")))
+    again = LogTree(SqlLogStore(_engine(tmp_path / "log.db")))
     assert again.size() == 301
     assert again.root() == root
     assert again.root(256) == tree.root(256)
 
 
 def test_a_second_writer_at_the_same_size_conflicts(tmp_path: Path) -> None:
-    first, second = (SqlStore(_engine(tmp_path / "log.db")) for _ in range(2))
+    first, second = (SqlLogStore(_engine(tmp_path / "log.db")) for _ in range(2))
     LogTree(first).extend(_entries(0, 10))
     with pytest.raises(AppendConflictError, match="retry"):
         second.append(9, [b"late"], [(0, 9, leaf_hash(b"late"))])
@@ -84,7 +84,7 @@ def test_a_second_writer_at_the_same_size_conflicts(tmp_path: Path) -> None:
 
 def test_a_deleted_hash_row_is_named_not_computed_around(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'log.db'}")
-    tree = LogTree(SqlStore(engine))
+    tree = LogTree(SqlLogStore(engine))
     tree.extend(_entries(0, 600))
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM tlog_hashes WHERE level = 0 AND idx = 550"))
@@ -98,7 +98,7 @@ def test_an_edited_hash_row_gives_proofs_that_do_not_verify(tmp_path: Path) -> N
     from securetf.log import verify_inclusion
 
     engine = create_engine(f"sqlite:///{tmp_path / 'log.db'}")
-    tree = LogTree(SqlStore(engine))
+    tree = LogTree(SqlLogStore(engine))
     tree.extend(_entries(0, 600))
     root = tree.root()  # the root a checkpoint signed before the edit
     with engine.begin() as conn:
@@ -111,4 +111,4 @@ def test_an_edited_hash_row_gives_proofs_that_do_not_verify(tmp_path: Path) -> N
 def test_an_unusable_database_is_a_log_store_error(tmp_path: Path) -> None:
     (tmp_path / "log.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(LogStoreError, match="creating the log tables"):
-        SqlStore(create_engine(f"sqlite:///{tmp_path / 'log.db'}"))
+        SqlLogStore(create_engine(f"sqlite:///{tmp_path / 'log.db'}"))

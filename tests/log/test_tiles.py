@@ -141,7 +141,7 @@ def mirror(tmp_path: Path) -> Iterator[tuple[LogTree, Path, str]]:
     write_tiles(tree, 1300, tmp_path, _signed(tree, 1300))
     handler = functools.partial(_QuietHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield tree, tmp_path, f"http://127.0.0.1:{server.server_address[1]}"

@@ -1,6 +1,8 @@
 """The transparency log: an RFC 9162 Merkle tree, C2SP checkpoints, cosignatures, tiles.
 
-docs/log.md describes the formats and the algorithms.
+docs/log.md describes the formats and the algorithms. The SQL store is
+:mod:`securetf.log.sql`, apart, so that a client that only verifies does not load
+SQLAlchemy.
 """
 
 from securetf.log._checkpoint import Checkpoint
@@ -32,7 +34,6 @@ from securetf.log._note import (
     signature_line,
 )
 from securetf.log._proofs import TileSource
-from securetf.log._sqlstore import SqlStore
 from securetf.log._store import LogStore, MemoryStore
 from securetf.log._tiledir import Fetch, TileClient, directory_fetch, write_tiles
 from securetf.log._tilepath import (
@@ -67,7 +68,6 @@ __all__ = [
     "NoteVerifier",
     "OpenedNote",
     "ProofError",
-    "SqlStore",
     "TileClient",
     "TileSource",
     "VerifiedCheckpoint",

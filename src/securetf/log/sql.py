@@ -1,4 +1,4 @@
-"""The log's store in SQL tables (SQLAlchemy Core): SQLite here, PostgreSQL by URL.
+"""The log's store in SQL tables (SQLAlchemy Core): SQLite, and PostgreSQL by URL.
 
 Two append-only tables: ``tlog_entries`` (index -> entry) and ``tlog_hashes``
 ((tile level, index) -> hash, see :mod:`._store`). Their primary keys make a second
@@ -29,7 +29,7 @@ from sqlalchemy import exc as sa_exc
 from securetf.log._errors import AppendConflictError, LogStoreError
 from securetf.log._store import StoredHash
 
-__all__ = ["SqlStore", "log_metadata"]
+__all__ = ["SqlLogStore", "log_metadata"]
 
 #: The log's tables; a service that keeps its own schema may create them with it.
 log_metadata = MetaData()
@@ -50,7 +50,7 @@ _hashes = Table(
 )
 
 
-class SqlStore:
+class SqlLogStore:
     """A :class:`LogStore` in the database behind ``engine``; creates its tables."""
 
     def __init__(self, engine: Engine) -> None:
