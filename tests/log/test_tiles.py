@@ -18,6 +18,7 @@ from securetf.crypto import SigningKey
 from securetf.errors import NotFoundError, UsageError
 from securetf.log import (
     Checkpoint,
+    CosignatureSigner,
     Ed25519Signer,
     Fetch,
     ForkError,
@@ -33,6 +34,7 @@ from securetf.log import (
     leaf_hash,
     parse_tile_path,
     sign_note,
+    signature_line,
     tile_path,
     tiles_for_size,
     verify_checkpoint,
@@ -44,7 +46,10 @@ from securetf.log._limits import MAX_ENTRY_SIZE
 
 ORIGIN = "cas.example/log"
 LOG = Ed25519Signer(ORIGIN, SigningKey.from_seed(bytes(range(32))))
-UNWITNESSED = WitnessPolicy.unsafe_no_witnesses()
+WITNESS = CosignatureSigner(
+    "witness.example/w1", SigningKey.from_seed(bytes(32)), clock=lambda: 1e9
+)
+POLICY = WitnessPolicy.of([WITNESS.verifier()], 1)
 
 
 def test_spec_index_encoding() -> None:
@@ -119,7 +124,9 @@ def test_bundles() -> None:
 
 
 def _signed(tree: LogTree, size: int) -> bytes:
-    return sign_note(Checkpoint(ORIGIN, size, tree.root(size)).text(), [LOG])
+    """The log's checkpoint, cosigned by its witness."""
+    text = Checkpoint(ORIGIN, size, tree.root(size)).text()
+    return sign_note(text, [LOG]) + signature_line(WITNESS, text)
 
 
 def _entry(i: int) -> bytes:
@@ -173,7 +180,7 @@ def test_proofs_from_an_http_mirror_verify_against_the_checkpoint(
     tree, _, base = mirror
     with httpx.Client(timeout=10) as http:
         client = TileClient(_http_fetch(http, base))
-        new = verify_checkpoint(client.checkpoint(), LOG.verifier(), UNWITNESSED).checkpoint
+        new = verify_checkpoint(client.checkpoint(), LOG.verifier(), POLICY).checkpoint
         assert new.size == 1300
         # An inclusion proof, from tiles only.
         proof = client.inclusion_proof(1000, new.size)

@@ -66,7 +66,7 @@ class SubtreeHashes:
         self._nodes[key] = value
         return value
 
-    def range(self, lo: int, hi: int) -> bytes:
+    def mth(self, lo: int, hi: int) -> bytes:
         """MTH(D[lo:hi]) for a range of the RFC's recursion: ``lo`` is a multiple of the
         largest power of two not above ``hi - lo``."""
         n = hi - lo
@@ -74,10 +74,10 @@ class SubtreeHashes:
             height = n.bit_length() - 1
             return self.node(height, lo >> height)
         k = _split(n)
-        return node_hash(self.range(lo, lo + k), self.range(lo + k, hi))
+        return node_hash(self.mth(lo, lo + k), self.mth(lo + k, hi))
 
     def root(self) -> bytes:
-        return EMPTY_ROOT if self._size == 0 else self.range(0, self._size)
+        return EMPTY_ROOT if self._size == 0 else self.mth(0, self._size)
 
     def _tile(self, level: int, index: int) -> Sequence[bytes]:
         key = (level, index)
@@ -102,10 +102,10 @@ def inclusion_proof(hashes: SubtreeHashes, index: int) -> list[bytes]:
     while hi - lo > 1:
         k = _split(hi - lo)
         if index < lo + k:
-            proof.append(hashes.range(lo + k, hi))
+            proof.append(hashes.mth(lo + k, hi))
             hi = lo + k
         else:
-            proof.append(hashes.range(lo, lo + k))
+            proof.append(hashes.mth(lo, lo + k))
             lo += k
     proof.reverse()
     return proof
@@ -120,13 +120,13 @@ def consistency_proof(hashes: SubtreeHashes, size1: int) -> list[bytes]:
     while m != hi - lo:
         k = _split(hi - lo)
         if m <= k:
-            proof.append(hashes.range(lo + k, hi))
+            proof.append(hashes.mth(lo + k, hi))
             hi = lo + k
         else:
-            proof.append(hashes.range(lo, lo + k))
+            proof.append(hashes.mth(lo, lo + k))
             lo, m, known = lo + k, m - k, False
     if not known:
-        proof.append(hashes.range(lo, hi))
+        proof.append(hashes.mth(lo, hi))
     proof.reverse()
     return proof
 

@@ -29,7 +29,7 @@ class WitnessPolicy:
 
     witnesses: tuple[CosignatureVerifier, ...]
     threshold: int
-    _unsafe: bool = field(default=False, repr=False)
+    _unsafe: bool = field(default=False, repr=False, kw_only=True)
 
     def __post_init__(self) -> None:
         if self._unsafe:

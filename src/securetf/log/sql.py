@@ -93,13 +93,17 @@ class SqlLogStore:
                         "appended first; retry"
                     )
                 rows = [{"idx": old_size + i, "data": e} for i, e in enumerate(entries)]
-                conn.execute(insert(_entries), rows)
-                conn.execute(
-                    insert(_hashes), [{"level": lv, "idx": i, "hash": h} for lv, i, h in hashes]
-                )
+                if rows:
+                    conn.execute(insert(_entries), rows)
+                if hashes:
+                    conn.execute(
+                        insert(_hashes),
+                        [{"level": lv, "idx": i, "hash": h} for lv, i, h in hashes],
+                    )
         except sa_exc.IntegrityError as exc:
             raise AppendConflictError(
-                f"another writer appended at entry {old_size} first; retry"
+                f"rows for entry {old_size} exist already: another writer appended first "
+                "(retry), or the database was edited"
             ) from exc
         except sa_exc.SQLAlchemyError as exc:
             raise _error(exc, "appending to the log") from exc
