@@ -79,3 +79,21 @@ def test_bad_public_key_text(text: str) -> None:
 def test_bad_pem() -> None:
     with pytest.raises(UsageError):
         SigningKey.from_pem(b"not a key")
+
+
+def test_raw_ed25519_keys_rfc8032_test_1() -> None:
+    # RFC 8032, section 7.1, TEST 1 (empty message).
+    seed = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+    public = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    signature = bytes.fromhex(
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+        "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+    )
+    key = SigningKey.from_seed(seed)
+    assert key.verify_key().raw() == public
+    assert key.sign(b"") == signature
+    VerifyKey.from_raw(public).verify(signature, b"")
+    with pytest.raises(UsageError):
+        SigningKey.from_seed(seed[:31])
+    with pytest.raises(UsageError):
+        VerifyKey.from_raw(public + b"\x00")

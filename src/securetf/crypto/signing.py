@@ -16,6 +16,7 @@ from securetf.crypto._pem import load_private_pem
 from securetf.errors import AuthenticationError, UsageError
 
 _PREFIX = "ed25519:"
+RAW_KEY_SIZE = 32  # RFC 8032: public keys and private seeds alike
 
 
 class VerifyKey:
@@ -38,6 +39,16 @@ class VerifyKey:
         if not isinstance(key, Ed25519PublicKey):
             raise UsageError(f"not an Ed25519 public key: {text!r}")
         return cls(key)
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> VerifyKey:
+        """The key from its 32-byte RFC 8032 encoding (as signed notes carry it)."""
+        if len(raw) != RAW_KEY_SIZE:
+            raise UsageError(f"an Ed25519 public key is {RAW_KEY_SIZE} bytes, got {len(raw)}")
+        try:
+            return cls(Ed25519PublicKey.from_public_bytes(raw))
+        except ValueError as exc:
+            raise UsageError("not a valid Ed25519 public key") from exc
 
     def to_text(self) -> str:
         der = self._key.public_bytes(
@@ -73,6 +84,13 @@ class SigningKey:
     @classmethod
     def generate(cls) -> SigningKey:
         return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> SigningKey:
+        """The key from its 32-byte RFC 8032 seed (the form Go's signed-note keys carry)."""
+        if len(seed) != RAW_KEY_SIZE:
+            raise UsageError(f"an Ed25519 seed is {RAW_KEY_SIZE} bytes, got {len(seed)}")
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
 
     @classmethod
     def from_pem(cls, data: bytes, *, source: str = "key") -> SigningKey:

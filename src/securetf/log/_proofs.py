@@ -1,0 +1,136 @@
+"""Roots and proofs of a tree of a given size, computed from its tiles (RFC 9162 2.1).
+
+A tile at level L holds the hashes of complete subtrees of 256**L leaves (tlog-tiles);
+everything between two tile levels is hashed again from the level below. The source of
+the tiles is a :class:`TileSource`: the log's own store, a tile directory, a mirror.
+Nothing here trusts what it reads: a client verifies what it builds against a signed
+root (:mod:`._verify`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from securetf.log._errors import ProofError
+from securetf.log._hashing import EMPTY_ROOT, node_hash
+from securetf.log._limits import HASH_SIZE, TILE_HEIGHT, TILE_WIDTH
+
+__all__ = ["SubtreeHashes", "TileSource", "consistency_proof", "inclusion_proof", "tile_root"]
+
+
+class TileSource(Protocol):
+    def tile_hashes(self, level: int, index: int, width: int) -> Sequence[bytes]:
+        """The ``width`` hashes of tile ``index`` at ``level`` as a tree of some size has
+        them (a partial tile when ``width`` < 256)."""
+        ...
+
+
+def tile_root(hashes: Sequence[bytes]) -> bytes:
+    """The root of a complete subtree from its power-of-two row of hashes."""
+    row = list(hashes)
+    while len(row) > 1:
+        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)]
+    return row[0]
+
+
+class SubtreeHashes:
+    """The Merkle tree hashes of a tree of ``size`` leaves, read from ``source``.
+
+    Each tile is read once, at the width the tree of ``size`` gives it; the rest is
+    hashed (at most 127 hashes per tile per node).
+    """
+
+    def __init__(self, source: TileSource, size: int) -> None:
+        self._source = source
+        self._size = size
+        self._tiles: dict[tuple[int, int], Sequence[bytes]] = {}
+        self._nodes: dict[tuple[int, int], bytes] = {}
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def node(self, height: int, index: int) -> bytes:
+        """MTH of the complete subtree of 2**height leaves starting at index * 2**height."""
+        key = (height, index)
+        if (cached := self._nodes.get(key)) is not None:
+            return cached
+        if height % TILE_HEIGHT == 0:
+            level = height // TILE_HEIGHT
+            value = self._tile(level, index // TILE_WIDTH)[index % TILE_WIDTH]
+        else:
+            value = node_hash(
+                self.node(height - 1, 2 * index), self.node(height - 1, 2 * index + 1)
+            )
+        self._nodes[key] = value
+        return value
+
+    def mth(self, lo: int, hi: int) -> bytes:
+        """MTH(D[lo:hi]) for a range of the RFC's recursion: ``lo`` is a multiple of the
+        largest power of two not above ``hi - lo``."""
+        n = hi - lo
+        if n & (n - 1) == 0:
+            height = n.bit_length() - 1
+            return self.node(height, lo >> height)
+        k = _split(n)
+        return node_hash(self.mth(lo, lo + k), self.mth(lo + k, hi))
+
+    def root(self) -> bytes:
+        return EMPTY_ROOT if self._size == 0 else self.mth(0, self._size)
+
+    def _tile(self, level: int, index: int) -> Sequence[bytes]:
+        key = (level, index)
+        if (cached := self._tiles.get(key)) is not None:
+            return cached
+        width = min(TILE_WIDTH, (self._size >> (TILE_HEIGHT * level)) - index * TILE_WIDTH)
+        if width <= 0:
+            raise ProofError(f"tile {level}/{index} lies beyond the tree of {self._size}")
+        hashes = self._source.tile_hashes(level, index, width)
+        if len(hashes) != width or any(len(h) != HASH_SIZE for h in hashes):
+            raise ProofError(f"tile {level}/{index} does not hold {width} SHA-256 hashes")
+        self._tiles[key] = hashes
+        return hashes
+
+
+def inclusion_proof(hashes: SubtreeHashes, index: int) -> list[bytes]:
+    """PATH(index, D[0:size]) (RFC 9162 2.1.3.1), leaf side first."""
+    if not 0 <= index < hashes.size:
+        raise ProofError(f"entry {index} is not in the tree of {hashes.size}")
+    proof = []
+    lo, hi = 0, hashes.size
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            proof.append(hashes.mth(lo + k, hi))
+            hi = lo + k
+        else:
+            proof.append(hashes.mth(lo, lo + k))
+            lo += k
+    proof.reverse()
+    return proof
+
+
+def consistency_proof(hashes: SubtreeHashes, size1: int) -> list[bytes]:
+    """PROOF(size1, D[0:size]) = SUBPROOF(size1, D[0:size], true) (RFC 9162 2.1.4.1)."""
+    if not 0 < size1 <= hashes.size:
+        raise ProofError(f"no consistency proof from {size1} to {hashes.size} entries")
+    proof = []
+    lo, hi, m, known = 0, hashes.size, size1, True
+    while m != hi - lo:
+        k = _split(hi - lo)
+        if m <= k:
+            proof.append(hashes.mth(lo + k, hi))
+            hi = lo + k
+        else:
+            proof.append(hashes.mth(lo, lo + k))
+            lo, m, known = lo + k, m - k, False
+    if not known:
+        proof.append(hashes.mth(lo, hi))
+    proof.reverse()
+    return proof
+
+
+def _split(n: int) -> int:
+    """The largest power of two smaller than ``n`` (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)
