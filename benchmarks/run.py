@@ -20,6 +20,7 @@ SUITES = [
     "serve",
     "runtime",
     "envimage",
+    "log",
     "net",
     "net_training",
 ]
