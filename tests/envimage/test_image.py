@@ -159,3 +159,17 @@ def test_pack_refuses_what_it_cannot_pack(packed_env: Packed, tmp_path: Path) ->
         pack(tmp_path / "missing", tmp_path / "y.img")
     assert not (tmp_path / "x.img").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".securetf-pack-")]
+
+
+def test_pack_warns_of_files_the_program_could_not_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    venv = make_venv(tmp_path / "venv")
+    site = next(venv.glob("lib/python*/site-packages"))
+    secret = site / "private_module.py"
+    secret.write_text("X = 1\n")
+    secret.chmod(0o600)
+    with caplog.at_level("WARNING", logger="securetf.envimage"):
+        make_image(venv, tmp_path / "env.img")
+    assert "not readable by others" in caplog.text
+    assert str(secret) in caplog.text

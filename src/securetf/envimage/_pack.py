@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
 import os
 import posixpath
 import re
@@ -33,6 +34,7 @@ from securetf.envimage._format import (
 )
 from securetf.errors import UsageError
 
+log = logging.getLogger("securetf.envimage")
 _VERSION_DIR = re.compile(r"\Apython(\d+\.\d+)\Z")
 
 
@@ -153,6 +155,9 @@ class _Stager:
         self.stage = stage
         self.excluded = excluded
         self.linkable = True
+        self.private: list[str] = []
+        """Files others may not read: all files are root's in the image, and the program
+        is not root, so it will not read these."""
 
     def _skip(self, path: str) -> bool:
         return any(_under(path, e) or fnmatch.fnmatchcase(path, e) for e in self.excluded)
@@ -176,6 +181,8 @@ class _Stager:
             os.utime(target, ns=(st.st_mtime_ns, st.st_mtime_ns), follow_symlinks=False)
         elif stat.S_ISREG(st.st_mode):
             self._file(source, target)
+            if not st.st_mode & stat.S_IROTH:
+                self.private.append(source)
         else:
             raise UsageError(f"{source} is not a file, directory or link: an image cannot hold it")
         return True
@@ -262,6 +269,16 @@ def pack(prefix: Path, image: Path, exclude: Sequence[str] = ()) -> bytes:
         for root in env.roots:
             stager.add(root)
         _fix_times(stage, env.roots)
+        if stager.private:
+            shown = ", ".join(stager.private[:5])
+            log.warning(
+                "%d files of the environment are not readable by others (%s%s): the program, "
+                "which is not root, cannot read them from the image; make them readable "
+                "(chmod o+r) and pack again if it needs them",
+                len(stager.private),
+                shown,
+                ", ..." if len(stager.private) > 5 else "",
+            )
         meta = ImageMeta(env.roots, env.path, executables(stage, env), env.python)
         data = work / "image"
         _erofs.build(stage, data)
