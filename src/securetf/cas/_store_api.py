@@ -23,6 +23,7 @@ from securetf.cas._records import (
     VolumeTag,
 )
 from securetf.errors import Error
+from securetf.log import LogTree
 
 T = TypeVar("T")
 
@@ -106,6 +107,14 @@ class Tx(Protocol):
         bytes before the first). Read in the same transaction as the entries it heads."""
 
     def audit_entries(self, after_seq: int = 0, limit: int = 10_000) -> list[AuditEntry]: ...
+
+    # -- transparency log ------------------------------------------------------------------
+    def append_log(self, entry: bytes) -> int:
+        """Append ``entry`` (:mod:`securetf.cas._log_entries`) to the transparency log in
+        this transaction; return its index."""
+
+    def log_tree(self) -> LogTree:
+        """The transparency log as this transaction sees it."""
 
 
 class Store(Protocol):

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from securetf.cas import _owner, _policies, _provision, _registry
 from securetf.cas._cache import SecretCache
 from securetf.cas._evidence import EvidenceVerifier
+from securetf.cas._log_entries import tag_entry
 from securetf.cas._nonces import NonceBook
 from securetf.cas._records import PendingUpdate, PolicyVersion, VolumeTag
 from securetf.cas._refusals import RefusalGate, excerpt, excerpt_detail
@@ -246,6 +247,16 @@ class Cas:
                 f"volume {req.volume!r} is now at {have}, not {req.expected}: another "
                 "instance committed first; this state is not recorded"
             ) from None
+        tx.append_log(
+            tag_entry(
+                policy=req.policy,
+                volume=req.volume,
+                previous=req.expected,
+                tag=req.tag,
+                version=req.version,
+                by="instance",
+            )
+        )
         tx.append_audit(
             "tag.moved",
             req.policy,

@@ -25,6 +25,7 @@ from sqlalchemy import (
 
 from securetf.cas.audit import GENESIS_CHAIN
 from securetf.cas.store._errors import StoreError
+from securetf.log.sql import log_metadata
 
 __all__ = ["SCHEMA_VERSION", "init_schema"]
 
@@ -190,6 +191,7 @@ def init_schema(conn: Connection) -> bool:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_INIT_LOCK})
     metadata.create_all(conn, checkfirst=True)
+    log_metadata.create_all(conn, checkfirst=True)  # the transparency log's tables
     found = conn.execute(select(schema_version.c.version)).scalars().all()
     if not found:
         conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))

@@ -21,6 +21,7 @@ from securetf.cas.store._sealing import RecordSealer
 from securetf.cas.store._state import StateKey, StateTamperedError, VerifiedCache
 from securetf.cas.store._tx_audit import AuditOps
 from securetf.cas.store._tx_base import create_state_head, read_state_head
+from securetf.cas.store._tx_log import LogOps
 from securetf.cas.store._tx_policies import PolicyOps
 from securetf.cas.store._tx_runtime import RuntimeOps
 from securetf.cas.store._tx_secrets import SecretOps
@@ -35,7 +36,7 @@ BACKOFF_FIRST_S = 0.002
 BACKOFF_MAX_S = 0.25
 
 
-class SqlTx(PolicyOps, SecretOps, RuntimeOps, AuditOps):
+class SqlTx(PolicyOps, SecretOps, RuntimeOps, AuditOps, LogOps):
     """The :class:`securetf.cas._store_api.Tx` of one SQLAlchemy transaction."""
 
 

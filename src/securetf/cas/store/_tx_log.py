@@ -1,0 +1,25 @@
+"""The transparency log inside a CAS transaction: appended with the decision it records."""
+
+from __future__ import annotations
+
+from securetf.cas.store._errors import TransactionConflictError
+from securetf.cas.store._tx_base import TxBase
+from securetf.log import AppendConflictError, LogTree
+from securetf.log.sql import ConnectionLogStore
+
+__all__ = ["LogOps"]
+
+
+class LogOps(TxBase):
+    def append_log(self, entry: bytes) -> int:
+        # SQLite runs one writer at a time (BEGIN IMMEDIATE); on PostgreSQL the loser of a
+        # race fails here or at commit and the whole decision is re-run by Store.run, so
+        # neither a fork nor a decision without its entry is ever committed.
+        try:
+            return LogTree(ConnectionLogStore(self._conn)).append(entry)
+        except AppendConflictError as exc:
+            raise TransactionConflictError(str(exc)) from exc
+
+    def log_tree(self) -> LogTree:
+        """The log as this transaction sees it (for reads)."""
+        return LogTree(ConnectionLogStore(self._conn))
