@@ -125,4 +125,7 @@ class Store(Protocol):
         """``fn`` in a transaction, re-run a bounded number of times while concurrent
         transactions conflict with it. ``fn`` must be pure database work (safe to re-run)."""
 
+    def log_reader(self) -> LogTree:
+        """The transparency log, for reads outside a transaction."""
+
     def close(self) -> None: ...

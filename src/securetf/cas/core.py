@@ -24,6 +24,7 @@ from securetf.cas.store import StateTamperedError
 from securetf.crypto import VerifyKey
 from securetf.crypto.x509ca import verify_ec_signature
 from securetf.errors import AttestationError, AuthenticationError, Error, RollbackError
+from securetf.log import LogTree
 from securetf.policy import SignedRequest
 from securetf.protocol import (
     ApplyResult,
@@ -69,6 +70,10 @@ class Cas:
             max_sources=self.settings.audit_refusal_sources,
             clock=clock,
         )
+
+    def log_tree(self) -> LogTree:
+        """The transparency log (read side; entries are appended by the decisions)."""
+        return self._store.log_reader()
 
     # -- policies ----------------------------------------------------------------------
     def apply_policy(

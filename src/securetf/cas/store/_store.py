@@ -26,6 +26,8 @@ from securetf.cas.store._tx_policies import PolicyOps
 from securetf.cas.store._tx_runtime import RuntimeOps
 from securetf.cas.store._tx_secrets import SecretOps
 from securetf.crypto import SigningKey, random_bytes
+from securetf.log import LogTree
+from securetf.log.sql import SqlLogStore
 
 __all__ = ["MAX_ATTEMPTS", "SqlStore", "SqlTx", "open_store"]
 
@@ -100,6 +102,11 @@ class SqlStore:
             self._sleep(delay * (0.5 + jitter))
             delay = min(delay * 2, BACKOFF_MAX_S)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def log_reader(self) -> LogTree:
+        """The transparency log for reads outside any transaction: rows are only added,
+        so a size read first and the hashes under it never change."""
+        return LogTree(SqlLogStore(self._engine))
 
     def close(self) -> None:
         self._engine.dispose()
