@@ -15,6 +15,7 @@ from securetf.crypto import Certificate, sha256
 from securetf.errors import RollbackError
 from securetf.log import leaf_hash
 from securetf.policy import Policy, policy_hash
+from tests.log.reference import mth
 
 from .support import (
     MEASUREMENT,
@@ -28,7 +29,6 @@ from .support import (
     signed,
     tag_update,
 )
-from tests.log.reference import mth
 
 A = "sha256:" + "0a" * 32
 B = "sha256:" + "0b" * 32
@@ -115,9 +115,13 @@ def test_a_certificate_and_each_tag_move_are_logged_once(
 
 
 def test_an_entry_is_committed_only_with_its_transaction(cas: Cas) -> None:
-    with pytest.raises(RuntimeError), cas._store.transaction() as tx:
-        tx.append_log(b'{"type":"never"}')
-        raise RuntimeError("the decision failed after its entry was appended")
+    def fail_after_the_entry() -> None:
+        with cas._store.transaction() as tx:
+            tx.append_log(b'{"type":"never"}')
+            raise RuntimeError("the decision failed after its entry was appended")
+
+    with pytest.raises(RuntimeError):
+        fail_after_the_entry()
     assert cas.log_tree().size() == 1
 
 
