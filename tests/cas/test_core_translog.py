@@ -101,7 +101,7 @@ def test_a_certificate_and_each_tag_move_are_logged_once(
     # A refused move (backwards) leaves the log as it was.
     with pytest.raises(RollbackError):
         cas.update_tag(tag_update(runtime, response.serial, "model", A, B, 1))
-    detail = {"tag": B, "version": 1}
+    detail: dict[str, str | int] = {"tag": B, "version": 1}
     request = owner_request(cas, owners.bob, clock, "register", "dataset", detail)
     cas.register_tag("cancer", "dataset", request)
     # The same state registered again moves nothing: no entry.
