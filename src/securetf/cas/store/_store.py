@@ -62,6 +62,7 @@ class SqlStore:
         self._state_key = state_key
         self._verified = VerifiedCache()
         self._sleep = sleep
+        self._log: LogTree | None = None
         # SQLite runs one writer at a time anyway; queueing this process's transactions on
         # a lock instead of SQLite's busy-wait (which sleeps in growing steps) keeps the
         # tail latency of concurrent requests at the cost of the work itself.
@@ -106,7 +107,9 @@ class SqlStore:
     def log_reader(self) -> LogTree:
         """The transparency log for reads outside any transaction: rows are only added,
         so a size read first and the hashes under it never change."""
-        return LogTree(SqlLogStore(self._engine))
+        if self._log is None:
+            self._log = LogTree(SqlLogStore(self._engine))  # its tables exist: init_schema
+        return self._log
 
     def close(self) -> None:
         self._engine.dispose()
