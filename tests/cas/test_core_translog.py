@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from securetf.cas import Cas
+from securetf.cas._log_entries import identity_entry
 from securetf.crypto import Certificate, sha256
 from securetf.errors import RollbackError
 from securetf.log import leaf_hash
@@ -158,3 +159,24 @@ def test_two_cas_processes_on_one_database_never_fork_the_log(
     assert logged == sorted(serials)
     # One tree: the stored root is the RFC's root over the entries, seen from both.
     assert tree.root() == second.log_tree().root() == mth([leaf_hash(e) for e in raw])
+
+
+def test_the_cas_identity_is_logged_once_and_again_at_each_rotation(cas: Cas) -> None:
+    def identity(measurement: bytes) -> bytes:
+        return identity_entry(
+            tee="sim",
+            measurement=measurement,
+            tls_public_key_der=b"spki",
+            audit_public_key="ed25519:audit",
+            log_vkey="securetf.cas/0+00000000+AQ==",
+        )
+
+    assert cas.log_identity(identity(MEASUREMENT)) == 1
+    assert cas.log_identity(identity(MEASUREMENT)) is None  # a restart: nothing new
+    assert cas.log_identity(identity(sha256(b"new code"))) == 2  # an upgrade is a rotation
+    logged = _entries(cas)[1:]
+    assert [(e["type"], e["measurement"]) for e in logged] == [
+        ("identity", MEASUREMENT.hex()),
+        ("identity", sha256(b"new code").hex()),
+    ]
+    assert logged[0]["tls_public_key_sha256"] == sha256(b"spki").hex()

@@ -89,7 +89,7 @@ def test_checkpoint_proofs_and_tiles_verify_against_the_pinned_log_key(cas: CasP
     assert pin.log_vkey is not None
     log_key = parse_vkey(pin.log_vkey)
     assert log_key.name == log_origin(VerifyKey.from_text(pin.audit_public_key))
-    size = RAW + 1
+    size = RAW + 2  # the policy, the filler, the CAS's identity at its first start
     with _http(cas) as http:
         note = http.get("/checkpoint").content
         checkpoint = verify_checkpoint(
@@ -109,6 +109,11 @@ def test_checkpoint_proofs_and_tiles_verify_against_the_pinned_log_key(cas: CasP
         entries = [base64.b64decode(e) for e in first["entries"] + rest["entries"]]
         assert len(entries) == size
         assert json.loads(entries[0])["type"] == "policy"
+        identity = json.loads(entries[-1])
+        assert identity["type"] == "identity"
+        assert identity["log_vkey"] == pin.log_vkey
+        assert identity["audit_public_key"] == pin.audit_public_key
+        assert identity["tee"] == "sim"
         tiles = TileClient(lambda path, limit: _get(http, path, limit))
         for index in (0, 1, 255, 256, size - 1):
             proof = http.get("/proof/inclusion", params={"index": index, "size": size}).json()
@@ -154,7 +159,7 @@ def _get(http: httpx.Client, path: str, limit: int) -> bytes:
 
 def test_the_cli_reads_and_proves_entries(cas: CasProcess) -> None:
     shown = json.loads(cas.cli("log", "checkpoint", "--cas", cas.url, "--json").stdout)
-    assert shown["size"] == RAW + 1
+    assert shown["size"] == RAW + 2
     assert shown["origin"].startswith("securetf.cas/")
     listed = json.loads(
         cas.cli("log", "entries", "--cas", cas.url, "--count", "2", "--json").stdout
@@ -165,7 +170,7 @@ def test_the_cli_reads_and_proves_entries(cas: CasProcess) -> None:
     assert proved["index"] == 257
     assert proved["entry"]["i"] == 256
     assert proved["proof"]  # verified by the CLI against the checkpoint
-    refused = cas.cli("log", "prove", str(RAW + 1), "--cas", cas.url, ok=False)
+    refused = cas.cli("log", "prove", str(RAW + 2), "--cas", cas.url, ok=False)
     assert refused.returncode == 2
 
 
@@ -173,18 +178,18 @@ def test_the_cli_reads_and_proves_entries(cas: CasProcess) -> None:
 def test_the_cli_refuses_a_rolled_back_or_forked_log(cas: CasProcess) -> None:
     data = cas.data
     first = cas.cli("log", "verify", "--cas", cas.url)
-    assert "first checkpoint kept: 301 entries" in first.stdout
+    assert "first checkpoint kept: 302 entries" in first.stdout
     # A copy of the database as it is now (stopped, so the WAL is folded in).
     cas.stop()
     backup = data.parent / "backup"
     backup.mkdir()
     for f in data.glob("cas.db*"):
         shutil.copy2(f, backup / f.name)
-    cas.start()
+    cas.start()  # the same identity: logged once, not again
     _seed(data, 5, "later")
     later = cas.cli("log", "verify", "--cas", cas.url)
-    assert "log ok: 301 -> 306 entries" in later.stdout
-    # The operator restores the older database: the CLI that saw 306 refuses 301.
+    assert "log ok: 302 -> 307 entries" in later.stdout
+    # The operator restores the older database: the CLI that saw 307 refuses 302.
     cas.stop()
     for f in data.glob("cas.db*"):
         f.unlink()
@@ -201,6 +206,6 @@ def test_the_cli_refuses_a_rolled_back_or_forked_log(cas: CasProcess) -> None:
     assert "forked" in forked.stderr
     # Nothing was kept from the refused checks.
     with CasLogClient(load_pin(cas.url, home=cas.home), home=cas.home) as log:
-        assert log.checkpoint().checkpoint.size == 306
+        assert log.checkpoint().checkpoint.size == 307
     kept = cas.home / "cas-pins"
-    assert b"\n306\n" in next(kept.glob("*.checkpoint")).read_bytes()
+    assert b"\n307\n" in next(kept.glob("*.checkpoint")).read_bytes()

@@ -14,6 +14,9 @@ decision it records. docs/log.md describes them for verifiers.
                     ``tee``, ``measurement`` (hex), ``certificate_sha256`` (hex of the DER)
 ``tag``             ``policy``, ``volume``, ``from`` (tag or null), ``to``, ``version``,
                     ``by`` (``"instance"`` when a run moved it, ``"owner"`` when registered)
+``identity``        ``tee``, ``measurement`` (hex: the securetf package's on sim),
+                    ``tls_public_key_sha256`` (hex, of the SPKI DER), ``audit_public_key``,
+                    ``log_vkey``: at a CAS start whose identity differs from the last logged
 =================== ==========================================================================
 """
 
@@ -24,7 +27,13 @@ from typing import Literal
 from securetf.crypto import sha256
 from securetf.policy import Policy, canonical_json
 
-__all__ = ["ENTRY_VERSION", "certificate_entry", "policy_entry", "tag_entry"]
+__all__ = [
+    "ENTRY_VERSION",
+    "certificate_entry",
+    "identity_entry",
+    "policy_entry",
+    "tag_entry",
+]
 
 ENTRY_VERSION = 1
 
@@ -94,5 +103,22 @@ def tag_entry(
             "to": tag,
             "version": version,
             "by": by,
+        }
+    )
+
+
+def identity_entry(
+    *, tee: str, measurement: bytes, tls_public_key_der: bytes, audit_public_key: str, log_vkey: str
+) -> bytes:
+    """The CAS's identity (a first start, or a rotation: new code, a new key)."""
+    return canonical_json(
+        {
+            "type": "identity",
+            "v": ENTRY_VERSION,
+            "tee": tee,
+            "measurement": measurement.hex(),
+            "tls_public_key_sha256": sha256(tls_public_key_der).hex(),
+            "audit_public_key": audit_public_key,
+            "log_vkey": log_vkey,
         }
     )

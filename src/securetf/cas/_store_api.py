@@ -113,6 +113,10 @@ class Tx(Protocol):
         """Append ``entry`` (:mod:`securetf.cas._log_entries`) to the transparency log in
         this transaction; return its index."""
 
+    def log_identity(self, entry: bytes) -> int | None:
+        """Append the CAS's identity ``entry`` unless it is the last one logged; its index,
+        or None when nothing changed."""
+
     def log_tree(self) -> LogTree:
         """The transparency log as this transaction sees it."""
 

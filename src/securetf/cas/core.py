@@ -71,6 +71,10 @@ class Cas:
             clock=clock,
         )
 
+    def log_identity(self, entry: bytes) -> int | None:
+        """Log the CAS's identity at start if it is not the one logged last (a rotation)."""
+        return self._store.run(lambda tx: tx.log_identity(entry))
+
     def log_tree(self) -> LogTree:
         """The transparency log (read side; entries are appended by the decisions)."""
         return self._store.log_reader()

@@ -163,6 +163,16 @@ audit_head = Table(
 )
 
 
+# The digest of the last identity entry the CAS logged (see Tx.log_identity): a restart
+# with the same identity logs nothing.
+log_identity = Table(
+    "log_identity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("digest", LargeBinary, nullable=False),
+)
+
+
 # The authenticated state: one row that lists every policy's head (and its MAC), and one
 # head per policy that lists the MAC of each of its rows. See _state.py.
 state_head = Table(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from securetf.cas.store._errors import TransactionConflictError
+from securetf.cas.store._schema import log_identity
 from securetf.cas.store._tx_base import TxBase
+from securetf.crypto import sha256
 from securetf.log import AppendConflictError, LogTree
 from securetf.log.sql import ConnectionLogStore
 
@@ -19,6 +23,17 @@ class LogOps(TxBase):
             return LogTree(ConnectionLogStore(self._conn)).append(entry)
         except AppendConflictError as exc:
             raise TransactionConflictError(str(exc)) from exc
+
+    def log_identity(self, entry: bytes) -> int | None:
+        digest = sha256(entry)
+        row = self._conn.execute(
+            select(log_identity.c.digest).where(log_identity.c.id == 1)
+        ).first()
+        if row is not None and bytes(row.digest) == digest:
+            return None
+        index = self.append_log(entry)
+        self._upsert(log_identity, {"id": 1, "digest": digest}, ["id"])
+        return index
 
     def log_tree(self) -> LogTree:
         """The log as this transaction sees it (for reads)."""
