@@ -23,11 +23,12 @@ from securetf.attestation.appraisal import measurement_name
 from securetf.attestation.rtmr import APP_EVENT, APP_RTMR, read_event_log
 from securetf.cas._cache import SecretCache
 from securetf.cas._evidence import EvidenceVerifier
+from securetf.cas._log_entries import certificate_entry
 from securetf.cas._policies import load, parse
 from securetf.cas._records import Instance, PolicyVersion
 from securetf.cas._store_api import Tx
 from securetf.cas.settings import CasSettings
-from securetf.crypto import constant_time_equal
+from securetf.crypto import Certificate, constant_time_equal
 from securetf.crypto.sealed_box import seal_to
 from securetf.crypto.x509ca import EcKey, issue_certificate
 from securetf.errors import AttestationError, MeasurementError, NotFoundError, UsageError
@@ -309,6 +310,18 @@ def grant(
             now,
             v.claims.tee,
             v.measurement,
+        )
+    )
+    tx.append_log(
+        certificate_entry(
+            serial=serial,
+            policy=policy.name,
+            policy_version=policy.version,
+            service=req.service,
+            instance=req.instance,
+            tee=v.claims.tee,
+            measurement=v.measurement,
+            certificate_der=Certificate.load(cert).der,
         )
     )
     tx.append_audit(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 
 from securetf.cas import _owner
+from securetf.cas._log_entries import tag_entry
 from securetf.cas._policies import load
 from securetf.cas._records import VolumeTag
 from securetf.cas._store_api import TagConflict, Tx
@@ -59,6 +60,16 @@ def register(
         # 5. Compare-and-swap from the state checked above.
         try:
             tx.swap_tag(previous, VolumeTag(policy_name, volume, tag, version, now))
+            tx.append_log(
+                tag_entry(
+                    policy=policy_name,
+                    volume=volume,
+                    previous=previous,
+                    tag=tag,
+                    version=version,
+                    by="owner",
+                )
+            )
         except TagConflict:
             raise RollbackError(
                 f"volume {volume!r} changed while registering (a run committed); "

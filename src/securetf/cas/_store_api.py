@@ -23,6 +23,7 @@ from securetf.cas._records import (
     VolumeTag,
 )
 from securetf.errors import Error
+from securetf.log import LogTree
 
 T = TypeVar("T")
 
@@ -107,6 +108,18 @@ class Tx(Protocol):
 
     def audit_entries(self, after_seq: int = 0, limit: int = 10_000) -> list[AuditEntry]: ...
 
+    # -- transparency log ------------------------------------------------------------------
+    def append_log(self, entry: bytes) -> int:
+        """Append ``entry`` (:mod:`securetf.cas._log_entries`) to the transparency log in
+        this transaction; return its index."""
+
+    def log_identity(self, entry: bytes) -> int | None:
+        """Append the CAS's identity ``entry`` unless it is the last one logged; its index,
+        or None when nothing changed."""
+
+    def log_tree(self) -> LogTree:
+        """The transparency log as this transaction sees it."""
+
 
 class Store(Protocol):
     def transaction(self) -> AbstractContextManager[Tx]:
@@ -115,5 +128,8 @@ class Store(Protocol):
     def run(self, fn: Callable[[Tx], T]) -> T:
         """``fn`` in a transaction, re-run a bounded number of times while concurrent
         transactions conflict with it. ``fn`` must be pure database work (safe to re-run)."""
+
+    def log_reader(self) -> LogTree:
+        """The transparency log, for reads outside a transaction."""
 
     def close(self) -> None: ...

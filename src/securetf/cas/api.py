@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,10 +29,12 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from securetf._http.limits import BodyTimeoutError, BodyTooLargeError
+from securetf.cas._log_api import log_router
 from securetf.cas._policies import import_digests, parse
 from securetf.cas._records import PendingUpdate, PolicyVersion
 from securetf.cas.core import Cas
 from securetf.cas.identity import CasIdentity, evidence_vcek
+from securetf.cas.translog import CasLog
 from securetf.errors import (
     AttestationError,
     AuthenticationError,
@@ -56,6 +59,7 @@ from securetf.protocol import (
     ServiceLaunch,
     TagUpdate,
 )
+from securetf.protocol.logkey import vkey_endorsement
 from securetf.protocol.messages import HistoryItem, RegisteredTag
 
 _STATUS: list[tuple[type[Error], int]] = [
@@ -185,6 +189,10 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         requests.labels(name, str(response.status_code)).inc()
         return response
 
+    # Built on first use: the OpenAPI document is made without a CAS.
+    log = functools.cache(lambda: CasLog(cas.log_tree(), identity.log_signer))
+    app.include_router(log_router(log, _errors))
+
     @app.get("/healthz", responses=_errors())
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -211,6 +219,8 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
             audit_public_key=identity.audit_key.verify_key().to_text(),
             measurement="sha256:" + identity.measurement.hex(),
             vcek=evidence_vcek(evidence),
+            log_vkey=log().vkey,
+            log_vkey_signature=vkey_endorsement(identity.audit_key, log().vkey),
         )
 
     @app.post("/v1/policies", responses=_errors(400, 409))

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from securetf.cas import _owner, _policies, _provision, _registry
 from securetf.cas._cache import SecretCache
 from securetf.cas._evidence import EvidenceVerifier
+from securetf.cas._log_entries import tag_entry
 from securetf.cas._nonces import NonceBook
 from securetf.cas._records import PendingUpdate, PolicyVersion, VolumeTag
 from securetf.cas._refusals import RefusalGate, excerpt, excerpt_detail
@@ -23,6 +24,7 @@ from securetf.cas.store import StateTamperedError
 from securetf.crypto import VerifyKey
 from securetf.crypto.x509ca import verify_ec_signature
 from securetf.errors import AttestationError, AuthenticationError, Error, RollbackError
+from securetf.log import LogTree
 from securetf.policy import SignedRequest
 from securetf.protocol import (
     ApplyResult,
@@ -68,6 +70,14 @@ class Cas:
             max_sources=self.settings.audit_refusal_sources,
             clock=clock,
         )
+
+    def log_identity(self, entry: bytes) -> int | None:
+        """Log the CAS's identity at start if it is not the one logged last (a rotation)."""
+        return self._store.run(lambda tx: tx.log_identity(entry))
+
+    def log_tree(self) -> LogTree:
+        """The transparency log (read side; entries are appended by the decisions)."""
+        return self._store.log_reader()
 
     # -- policies ----------------------------------------------------------------------
     def apply_policy(
@@ -246,6 +256,16 @@ class Cas:
                 f"volume {req.volume!r} is now at {have}, not {req.expected}: another "
                 "instance committed first; this state is not recorded"
             ) from None
+        tx.append_log(
+            tag_entry(
+                policy=req.policy,
+                volume=req.volume,
+                previous=req.expected,
+                tag=req.tag,
+                version=req.version,
+                by="instance",
+            )
+        )
         tx.append_audit(
             "tag.moved",
             req.policy,

@@ -1,5 +1,6 @@
-"""The CAS's own identity: its TLS key and certificate, its audit key, and evidence that
-binds both to the code it runs.
+"""The CAS's own identity: its TLS key and certificate, its audit key, its transparency
+log's key, and evidence that binds the certificate and audit key to the code it runs (the
+audit key endorses the log key: securetf.cas.translog).
 
 Under the sim TEE the keys are files in the data directory (mode 0600); under a hardware
 TEE they would be sealed to it. Clients pin the certificate only after verifying the
@@ -25,10 +26,13 @@ from securetf._fsutil import write_private_file
 from securetf._logutil import warn_loudly
 from securetf.attestation import Evidence, Producer
 from securetf.attestation.snp_certs import vcek_from_cert_table
+from securetf.cas.translog import LOG_KEY_FILE
 from securetf.crypto import Certificate, SigningKey
 from securetf.crypto.x509ca import EcKey, self_signed
 from securetf.errors import AttestationError, UsageError
+from securetf.log import Ed25519Signer
 from securetf.protocol import cas_report_data
+from securetf.protocol.logkey import log_origin
 
 CERT_VALID_DAYS = 365
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -55,6 +59,8 @@ class CasIdentity:
     audit_key: SigningKey
     producer: Producer
     measurement: bytes
+    #: Signs the transparency log's checkpoints (securetf.cas.translog).
+    log_signer: Ed25519Signer
 
     def evidence(self, nonce: bytes) -> Evidence:
         """Fresh evidence binding the certificate, the audit key and the client's nonce."""
@@ -79,7 +85,9 @@ def evidence_vcek(evidence: Evidence) -> bytes | None:
         return None
 
 
-def _load_or_create(path: Path, make: bytes) -> bytes:
+def load_or_create_private(path: Path, make: bytes) -> bytes:
+    """The key file at ``path``, written with ``make`` (mode 0600) if missing; refused if
+    others may read it."""
     if path.exists():
         mode = path.stat().st_mode & 0o077
         if mode:
@@ -96,10 +104,11 @@ def load_identity(
     ident = data_dir / "identity"
     ident.mkdir(mode=0o700, parents=True, exist_ok=True)
     tls_key = EcKey.from_pem(
-        _load_or_create(ident / "tls.key", EcKey.generate().to_pem()), source=str(ident / "tls.key")
+        load_or_create_private(ident / "tls.key", EcKey.generate().to_pem()),
+        source=str(ident / "tls.key"),
     )
     audit_key = SigningKey.from_pem(
-        _load_or_create(ident / "audit.key", SigningKey.generate().to_pem()),
+        load_or_create_private(ident / "audit.key", SigningKey.generate().to_pem()),
         source=str(ident / "audit.key"),
     )
     names = tuple(dict.fromkeys((*hosts, *DEFAULT_NAMES)))
@@ -111,4 +120,11 @@ def load_identity(
         tmp.write_bytes(cert)
         os.replace(tmp, cert_path)
         names_path.write_text(" ".join(names))
-    return CasIdentity(tls_key, cert_path.read_bytes(), audit_key, producer, measurement)
+    log_key = SigningKey.from_pem(
+        load_or_create_private(ident / LOG_KEY_FILE, SigningKey.generate().to_pem()),
+        source=str(ident / LOG_KEY_FILE),
+    )
+    log_signer = Ed25519Signer(log_origin(audit_key.verify_key()), log_key)
+    return CasIdentity(
+        tls_key, cert_path.read_bytes(), audit_key, producer, measurement, log_signer
+    )

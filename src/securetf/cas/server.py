@@ -16,6 +16,7 @@ from securetf.attestation import default_sim_trust, producer_for
 from securetf.attestation.anchors import EmulatedRoots
 from securetf.attestation.collateral import CollateralSource
 from securetf.cas._evidence import EvidenceVerifier
+from securetf.cas._log_entries import identity_entry
 from securetf.cas.api import create_app, error_response
 from securetf.cas.core import Cas
 from securetf.cas.identity import CasIdentity, load_identity, package_measurement
@@ -70,6 +71,15 @@ def build(options: ServeOptions) -> tuple[Cas, CasIdentity]:
         url, master_key=MasterKey.load_or_create(data_dir), audit_key=identity.audit_key
     )
     cas = Cas(store, clock=time.time, settings=options.settings, evidence=_verifier(options))
+    cas.log_identity(
+        identity_entry(
+            tee=producer.tee,
+            measurement=measurement,
+            tls_public_key_der=identity.tls_key.public_der(),
+            audit_public_key=identity.audit_key.verify_key().to_text(),
+            log_vkey=identity.log_signer.verifier().vkey(),
+        )
+    )
     return cas, identity
 
 

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from securetf import __version__
-from securetf.cli import attest, audit, cas, env, owner, policy, secret, serve, volume
+from securetf.cli import attest, audit, cas, env, log, owner, policy, secret, serve, volume
 from securetf.cli.run import measure_cmd, run_cmd
 from securetf.errors import Error
 
@@ -25,6 +25,7 @@ app.add_typer(owner.app, name="owner")
 app.add_typer(policy.app, name="policy")
 app.add_typer(secret.app, name="secret")
 app.add_typer(audit.app, name="audit")
+app.add_typer(log.app, name="log")
 app.add_typer(env.app, name="env")
 app.command("run")(run_cmd)
 app.command("measure")(measure_cmd)

@@ -51,6 +51,7 @@ from securetf.crypto import Certificate, VerifyKey, constant_time_equal, random_
 from securetf.errors import AttestationError, Error, UsageError
 from securetf.policy import Tee
 from securetf.protocol import CasIdentityDoc, cas_report_data
+from securetf.protocol.logkey import check_vkey_endorsement
 
 __all__ = [
     "CasAttestation",
@@ -347,6 +348,7 @@ def verify_cas(
        the audit key and our fresh nonce.
     5. The code: sim, the expected measurement (or, when none is given, the one the CAS
        claims); hardware, the expected reference values and/or measurement, if given.
+    6. The transparency log's key, if the CAS publishes one, is endorsed by the audit key.
     """
     refs = expected_references(expect_reference) if expect_reference is not None else None
     expected = _parse_measurement(expect_measurement) if expect_measurement else None
@@ -401,12 +403,19 @@ def verify_cas(
         )
         _check_image(claims, refs=refs, expected=expected)
         code_checked = refs is not None or expected is not None
+    # 6. The log key, endorsed by the audit key just attested (a CAS older than the log
+    #    publishes none; the log commands then refuse to run against it).
+    log_vkey = None
+    if doc.log_vkey is not None or doc.log_vkey_signature is not None:
+        check_vkey_endorsement(audit_key, doc.log_vkey or "", doc.log_vkey_signature or b"")
+        log_vkey = doc.log_vkey
     pin = CasPin(
         url=url,
         certificate_pem=doc.certificate_pem,
         audit_public_key=doc.audit_public_key,
         measurement=pin_measurement(claims),
         tee=claims.tee,
+        log_vkey=log_vkey,
     )
     return CasAttestation(pin, claims, reference_values(claims), code_checked)
 

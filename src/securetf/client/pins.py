@@ -23,6 +23,9 @@ class CasPin:
     audit_public_key: str
     measurement: str
     tee: str
+    #: The transparency log's note key (vkey), endorsed by the audit key; None for a CAS
+    #: attested before it had a log.
+    log_vkey: str | None = None
 
 
 def split_url(url: str) -> tuple[str, int]:

@@ -4,6 +4,10 @@ Two append-only tables: ``tlog_entries`` (index -> entry) and ``tlog_hashes``
 ((tile level, index) -> hash, see :mod:`._store`). Their primary keys make a second
 writer that appends at the same size fail instead of interleaving, on any isolation
 level, so several CAS processes may share one database.
+
+:class:`ConnectionLogStore` is the same store inside a transaction its caller owns: a
+service appends its log entry in the transaction of the decision the entry records, so
+the two are committed together or not at all.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from sqlalchemy import exc as sa_exc
 from securetf.log._errors import AppendConflictError, LogStoreError
 from securetf.log._store import StoredHash
 
-__all__ = ["SqlLogStore", "log_metadata"]
+__all__ = ["ConnectionLogStore", "SqlLogStore", "log_metadata"]
 
 #: The log's tables; a service that keeps its own schema may create them with it.
 log_metadata = MetaData()
@@ -68,43 +72,18 @@ class SqlLogStore:
             raise _error(exc, "reading the log size") from exc
 
     def read_hashes(self, level: int, start: int, end: int) -> list[bytes]:
-        query = (
-            select(_hashes.c.hash)
-            .where(_hashes.c.level == level, _hashes.c.idx >= start, _hashes.c.idx < end)
-            .order_by(_hashes.c.idx)
-        )
+        query = _hashes_query(level, start, end)
         return self._read(query, end - start, f"hashes {start}..{end - 1} at level {level}")
 
     def read_entries(self, start: int, end: int) -> list[bytes]:
-        query = (
-            select(_entries.c.data)
-            .where(_entries.c.idx >= start, _entries.c.idx < end)
-            .order_by(_entries.c.idx)
-        )
-        return self._read(query, end - start, f"entries {start}..{end - 1}")
+        return self._read(_entries_query(start, end), end - start, f"entries {start}..{end - 1}")
 
     def append(self, old_size: int, entries: Sequence[bytes], hashes: Sequence[StoredHash]) -> None:
         try:
             with self._engine.begin() as conn:
-                current = _size(conn)
-                if current != old_size:
-                    raise AppendConflictError(
-                        f"the log has {current} entries, not {old_size}: another writer "
-                        "appended first; retry"
-                    )
-                rows = [{"idx": old_size + i, "data": e} for i, e in enumerate(entries)]
-                if rows:
-                    conn.execute(insert(_entries), rows)
-                if hashes:
-                    conn.execute(
-                        insert(_hashes),
-                        [{"level": lv, "idx": i, "hash": h} for lv, i, h in hashes],
-                    )
+                _append(conn, old_size, entries, hashes)
         except sa_exc.IntegrityError as exc:
-            raise AppendConflictError(
-                f"rows for entry {old_size} exist already: another writer appended first "
-                "(retry), or the database was edited"
-            ) from exc
+            raise _conflict(old_size) from exc
         except sa_exc.SQLAlchemyError as exc:
             raise _error(exc, "appending to the log") from exc
 
@@ -113,12 +92,86 @@ class SqlLogStore:
             raise LogStoreError(f"cannot read {what}")
         try:
             with self._engine.connect() as conn:
-                rows = [bytes(value) for value in conn.execute(query).scalars()]
+                return _read(conn, query, count, what)
         except sa_exc.SQLAlchemyError as exc:
             raise _error(exc, f"reading {what}") from exc
-        if len(rows) != count:
-            raise LogStoreError(f"the log database lacks {what}: it was damaged or edited")
-        return rows
+
+
+class ConnectionLogStore:
+    """A :class:`LogStore` over an open ``conn`` whose transaction the caller owns.
+
+    Nothing here commits or rolls back, and database errors reach the caller as
+    SQLAlchemy raised them (a serialization failure must stay one, so that the owner of
+    the transaction re-runs it). The tables must exist (``log_metadata``). An append that
+    finds the log at another size raises :class:`AppendConflictError`.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def size(self) -> int:
+        return _size(self._conn)
+
+    def read_hashes(self, level: int, start: int, end: int) -> list[bytes]:
+        query = _hashes_query(level, start, end)
+        return _read(self._conn, query, end - start, f"hashes {start}..{end - 1} at level {level}")
+
+    def read_entries(self, start: int, end: int) -> list[bytes]:
+        what = f"entries {start}..{end - 1}"
+        return _read(self._conn, _entries_query(start, end), end - start, what)
+
+    def append(self, old_size: int, entries: Sequence[bytes], hashes: Sequence[StoredHash]) -> None:
+        _append(self._conn, old_size, entries, hashes)
+
+
+def _hashes_query(level: int, start: int, end: int) -> Select[bytes]:
+    return (
+        select(_hashes.c.hash)
+        .where(_hashes.c.level == level, _hashes.c.idx >= start, _hashes.c.idx < end)
+        .order_by(_hashes.c.idx)
+    )
+
+
+def _entries_query(start: int, end: int) -> Select[bytes]:
+    return (
+        select(_entries.c.data)
+        .where(_entries.c.idx >= start, _entries.c.idx < end)
+        .order_by(_entries.c.idx)
+    )
+
+
+def _read(conn: Connection, query: Select[bytes], count: int, what: str) -> list[bytes]:
+    if count < 0:
+        raise LogStoreError(f"cannot read {what}")
+    rows = [bytes(value) for value in conn.execute(query).scalars()]
+    if len(rows) != count:
+        raise LogStoreError(f"the log database lacks {what}: it was damaged or edited")
+    return rows
+
+
+def _append(
+    conn: Connection, old_size: int, entries: Sequence[bytes], hashes: Sequence[StoredHash]
+) -> None:
+    current = _size(conn)
+    if current != old_size:
+        raise AppendConflictError(
+            f"the log has {current} entries, not {old_size}: another writer appended first; retry"
+        )
+    rows = [{"idx": old_size + i, "data": e} for i, e in enumerate(entries)]
+    if rows:
+        conn.execute(insert(_entries), rows)
+    if hashes:
+        conn.execute(
+            insert(_hashes),
+            [{"level": lv, "idx": i, "hash": h} for lv, i, h in hashes],
+        )
+
+
+def _conflict(old_size: int) -> AppendConflictError:
+    return AppendConflictError(
+        f"rows for entry {old_size} exist already: another writer appended first "
+        "(retry), or the database was edited"
+    )
 
 
 def _size(conn: Connection) -> int:

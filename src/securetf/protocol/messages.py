@@ -58,6 +58,10 @@ class CasIdentityDoc(_Msg):
     audit_public_key: str  # ed25519:...
     measurement: str  # sha256:<hex>
     vcek: Base64Bytes | None = None
+    #: The transparency log's note key (C2SP vkey), and the audit key's signature that it
+    #: is this CAS's (securetf.cas.translog.vkey_endorsement).
+    log_vkey: str | None = None
+    log_vkey_signature: Base64Bytes | None = None
 
 
 class PolicyApply(_Msg):
@@ -265,3 +269,23 @@ class AuditPage(_Msg):
 
     entries: list[dict[str, object]]
     head: AuditHead
+
+
+class LogEntries(_Msg):
+    """``GET /v1/log/entries``: entries ``start``.. of the transparency log, exact bytes."""
+
+    start: int
+    entries: list[Base64Bytes]
+
+
+class LogProof(_Msg):
+    """``GET /v1/log/proof/...``: an RFC 9162 proof, hashes leaf side first.
+
+    Inclusion: of entry ``first`` in the tree of ``second``; consistency: of the tree of
+    ``first`` with the tree of ``second``.
+    """
+
+    kind: Literal["inclusion", "consistency"]
+    first: int
+    second: int
+    hashes: list[Base64Bytes]

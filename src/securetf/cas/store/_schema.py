@@ -25,6 +25,7 @@ from sqlalchemy import (
 
 from securetf.cas.audit import GENESIS_CHAIN
 from securetf.cas.store._errors import StoreError
+from securetf.log.sql import log_metadata
 
 __all__ = ["SCHEMA_VERSION", "init_schema"]
 
@@ -162,6 +163,16 @@ audit_head = Table(
 )
 
 
+# The digest of the last identity entry the CAS logged (see Tx.log_identity): a restart
+# with the same identity logs nothing.
+log_identity = Table(
+    "log_identity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("digest", LargeBinary, nullable=False),
+)
+
+
 # The authenticated state: one row that lists every policy's head (and its MAC), and one
 # head per policy that lists the MAC of each of its rows. See _state.py.
 state_head = Table(
@@ -190,6 +201,7 @@ def init_schema(conn: Connection) -> bool:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_INIT_LOCK})
     metadata.create_all(conn, checkfirst=True)
+    log_metadata.create_all(conn, checkfirst=True)  # the transparency log's tables
     found = conn.execute(select(schema_version.c.version)).scalars().all()
     if not found:
         conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))

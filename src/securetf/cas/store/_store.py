@@ -21,10 +21,13 @@ from securetf.cas.store._sealing import RecordSealer
 from securetf.cas.store._state import StateKey, StateTamperedError, VerifiedCache
 from securetf.cas.store._tx_audit import AuditOps
 from securetf.cas.store._tx_base import create_state_head, read_state_head
+from securetf.cas.store._tx_log import LogOps
 from securetf.cas.store._tx_policies import PolicyOps
 from securetf.cas.store._tx_runtime import RuntimeOps
 from securetf.cas.store._tx_secrets import SecretOps
 from securetf.crypto import SigningKey, random_bytes
+from securetf.log import LogTree
+from securetf.log.sql import SqlLogStore
 
 __all__ = ["MAX_ATTEMPTS", "SqlStore", "SqlTx", "open_store"]
 
@@ -35,7 +38,7 @@ BACKOFF_FIRST_S = 0.002
 BACKOFF_MAX_S = 0.25
 
 
-class SqlTx(PolicyOps, SecretOps, RuntimeOps, AuditOps):
+class SqlTx(PolicyOps, SecretOps, RuntimeOps, AuditOps, LogOps):
     """The :class:`securetf.cas._store_api.Tx` of one SQLAlchemy transaction."""
 
 
@@ -59,6 +62,7 @@ class SqlStore:
         self._state_key = state_key
         self._verified = VerifiedCache()
         self._sleep = sleep
+        self._log: LogTree | None = None
         # SQLite runs one writer at a time anyway; queueing this process's transactions on
         # a lock instead of SQLite's busy-wait (which sleeps in growing steps) keeps the
         # tail latency of concurrent requests at the cost of the work itself.
@@ -99,6 +103,13 @@ class SqlStore:
             self._sleep(delay * (0.5 + jitter))
             delay = min(delay * 2, BACKOFF_MAX_S)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def log_reader(self) -> LogTree:
+        """The transparency log for reads outside any transaction: rows are only added,
+        so a size read first and the hashes under it never change."""
+        if self._log is None:
+            self._log = LogTree(SqlLogStore(self._engine))  # its tables exist: init_schema
+        return self._log
 
     def close(self) -> None:
         self._engine.dispose()

@@ -1,0 +1,124 @@
+"""The entries the CAS appends to its transparency log, one per decision.
+
+Each entry is canonical JSON (sorted keys, no whitespace, UTF-8) of an object with a
+``type`` and the format version ``v`` (1), appended in the database transaction of the
+decision it records. docs/log.md describes them for verifiers.
+
+=================== ==========================================================================
+``type``            fields (besides ``type`` and ``v``)
+=================== ==========================================================================
+``policy``          ``name``, ``version``, ``hash`` (``sha256:...``), ``owners``
+                    ([{``name``, ``public_key``}]), ``threshold``, ``tee`` (the policy's
+                    ``tee`` section as it states it: allowed TEEs and reference values)
+``certificate``     ``serial``, ``policy``, ``policy_version``, ``service``, ``instance``,
+                    ``tee``, ``measurement`` (hex), ``certificate_sha256`` (hex of the DER)
+``tag``             ``policy``, ``volume``, ``from`` (tag or null), ``to``, ``version``,
+                    ``by`` (``"instance"`` when a run moved it, ``"owner"`` when registered)
+``identity``        ``tee``, ``measurement`` (hex: the securetf package's on sim),
+                    ``tls_public_key_sha256`` (hex, of the SPKI DER), ``audit_public_key``,
+                    ``log_vkey``: at a CAS start whose identity differs from the last logged
+=================== ==========================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from securetf.crypto import sha256
+from securetf.policy import Policy, canonical_json
+
+__all__ = [
+    "ENTRY_VERSION",
+    "certificate_entry",
+    "identity_entry",
+    "policy_entry",
+    "tag_entry",
+]
+
+ENTRY_VERSION = 1
+
+
+def policy_entry(policy: Policy, policy_hash: str) -> bytes:
+    """The version of ``policy`` that is now in force."""
+    governance = policy.governance
+    return canonical_json(
+        {
+            "type": "policy",
+            "v": ENTRY_VERSION,
+            "name": policy.name,
+            "version": policy.version,
+            "hash": policy_hash,
+            "owners": [{"name": o.name, "public_key": o.public_key} for o in governance.owners],
+            "threshold": governance.update_threshold,
+            "tee": policy.tee.model_dump(mode="json"),
+        }
+    )
+
+
+def certificate_entry(
+    *,
+    serial: int,
+    policy: str,
+    policy_version: int,
+    service: str,
+    instance: int,
+    tee: str,
+    measurement: bytes,
+    certificate_der: bytes,
+) -> bytes:
+    """A certificate issued to an attested instance (as Certificate Transparency logs)."""
+    return canonical_json(
+        {
+            "type": "certificate",
+            "v": ENTRY_VERSION,
+            "serial": serial,
+            "policy": policy,
+            "policy_version": policy_version,
+            "service": service,
+            "instance": instance,
+            "tee": tee,
+            "measurement": measurement.hex(),
+            "certificate_sha256": sha256(certificate_der).hex(),
+        }
+    )
+
+
+def tag_entry(
+    *,
+    policy: str,
+    volume: str,
+    previous: str | None,
+    tag: str,
+    version: int,
+    by: Literal["instance", "owner"],
+) -> bytes:
+    """A volume's tag moved (by a run's commit) or registered (by an owner)."""
+    return canonical_json(
+        {
+            "type": "tag",
+            "v": ENTRY_VERSION,
+            "policy": policy,
+            "volume": volume,
+            "from": previous,
+            "to": tag,
+            "version": version,
+            "by": by,
+        }
+    )
+
+
+def identity_entry(
+    *, tee: str, measurement: bytes, tls_public_key_der: bytes, audit_public_key: str, log_vkey: str
+) -> bytes:
+    """The CAS's identity (a first start, or a rotation: new code, a new key)."""
+    return canonical_json(
+        {
+            "type": "identity",
+            "v": ENTRY_VERSION,
+            "tee": tee,
+            "measurement": measurement.hex(),
+            "tls_public_key_sha256": sha256(tls_public_key_der).hex(),
+            "audit_public_key": audit_public_key,
+            "log_vkey": log_vkey,
+        }
+    )

@@ -1,0 +1,40 @@
+"""The transparency log inside a CAS transaction: appended with the decision it records."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from securetf.cas.store._errors import TransactionConflictError
+from securetf.cas.store._schema import log_identity
+from securetf.cas.store._tx_base import TxBase
+from securetf.crypto import sha256
+from securetf.log import AppendConflictError, LogTree
+from securetf.log.sql import ConnectionLogStore
+
+__all__ = ["LogOps"]
+
+
+class LogOps(TxBase):
+    def append_log(self, entry: bytes) -> int:
+        # SQLite runs one writer at a time (BEGIN IMMEDIATE); on PostgreSQL the loser of a
+        # race fails here or at commit and the whole decision is re-run by Store.run, so
+        # neither a fork nor a decision without its entry is ever committed.
+        try:
+            return LogTree(ConnectionLogStore(self._conn)).append(entry)
+        except AppendConflictError as exc:
+            raise TransactionConflictError(str(exc)) from exc
+
+    def log_identity(self, entry: bytes) -> int | None:
+        digest = sha256(entry)
+        row = self._conn.execute(
+            select(log_identity.c.digest).where(log_identity.c.id == 1)
+        ).first()
+        if row is not None and bytes(row.digest) == digest:
+            return None
+        index = self.append_log(entry)
+        self._upsert(log_identity, {"id": 1, "digest": digest}, ["id"])
+        return index
+
+    def log_tree(self) -> LogTree:
+        """The log as this transaction sees it (for reads)."""
+        return LogTree(ConnectionLogStore(self._conn))
