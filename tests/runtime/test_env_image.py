@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from securetf.envimage import EnvImage
+from securetf.runtime import measure
 from tests.envsupport import PROBE, Packed, make_image, make_venv
 
 from .support import Job, dataset_csv, markers
@@ -93,3 +95,19 @@ def test_measure_takes_the_image(new_job: NewJob, packed_env: Packed) -> None:
     without = job.dep.cli(*args, ok=False)
     assert without.returncode == 2
     assert "--env-image" in without.stderr
+
+
+def test_the_measurement_names_the_image(packed_env: Packed, tmp_path: Path) -> None:
+    """The evidence binds the image: the same app and command on another image measure
+    differently (the pin is not the only thing that tells them apart)."""
+    (tmp_path / "prog.py").write_text("print('hi')\n")
+    command = ["python", "prog.py"]
+    image, other = EnvImage.open(packed_env.image), EnvImage.open(packed_env.image)
+    try:
+        other.digest = bytes(32)  # the same files and programs, another measurement
+        on_image = measure(tmp_path, command, image=image)
+        assert on_image == measure(tmp_path, command, image=image)
+        assert on_image != measure(tmp_path, command, image=other)
+    finally:
+        image.close()
+        other.close()

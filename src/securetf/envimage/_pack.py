@@ -32,6 +32,7 @@ from securetf.envimage._format import (
     Layout,
     measurement_of,
 )
+from securetf.envimage._site import pth_dirs, under
 from securetf.errors import UsageError
 
 log = logging.getLogger("securetf.envimage")
@@ -75,27 +76,6 @@ def _listdir(path: Path) -> list[str]:
         return []
 
 
-def _pth_dirs(site_dir: str) -> list[str]:
-    """Directories that the ``.pth`` files of ``site_dir`` add to ``sys.path``."""
-    found: list[str] = []
-    for name in sorted(n for n in _listdir(Path(site_dir)) if n.endswith(".pth")):
-        try:
-            lines = Path(site_dir, name).read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            line = line.strip()
-            if line and not line.startswith(("#", "import ", "import\t")):
-                entry = posixpath.normpath(posixpath.join(site_dir, line))
-                if os.path.isdir(entry):
-                    found.append(entry)
-    return found
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def describe(prefix: Path, exclude: Sequence[str] = ()) -> Environment:
     """What an image of the environment at ``prefix`` holds (nothing is read but names)."""
     prefix = Path(os.path.abspath(prefix))
@@ -130,10 +110,9 @@ def describe(prefix: Path, exclude: Sequence[str] = ()) -> Environment:
             site_dirs.append(str(stdlib / "site-packages"))
         else:
             excluded.append(str(stdlib / "site-packages"))
-    for site_dir in site_dirs:
-        for extra in _pth_dirs(site_dir):
-            if not any(_under(extra, r) for r in roots):
-                roots.append(extra)
+    for extra in pth_dirs(site_dirs):
+        if not any(under(extra, r) for r in roots):
+            roots.append(extra)
     roots = _minimal(roots)
     return Environment(tuple(roots), (str(prefix / "bin"),), str(python), tuple(excluded))
 
@@ -143,7 +122,7 @@ def _minimal(paths: Iterable[str]) -> list[str]:
     for p in sorted({posixpath.normpath(p) for p in paths}):
         if p == "/":
             raise UsageError("an environment image cannot hold the whole file system")
-        if not any(_under(p, k) for k in kept):
+        if not any(under(p, k) for k in kept):
             kept.append(p)
     return kept
 
@@ -160,7 +139,7 @@ class _Stager:
         is not root, so it will not read these."""
 
     def _skip(self, path: str) -> bool:
-        return any(_under(path, e) or fnmatch.fnmatchcase(path, e) for e in self.excluded)
+        return any(under(path, e) or fnmatch.fnmatchcase(path, e) for e in self.excluded)
 
     def _file(self, source: str, target: Path) -> None:
         if self.linkable:
@@ -259,7 +238,7 @@ def pack(prefix: Path, image: Path, exclude: Sequence[str] = ()) -> bytes:
         raise UsageError(f"{image} exists already; choose another path or remove it")
     if not image.parent.is_dir():
         raise UsageError(f"the directory {image.parent} does not exist")
-    if any(_under(str(image), r) for r in env.roots):
+    if any(under(str(image), r) for r in env.roots):
         raise UsageError(f"the image {image} cannot lie inside the environment it packs")
     work = Path(tempfile.mkdtemp(prefix=".securetf-pack-", dir=image.parent))
     try:
@@ -295,7 +274,7 @@ def _fix_times(stage: Path, roots: Sequence[str]) -> None:
     an image depends on the environment, not on when it was staged."""
     for current, _dirs, _names in os.walk(stage):
         path = "/" + os.path.relpath(current, stage).lstrip(".")
-        if not any(_under(path, r) for r in roots):
+        if not any(under(path, r) for r in roots):
             os.chmod(current, 0o755)  # noqa: S103 - an image's public directories
             os.utime(current, ns=(0, 0))
 

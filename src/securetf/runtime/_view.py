@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from securetf.envimage import ImageMeta
+from securetf.envimage._site import pth_dirs, under
 from securetf.errors import UsageError
 
 #: Where the program of an ``--app`` directory sees its code; its working directory.
@@ -54,39 +55,12 @@ def default_path(image: ImageMeta | None = None) -> str:
     return ":".join(dict.fromkeys([*first, *SYSTEM_PATH.split(":")]))
 
 
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def _pth_dirs(site_dirs: Iterable[str]) -> list[str]:
-    """Directories that ``.pth`` files of the site directories add (editable installs)."""
-    found: list[str] = []
-    for site_dir in site_dirs:
-        try:
-            names = sorted(n for n in os.listdir(site_dir) if n.endswith(".pth"))
-        except OSError:
-            continue
-        for name in names:
-            try:
-                lines = Path(site_dir, name).read_text(errors="replace").splitlines()
-            except OSError:
-                continue
-            for line in lines:
-                line = line.strip()
-                if not line or line.startswith(("#", "import ", "import\t")):
-                    continue
-                entry = posixpath.normpath(posixpath.join(site_dir, line))
-                if os.path.isdir(entry):
-                    found.append(entry)
-    return found
-
-
 def python_dirs() -> list[str]:
     """securetf's Python environment: its prefixes, the real interpreter's directory, and
     what the site directories' ``.pth`` files add."""
     prefixes = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
     dirs = [*prefixes, str(Path(os.path.realpath(sys.executable)).parent)]
-    dirs += _pth_dirs(site.getsitepackages(prefixes=list(dict.fromkeys(prefixes))))
+    dirs += pth_dirs(site.getsitepackages(prefixes=list(dict.fromkeys(prefixes))))
     return dirs
 
 
@@ -94,7 +68,7 @@ def _minimal(dirs: Iterable[str]) -> tuple[str, ...]:
     """The directories that are not inside another one of them, sorted."""
     kept: list[str] = []
     for d in sorted({posixpath.normpath(d) for d in dirs}):
-        if d != "/" and not any(_under(d, k) for k in kept):
+        if d != "/" and not any(under(d, k) for k in kept):
             kept.append(d)
     return tuple(kept)
 
@@ -120,7 +94,7 @@ class View:
     """Where the runtime mounted the image; None while it is not mounted (measuring)."""
 
     def in_image(self, path: str) -> bool:
-        return self.image is not None and any(_under(path, r) for r in self.image.roots)
+        return self.image is not None and any(under(path, r) for r in self.image.roots)
 
     def _follow_links(self, path: str) -> str:
         for _ in range(8):
@@ -134,15 +108,15 @@ class View:
     def host_path(self, path: str) -> Path | None:
         """Where the view's absolute ``path`` lies on the host; None if not in the view."""
         path = self._follow_links(posixpath.normpath(path))
-        if _under(path, self.app):
+        if under(path, self.app):
             if self.app_source is None:
                 return None
             return self.app_source / posixpath.relpath(path, self.app)
         if self.in_image(path):
             return None if self.image_source is None else self.image_source / path.lstrip("/")
-        shown = any(_under(path, d) for d in self.binds)
+        shown = any(under(path, d) for d in self.binds)
         shown |= path in {f"/etc/{f}" for f in self.etc_files}
-        shown |= any(_under(path, f"/etc/{d}") for d in self.etc_dirs)
+        shown |= any(under(path, f"/etc/{d}") for d in self.etc_dirs)
         return Path(path) if shown else None
 
     def _runnable_in_image(self, path: str) -> bool:
@@ -168,7 +142,7 @@ class View:
         host = self.host_path(path)
         if host is None or not host.is_file() or not os.access(host, os.X_OK):
             return False
-        if _under(posixpath.normpath(path), self.app):
+        if under(posixpath.normpath(path), self.app):
             return True  # the app holds no symbolic links (measure refuses them)
         real = os.path.realpath(host)
         return self.host_path(real) == Path(real)  # a link must not lead out of the view
@@ -182,7 +156,7 @@ class View:
         """
         if "/" in name:
             path = posixpath.normpath(posixpath.join(self.app, name))
-            if self._runnable(path) or (self.app_source is None and _under(path, self.app)):
+            if self._runnable(path) or (self.app_source is None and under(path, self.app)):
                 return path
             raise UsageError(
                 f"the command {name!r} is not an executable file in the program's view"
