@@ -190,4 +190,28 @@ def test_serving_an_image_twice_is_refused(packed_env: Packed) -> None:
             check=False,
         )
     assert again.returncode == 2
-    assert "already served here" in again.stderr
+    assert "is already served here" in again.stderr
+
+
+def test_a_server_that_died_is_taken_over(new_job: NewJob, packed_env: Packed) -> None:
+    """Killed (or its machine's power cut), a server leaves its mounts: the next one
+    unmounts them and serves; runs never use the dead one's."""
+    where = _kept_dir(packed_env)
+    with _served(packed_env.image) as first:
+        first.kill()
+        first.wait(timeout=30)
+        assert (where / "ready").exists()
+        job = _job(new_job, packed_env.image)
+        proc = job.run("env")
+        assert proc.returncode == 0, proc.stderr
+        seen = markers(proc.stdout)["started"]
+        assert isinstance(seen, dict)
+        assert not str(seen["source"]).startswith(str(STATE))
+        with _served(packed_env.image) as second:
+            assert second.poll() is None
+            proc = job.run("env")
+            assert proc.returncode == 0, proc.stderr
+            seen = markers(proc.stdout)["started"]
+            assert isinstance(seen, dict)
+            assert seen["source"] == f"{where}/verified/image"
+    assert not where.exists()

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from pathlib import Path
 from securetf.envimage import EnvImage, measurement_text
 from securetf.errors import UsageError
 from securetf.shield.fs._image import ImageMount, mount_image
+from securetf.shield.fs._unmount import is_mounted, unmount
 
 log = logging.getLogger("securetf.shield.fs")
 
@@ -118,11 +120,8 @@ class ImageServer:
         try:
             self.where.mkdir(mode=0o700)
         except FileExistsError:
-            raise UsageError(
-                f"{self.where} exists: the image {measurement_text(self.image.digest)} is "
-                "already served here (stop that server first), or a server died: remove the "
-                "directory once nothing is mounted under it"
-            ) from None
+            self._reclaim()
+            self.where.mkdir(mode=0o700)
         os.chmod(self.where, 0o700)
         (self.where / "verified").mkdir()
         (self.where / "root").mkdir()
@@ -136,6 +135,25 @@ class ImageServer:
         tmp = self.where / f".{_READY}"
         tmp.write_text(json.dumps(ready))
         os.rename(tmp, self.where / _READY)
+
+    def _reclaim(self) -> None:
+        """Take over the directory of a server that died (killed, or its machine's power
+        cut), unmounting what it left; refuse while a live server holds it."""
+        try:
+            pid = int(json.loads((self.where / _READY).read_text())["pid"])
+            os.kill(pid, 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            pid = 0
+        if pid:
+            raise UsageError(
+                f"the image {measurement_text(self.image.digest)} is already served here "
+                f"(process {pid}, {self.where}): use that, or stop it first"
+            )
+        log.warning("%s was left by a server that died: unmounting it and taking over", self.where)
+        if is_mounted(self.where / "root"):
+            subprocess.run(["umount", "-l", str(self.where / "root")], check=False, timeout=30)
+        unmount(self.where / "verified", None)  # a dead FUSE server's: aborted, detached
+        self._remove()
 
     def stop(self) -> None:
         """Wait for the runs holding a lease, then withdraw and unmount."""
