@@ -23,6 +23,7 @@ from pathlib import Path
 
 from securetf.envimage import EnvImage
 from securetf.runtime import measure, measurement_text
+from securetf.shield.fs._shared_image import STATE as KEPT_STATE
 from securetf.volume import VolumeKey, seal_tree
 from tests.cas.server_support import EXE, CasProcess
 
@@ -301,7 +302,12 @@ class Job:
     def assert_nothing_left(self) -> None:
         """No mount of the job in this (the host's) namespace; no work dir of the runtime
         (and no directory of the program's view) left on the host."""
-        leftover = [m for m in mount_points() if m.startswith((str(self.root), "/run/securetf"))]
+        leftover = [
+            m
+            for m in mount_points()
+            if m.startswith((str(self.root), "/run/securetf"))
+            and not m.startswith(f"{KEPT_STATE}/")  # securetf env serve's, not the job's
+        ]
         assert not leftover, f"left mounted: {leftover}"
         left = sorted(p.name for p in self.runtime_tmp.iterdir())
         assert not left, f"the runtime's work dir was left behind: {left}"

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from securetf.envimage import EnvImage, describe, measurement_text, pack
+from securetf.errors import UsageError
 
 app = typer.Typer(
     help="Environment images: a Python environment, read-only and measured, for the program.",
@@ -49,3 +50,37 @@ def measure_cmd(
         typer.echo(measurement_text(opened.digest))
     finally:
         opened.close()
+
+
+@app.command("serve")
+def serve_cmd(
+    image: Annotated[Path, typer.Argument(help="An image made by 'securetf env pack'.")],
+    expect: Annotated[
+        str | None,
+        typer.Option(help="Refuse the image unless it is this measurement (sha256:...)."),
+    ] = None,
+) -> None:
+    """Keep an image mounted for every 'securetf run' on this machine until stopped.
+
+    Each chunk is still checked when first read; later runs of the same image then read
+    the kernel's cache of what was checked (docs/env-image.md). Prints the measurement
+    once serving; SIGTERM or Ctrl-C stops it after the running programs end.
+    """
+    from securetf.shield.fs import ImageServer, check_fuse
+
+    want = None
+    if expect is not None:
+        try:
+            if not expect.startswith("sha256:") or len(expect) != 71:
+                raise ValueError(expect)
+            want = bytes.fromhex(expect[7:])
+        except ValueError:
+            raise UsageError(
+                "--expect takes a measurement as 'securetf env pack' prints it (sha256:...)"
+            ) from None
+    check_fuse()
+    server = ImageServer(EnvImage.open(image, expect=want))
+    server.start()
+    typer.echo(f"serving {image} at {server.where}; stop with SIGTERM or Ctrl-C", err=True)
+    typer.echo(measurement_text(server.image.digest))
+    server.serve_until_signalled()

@@ -34,7 +34,7 @@ from securetf.runtime._writes import RefusedWrites
 from securetf.runtime.measure import Measurement, launcher, snapshot
 from securetf.runtime.provision import Provisioned, move_tag, provision
 from securetf.runtime.volumes import MountedVolume, mount_all, unmount_all
-from securetf.shield.fs import ImageMount, check_fuse, mount_image
+from securetf.shield.fs import ImageMount, check_fuse, mount_image, shared_image
 from securetf.shield.net import Endpoint, Identity, NetShield, plan
 
 log = logging.getLogger("securetf.runtime")
@@ -238,6 +238,8 @@ def run(options: RunOptions) -> int:
     app_at = service.code.path if service.code is not None else APP
     # The environment image, checked against the policy's pin before anything else.
     image = _env_image(service, options)
+    # Kept mounted by 'securetf env serve' (its cache already verified), or mounted below.
+    kept = shared_image(image.digest) if image is not None else None
     # 1-2. A private mount namespace, and the app measured while copied into memory.
     _linux.private_mount_namespace()
     work = Path(tempfile.mkdtemp(prefix="securetf-run-"))
@@ -281,7 +283,9 @@ def run(options: RunOptions) -> int:
         # 4. The program's root: the system and Python (or the environment image, each
         #    chunk checked as it is read) read-only, the app, memory.
         image_source: Path | None = None
-        if image is not None:
+        if kept is not None:
+            image_source = kept.root
+        elif image is not None:
             image_source = work / "env"
             (work / "env-verified").mkdir()
             image_source.mkdir()
@@ -383,6 +387,8 @@ def run(options: RunOptions) -> int:
             env_mount.close()  # after the root, whose binds hold the image's file system
         elif image is not None:
             image.close()
+        if kept is not None:
+            kept.release()  # after the root, whose binds hold the kept file system
         for path in tmpfs[:1]:
             with contextlib.suppress(Error):
                 _linux.umount(path)
