@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve.support import ServerProcess, TestCa, build_models
+from tests.serve.support import ServerProcess, TestCa, build_models, running_server
 
 
 @pytest.fixture(scope="session")
@@ -27,14 +27,6 @@ def server(
     model_dir: Path, policy_ca: TestCa, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """``securetf serve`` with an instance certificate of the policy CA, batching on."""
-    tmp = tmp_path_factory.mktemp("server")
-    proc = ServerProcess(
-        model_dir,
-        policy_ca.instance(tmp / "tls"),
-        policy_ca.pem,
-        log=tmp / "serve.log",
-        extra=["--max-batch-size", "16", "--batch-timeout-ms", "200", "--max-request-mb", "1"],
-    )
-    proc.start()
-    yield proc
-    proc.stop()
+    extra = ["--max-batch-size", "16", "--batch-timeout-ms", "200", "--max-request-mb", "1"]
+    with running_server(model_dir, policy_ca, tmp_path_factory.mktemp("server"), extra) as proc:
+        yield proc

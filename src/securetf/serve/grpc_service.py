@@ -12,8 +12,6 @@ import time
 from typing import Any
 
 import grpc
-import numpy as np
-import numpy.typing as npt
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -28,6 +26,7 @@ from securetf.serve.metrics import ServeMetrics
 from securetf.serve.repository import ModelRepository, ServedModel
 from securetf.serve.rest_codec import array_for
 from securetf.serve.signature import Arrays, Signature
+from securetf.serve.tensors import array_to_proto, proto_to_array
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +55,6 @@ def _lookup(repo: ModelRepository, spec: Any) -> ServedModel:
     return repo.get(spec.name, version)
 
 
-def tensor_to_array(proto: Any, *, max_bytes: int) -> npt.NDArray[Any]:
-    """A ``TensorProto`` as an array, refusing any that would expand past ``max_bytes``."""
-    import tensorflow as tf
-
-    dims = [d.size for d in proto.tensor_shape.dim]
-    if any(d < 0 for d in dims):
-        raise UsageError("a tensor's shape has a negative dimension")
-    try:
-        itemsize = np.dtype(tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype).itemsize
-    except (TypeError, ValueError):
-        raise UsageError("a tensor has an unsupported dtype") from None
-    if int(np.prod(dims, dtype=object)) * max(itemsize, 1) > max_bytes:
-        raise UsageError(f"a tensor would exceed the limit of {max_bytes} bytes")
-    try:
-        return np.asarray(tf.make_ndarray(proto))
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"malformed tensor: {str(exc)[:200]}") from None
-
-
 def _inputs(sig: Signature, request: Any, max_bytes: int) -> Arrays:
     names = sig.input_names
     got = list(request.inputs.keys())
@@ -85,7 +65,7 @@ def _inputs(sig: Signature, request: Any, max_bytes: int) -> Arrays:
     out: Arrays = {}
     for name in names:
         info = sig.input(name)
-        arr = tensor_to_array(request.inputs[name], max_bytes=max_bytes)
+        arr = proto_to_array(request.inputs[name], max_bytes=max_bytes)
         if arr.dtype != info.dtype and not (info.dtype == object and arr.dtype.kind in "OS"):
             raise UsageError(f"input {name!r} expects {info.dt_name}, got {arr.dtype.name}")
         out[name] = array_for(info, arr, batched_rows=False) if arr.dtype != object else arr
@@ -95,14 +75,20 @@ def _inputs(sig: Signature, request: Any, max_bytes: int) -> Arrays:
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):  # type: ignore[misc]
     """``Predict`` and ``GetModelMetadata``; Classify, Regress and MultiInference are not served."""
 
-    def __init__(self, repo: ModelRepository, metrics: ServeMetrics, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        repo: ModelRepository,
+        metrics: ServeMetrics,
+        *,
+        max_bytes: int,
+        tensor_content: bool = False,
+    ) -> None:
         self._repo = repo
         self._metrics = metrics
         self._max_bytes = max_bytes
+        self._tensor_content = tensor_content
 
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        import tensorflow as tf
-
         start, code, name = time.perf_counter(), "OK", request.model_spec.name
         try:
             served = _lookup(self._repo, request.model_spec)
@@ -119,7 +105,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.model_spec.signature_name = "serving_default"
             wanted = list(request.output_filter) or list(outputs)
             for out_name in wanted:
-                response.outputs[out_name].CopyFrom(tf.make_tensor_proto(outputs[out_name]))
+                response.outputs[out_name].CopyFrom(
+                    array_to_proto(outputs[out_name], tensor_content=self._tensor_content)
+                )
             return response
         except Error as exc:
             code = _code(exc).name
@@ -166,9 +154,15 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignor
 
 
 def add_services(
-    server: grpc.Server, repo: ModelRepository, metrics: ServeMetrics, *, max_bytes: int
+    server: grpc.Server,
+    repo: ModelRepository,
+    metrics: ServeMetrics,
+    *,
+    max_bytes: int,
+    tensor_content: bool = False,
 ) -> None:
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(repo, metrics, max_bytes=max_bytes), server
+        PredictionServicer(repo, metrics, max_bytes=max_bytes, tensor_content=tensor_content),
+        server,
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repo), server)
