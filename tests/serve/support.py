@@ -279,6 +279,15 @@ def running_server(
         proc.stop()
 
 
+def open_channel(server: ServerProcess) -> Any:
+    """A gRPC channel to ``server`` over TLS to the policy CA, for ``<service>.<policy>``."""
+    import grpc
+
+    creds = grpc.ssl_channel_credentials(root_certificates=server.ca_pem)
+    options = [("grpc.ssl_target_name_override", f"{SERVICE}.{POLICY}")]
+    return grpc.secure_channel(f"127.0.0.1:{server.grpc_port}", creds, options=options)
+
+
 class RecordingTlsServer:
     """A TLS server that records every application byte a client sends it."""
 

@@ -116,3 +116,12 @@ def test_inputs_of_different_row_counts_are_refused() -> None:
 def test_bad_settings_are_refused(size: int, timeout: float) -> None:
     with pytest.raises(UsageError):
         Batcher(Doubler(), max_batch_size=size, timeout=timeout)
+
+
+def test_a_scalar_input_to_a_batched_model_is_a_usage_error_not_an_index_error() -> None:
+    batcher = Batcher(Doubler(), max_batch_size=8, timeout=0)
+    try:
+        with pytest.raises(UsageError, match="batch dimension"):
+            batcher.submit({"x": np.asarray(np.float32(1.0))})
+    finally:
+        batcher.close()

@@ -14,32 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tests.serve.support import POLICY, SERVICE, ServerProcess, TestCa, rows, running_server
-
-
-def open_channel(server: ServerProcess) -> grpc.Channel:
-    creds = grpc.ssl_channel_credentials(root_certificates=server.ca_pem)
-    options = [("grpc.ssl_target_name_override", f"{SERVICE}.{POLICY}")]
-    return grpc.secure_channel(f"127.0.0.1:{server.grpc_port}", creds, options=options)
-
-
-@pytest.fixture(scope="module")
-def stub(server: ServerProcess) -> Iterator[Any]:
-    with open_channel(server) as channel:
-        yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with server.http() as client:
-        yield client
+from tests.serve.support import ServerProcess, TestCa, open_channel, rows, running_server
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ def test_plain_strings_still_work_and_mix_with_b64(client: ServingClient) -> Non
     [
         ("strings", {"instances": [{"b64": "not base64!"}]}, "not valid base64"),
         ("strings", {"instances": [{"b64": 7}]}, "base64 string"),
-        ("strings", {"instances": [1.5]}, "expects strings or b64"),
+        ("strings", {"instances": [1.5]}, "expects DT_STRING values (strings or b64)"),
         ("dense", {"instances": [[b64(b"abcd")] * 4]}, "got b64"),
     ],
 )
@@ -82,7 +82,7 @@ def test_codec_keeps_trailing_nul_bytes_and_only_single_key_b64_objects() -> Non
     assert arr.tolist() == [b"a\x00\x00"]
     # An object with more keys than "b64" is not a binary value.
     other = json.dumps({"instances": [{"b64": "AA==", "x": 1}]}).encode()
-    with pytest.raises(UsageError, match="expects strings or b64 values, got dict"):
+    with pytest.raises(UsageError, match=r"expects DT_STRING values \(strings or b64\), got dict"):
         parse_predict(other, SIG)
 
 

@@ -40,6 +40,9 @@ class _Job:
 def _job(inputs: Arrays, batched: bool) -> _Job:
     if not batched:
         return _Job(inputs, 0, ("alone", id(inputs)))
+    scalars = sorted(k for k, v in inputs.items() if v.ndim == 0)
+    if scalars:  # the codecs refuse these first; never an IndexError from here
+        raise UsageError(f"inputs {scalars} must have a batch dimension, got scalars")
     rows = {v.shape[0] for v in inputs.values()}
     if len(rows) != 1:
         raise UsageError("all inputs must have the same size in their first dimension")

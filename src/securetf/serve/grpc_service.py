@@ -26,7 +26,7 @@ from securetf.serve.metrics import ServeMetrics
 from securetf.serve.repository import ModelRepository, ServedModel
 from securetf.serve.rest_codec import array_for
 from securetf.serve.signature import Arrays, Signature
-from securetf.serve.tensors import array_to_proto, proto_to_array
+from securetf.serve.tensors import array_to_proto, dtype_name, proto_to_array
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,12 @@ def _inputs(sig: Signature, request: Any, max_bytes: int) -> Arrays:
     out: Arrays = {}
     for name in names:
         info = sig.input(name)
-        arr = proto_to_array(request.inputs[name], max_bytes=max_bytes)
-        if arr.dtype != info.dtype and not (info.dtype == object and arr.dtype.kind in "OS"):
-            raise UsageError(f"input {name!r} expects {info.dt_name}, got {arr.dtype.name}")
-        out[name] = array_for(info, arr, batched_rows=False) if arr.dtype != object else arr
+        proto = request.inputs[name]
+        arr = proto_to_array(proto, max_bytes=max_bytes)
+        if arr.dtype != info.dtype and not (info.dtype.kind == "O" and arr.dtype.kind in "OS"):
+            raise UsageError(f"input {name!r} expects {info.dt_name}, got {dtype_name(proto)}")
+        # The same checks as REST's, strings included: rank, known dimensions, empty batch.
+        out[name] = array_for(info, arr, batched_rows=False)
     return out
 
 
@@ -112,6 +114,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         except Error as exc:
             code = _code(exc).name
             context.abort(_code(exc), str(exc))
+        except Exception:  # a bug of ours: INTERNAL with no detail, never gRPC's UNKNOWN
+            code = "INTERNAL"
+            log.exception("Predict failed")
+            context.abort(grpc.StatusCode.INTERNAL, "the server failed; see its log")
         finally:
             self._metrics.observe("grpc", "predict", name, code, time.perf_counter() - start)
 

@@ -38,12 +38,13 @@ class PredictRequest:
 
 
 def _kinds_for(dtype: np.dtype[Any]) -> str:
+    # JSON true/false only for DT_BOOL, as TF Serving: a boolean is not a number.
     if dtype.kind == "b":
         return "b"
     if dtype.kind in "iu":
-        return "biu"
+        return "iu"
     if dtype.kind in "fc":
-        return "biuf"
+        return "iuf"
     return "U"
 
 
@@ -81,7 +82,8 @@ def _string_array(info: TensorInfo, value: Any) -> npt.NDArray[Any]:
             leaves.append(v.encode())
         else:
             raise UsageError(
-                f"input {info.name!r} expects strings or b64 values, got {type(v).__name__} ones"
+                f"input {info.name!r} expects DT_STRING values (strings or b64), "
+                f"got {type(v).__name__} ones"
             )
         return ()
 
@@ -119,6 +121,8 @@ def array_for(info: TensorInfo, value: Any, *, batched_rows: bool) -> npt.NDArra
 
 
 def _check_shape(info: TensorInfo, shape: tuple[int, ...], *, batched_rows: bool) -> None:
+    if shape and shape[0] == 0:  # an empty batch (or ``[]`` for any other shape)
+        raise UsageError(f"input {info.name!r} is empty")
     if info.shape is None:
         return
     if len(shape) != len(info.shape):
@@ -130,8 +134,6 @@ def _check_shape(info: TensorInfo, shape: tuple[int, ...], *, batched_rows: bool
         if want is not None and want != got:
             want_s = ["?" if d is None else d for d in info.shape]
             raise UsageError(f"input {info.name!r} must have shape {want_s}, got {list(shape)}")
-    if shape and shape[0] == 0:
-        raise UsageError(f"input {info.name!r} is empty")
 
 
 def _named(sig: Signature, value: Any, where: str) -> dict[str, Any]:

@@ -124,9 +124,12 @@ def proto_to_array(proto: Any, *, max_bytes: int) -> npt.NDArray[Any]:
     if any(d < 0 for d in dims):
         raise UsageError("a tensor's shape has a negative dimension")
     try:
-        dtype = np.dtype(tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype)
-    except (TypeError, ValueError):
-        raise UsageError(f"a tensor has an unsupported dtype ({dtype_name(proto)})") from None
+        tf_dtype = tf.dtypes.as_dtype(proto.dtype)
+        dtype = np.dtype(tf_dtype.as_numpy_dtype)
+    except (TypeError, ValueError, KeyError):  # KeyError: DT_VARIANT and others, no numpy
+        dtype = None
+    if dtype is None or tf_dtype in (tf.resource, tf.variant) or tf_dtype.is_quantized:
+        raise UsageError(f"a tensor has an unsupported dtype ({dtype_name(proto)})")
     if int(np.prod(dims, dtype=object)) * max(dtype.itemsize, 1) > max_bytes:
         raise UsageError(f"a tensor would exceed the limit of {max_bytes} bytes")
     if dtype.kind == "O" and proto.tensor_content:
