@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from securetf.errors import Error, UsageError
+from securetf.serve._model_errors import model_error
 from securetf.serve.signature import Arrays, LoadedModel
 
 log = logging.getLogger(__name__)
@@ -48,19 +49,6 @@ def _job(inputs: Arrays, batched: bool) -> _Job:
         raise UsageError("all inputs must have the same size in their first dimension")
     key = tuple(sorted((k, v.dtype.str, v.shape[1:]) for k, v in inputs.items()))
     return _Job(inputs, rows.pop(), key)
-
-
-def _model_error(exc: Exception) -> Error:
-    if isinstance(exc, Error):
-        return exc
-    # TensorFlow's InvalidArgumentError and friends: the inputs passed our checks but not
-    # the model's; like TensorFlow Serving, the caller hears about it as bad input.
-    name = type(exc).__name__
-    if name in {"InvalidArgumentError", "ValueError", "TypeError"}:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-        return UsageError(f"the model refused the input: {first[:300]}")
-    log.exception("model call failed")
-    return Error(f"the model failed: {name}")
 
 
 class Batcher:
@@ -177,7 +165,7 @@ class Batcher:
         try:
             outputs = self._model.predict(job.inputs)
         except Exception as exc:
-            job.future.set_exception(_model_error(exc))
+            job.future.set_exception(model_error(exc))
             return
         self._on_batch(job.rows, 1)
         job.future.set_result(outputs)
