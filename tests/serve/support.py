@@ -184,10 +184,57 @@ def images_model(out: Path, *, batched: bool) -> None:
     tf.saved_model.save(images, str(out), signatures={"serving_default": images.serve})
 
 
+#: The ``census`` model's weights: logits = (x @ WEIGHTS) * scale, value = sum(x) * scale.
+WEIGHTS = [[1.0, -1.0], [0.5, 2.0]]
+LABELS = [b"neg", b"pos"]
+
+
+def examples_model(out: Path) -> None:
+    """A TF1-style SavedModel over serialized ``tf.Example``s, as an Estimator exports one.
+
+    Features ``x`` (two floats) and ``scale`` (one float, default 1). Signatures:
+    ``serving_default`` and ``classify_x`` (classify: ``classes``, ``scores``),
+    ``regress_x`` (regress: ``outputs``), ``predict_x`` (predict over the same examples).
+    """
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with tf.Graph().as_default():
+        serialized = v1.placeholder(tf.string, [None], name="tf_example")
+        spec = {
+            "x": tf.io.FixedLenFeature([2], tf.float32),
+            "scale": tf.io.FixedLenFeature([1], tf.float32, default_value=[1.0]),
+        }
+        features = tf.io.parse_example(serialized, spec)
+        x, scale = features["x"], features["scale"]
+        logits = tf.matmul(x, tf.constant(WEIGHTS)) * scale
+        scores = tf.nn.softmax(logits)
+        classes = tf.tile(tf.constant([LABELS]), [tf.shape(x)[0], 1])
+        value = tf.reduce_sum(x, axis=1) * tf.squeeze(scale, axis=1)
+        defs = v1.saved_model.signature_def_utils
+        classify = defs.classification_signature_def(serialized, classes, scores)
+        builder = v1.saved_model.Builder(str(out))
+        with v1.Session() as session:
+            builder.add_meta_graph_and_variables(
+                session,
+                ["serve"],
+                signature_def_map={
+                    "serving_default": classify,
+                    "classify_x": classify,
+                    "regress_x": defs.regression_signature_def(serialized, value),
+                    "predict_x": defs.predict_signature_def(
+                        {"examples": serialized}, {"logits": logits}
+                    ),
+                },
+            )
+        builder.save()
+
+
 def build_models(root: Path) -> None:
     """``dense`` (SavedModel v1, v2), ``kdense`` (.keras), ``ldense`` (.tflite), ``multi``,
     ``strings`` (a string input, SavedModel), ``kinds`` (outputs of every common dtype),
-    ``images`` and ``image`` (JPEG bytes in, batched and scalar)."""
+    ``images`` and ``image`` (JPEG bytes in, batched and scalar), ``census`` (classify and
+    regress over tf.Examples)."""
     import tensorflow as tf
 
     v1, v2 = dense_model(1), dense_model(2)
@@ -204,6 +251,7 @@ def build_models(root: Path) -> None:
     kinds_model(root / "kinds" / "1")
     images_model(root / "images" / "1", batched=True)
     images_model(root / "image" / "1", batched=False)
+    examples_model(root / "census" / "1")
 
 
 # -- a real server -----------------------------------------------------------------------

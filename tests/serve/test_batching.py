@@ -28,7 +28,13 @@ class Doubler:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Arrays:
+    @property
+    def signatures(self) -> Mapping[str, Signature]:
+        return {"serving_default": self.signature}
+
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], signature: str = "serving_default"
+    ) -> Arrays:
         x = inputs["x"]
         if np.isnan(x).any():
             raise ValueError("NaN input")

@@ -4,8 +4,8 @@ TensorFlow Serving answers an op's failure with the op's message (INVALID_ARGUME
 ``InvalidArgumentError``): "Unknown image file format...", "assertion failed: [...]". In
 Python, TensorFlow wraps that reason in "Graph execution error:" and, when it has them, the
 stack of the Python code that defined the op, whose file names are the server's. So the
-client gets "the model refused the input: " and the reason and the failing node; the wrapping, the stack and every absolute
-path are dropped.
+client gets "the model refused the input: ", the reason and the failing node; the
+wrapping, the stack and every absolute path are dropped.
 """
 
 from __future__ import annotations

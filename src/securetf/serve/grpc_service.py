@@ -3,12 +3,14 @@
 The official ``tensorflow-serving-api`` stubs talk to these unchanged. Tensors arrive as
 ``TensorProto``s; each is checked for size before it is expanded (a one-value proto can
 claim a shape of a trillion elements) and for its dtype and shape against the signature.
+Classify, Regress and MultiInference take ``tf.Example``s (``securetf.serve.inference``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -21,9 +23,10 @@ from tensorflow_serving.apis import (
 )
 
 from securetf.errors import Error, NotFoundError, UsageError
+from securetf.serve._grpc_inference import classify, lookup, multi_inference, regress, run
 from securetf.serve.metadata import signature_def_map
 from securetf.serve.metrics import ServeMetrics
-from securetf.serve.repository import ModelRepository, ServedModel
+from securetf.serve.repository import ModelRepository
 from securetf.serve.rest_codec import array_for
 from securetf.serve.signature import Arrays, Signature
 from securetf.serve.tensors import array_to_proto, dtype_name, proto_to_array
@@ -32,9 +35,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ModelServicer", "PredictionServicer", "add_services"]
 
-#: How long a gRPC call waits for its batch before giving up.
-PREDICT_TIMEOUT_SECONDS = 300.0
-
 
 def _code(exc: Error) -> grpc.StatusCode:
     if isinstance(exc, NotFoundError):
@@ -42,17 +42,6 @@ def _code(exc: Error) -> grpc.StatusCode:
     if isinstance(exc, UsageError):
         return grpc.StatusCode.INVALID_ARGUMENT
     return grpc.StatusCode.INTERNAL
-
-
-def _lookup(repo: ModelRepository, spec: Any) -> ServedModel:
-    if not spec.name:
-        raise UsageError("model_spec.name is required")
-    if spec.HasField("version_label"):
-        raise UsageError("version labels are not supported; name a version number")
-    version = spec.version.value if spec.HasField("version") else None
-    if spec.signature_name not in ("", "serving_default"):
-        raise UsageError(f"Serving signature name: {spec.signature_name!r} not found")
-    return repo.get(spec.name, version)
 
 
 def _inputs(sig: Signature, request: Any, max_bytes: int) -> Arrays:
@@ -75,7 +64,7 @@ def _inputs(sig: Signature, request: Any, max_bytes: int) -> Arrays:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):  # type: ignore[misc]
-    """``Predict`` and ``GetModelMetadata``; Classify, Regress and MultiInference are not served."""
+    """``Predict``, ``Classify``, ``Regress``, ``MultiInference`` and ``GetModelMetadata``."""
 
     def __init__(
         self,
@@ -90,50 +79,76 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._max_bytes = max_bytes
         self._tensor_content = tensor_content
 
-    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        start, code, name = time.perf_counter(), "OK", request.model_spec.name
+    def _answer(
+        self, method: str, model: str, context: grpc.ServicerContext, build: Callable[[], Any]
+    ) -> Any:
+        """``build()``'s response; a securetf error as its status, anything else INTERNAL."""
+        start, code = time.perf_counter(), "OK"
         try:
-            served = _lookup(self._repo, request.model_spec)
-            sig = served.model.signature
-            unknown = [n for n in request.output_filter if n not in sig.output_names]
-            if unknown:
-                raise UsageError(f"unknown outputs in output_filter: {unknown}")
-            with served.batcher.admit():
-                future = served.batcher.submit(_inputs(sig, request, self._max_bytes))
-                outputs = future.result(timeout=PREDICT_TIMEOUT_SECONDS)
-            response = predict_pb2.PredictResponse()
-            response.model_spec.name = served.name
-            response.model_spec.version.value = served.version
-            response.model_spec.signature_name = "serving_default"
-            wanted = list(request.output_filter) or list(outputs)
-            for out_name in wanted:
-                response.outputs[out_name].CopyFrom(
-                    array_to_proto(outputs[out_name], tensor_content=self._tensor_content)
-                )
-            return response
+            return build()
         except Error as exc:
             code = _code(exc).name
             context.abort(_code(exc), str(exc))
         except Exception:  # a bug of ours: INTERNAL with no detail, never gRPC's UNKNOWN
             code = "INTERNAL"
-            log.exception("Predict failed")
+            log.exception("%s failed", method)
             context.abort(grpc.StatusCode.INTERNAL, "the server failed; see its log")
         finally:
-            self._metrics.observe("grpc", "predict", name, code, time.perf_counter() - start)
+            self._metrics.observe("grpc", method, model, code, time.perf_counter() - start)
+
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        def build() -> Any:
+            served, key, sig = lookup(self._repo, request.model_spec)
+            unknown = [n for n in request.output_filter if n not in sig.output_names]
+            if unknown:
+                raise UsageError(f"unknown outputs in output_filter: {unknown}")
+            with served.batcher.admit():
+                outputs = run(served, key, _inputs(sig, request, self._max_bytes))
+            response = predict_pb2.PredictResponse()
+            response.model_spec.name = served.name
+            response.model_spec.version.value = served.version
+            response.model_spec.signature_name = key
+            for out_name in list(request.output_filter) or list(outputs):
+                response.outputs[out_name].CopyFrom(
+                    array_to_proto(outputs[out_name], tensor_content=self._tensor_content)
+                )
+            return response
+
+        return self._answer("predict", request.model_spec.name, context, build)
+
+    def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return self._answer(
+            "classify", request.model_spec.name, context, lambda: classify(self._repo, request)
+        )
+
+    def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return self._answer(
+            "regress", request.model_spec.name, context, lambda: regress(self._repo, request)
+        )
+
+    def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        model = request.tasks[0].model_spec.name if request.tasks else ""
+        return self._answer(
+            "multi_inference", model, context, lambda: multi_inference(self._repo, request)
+        )
 
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        try:
-            served = _lookup(self._repo, request.model_spec)
-            fields = list(request.metadata_field)
-            if fields != ["signature_def"]:
+        def build() -> Any:
+            served = self._repo.get(
+                request.model_spec.name,
+                request.model_spec.version.value
+                if request.model_spec.HasField("version")
+                else None,
+            )
+            if list(request.metadata_field) != ["signature_def"]:
                 raise UsageError("metadata_field must be exactly ['signature_def']")
-        except Error as exc:
-            context.abort(_code(exc), str(exc))
-        response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = served.name
-        response.model_spec.version.value = served.version
-        response.metadata["signature_def"].Pack(signature_def_map(served.model.signature))
-        return response
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            response.model_spec.name = served.name
+            response.model_spec.version.value = served.version
+            response.metadata["signature_def"].Pack(signature_def_map(served.model))
+            return response
+
+        return self._answer("metadata", request.model_spec.name, context, build)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignore[misc]

@@ -22,11 +22,24 @@ import numpy as np
 import numpy.typing as npt
 
 from securetf.errors import UsageError
-from securetf.serve.signature import Arrays, Signature, TensorInfo
+from securetf.serve.signature import (
+    SIGNATURE_KEY,
+    Arrays,
+    LoadedModel,
+    Signature,
+    TensorInfo,
+    resolve_signature,
+)
 
-__all__ = ["PredictRequest", "array_for", "encode_response", "parse_predict"]
+__all__ = [
+    "PredictRequest",
+    "array_for",
+    "encode_response",
+    "parse_json",
+    "parse_predict",
+    "signature_name",
+]
 
-_SIGNATURE = "serving_default"
 #: Output tensors whose name ends so are binary: answered as ``{"b64": ...}``.
 _BYTES_SUFFIX = "_bytes"
 
@@ -35,6 +48,7 @@ _BYTES_SUFFIX = "_bytes"
 class PredictRequest:
     inputs: Arrays
     row_format: bool
+    signature: str = SIGNATURE_KEY
 
 
 def _kinds_for(dtype: np.dtype[Any]) -> str:
@@ -167,23 +181,35 @@ def _columns(sig: Signature, inputs: Any) -> Arrays:
     return {n: array_for(sig.input(n), v, batched_rows=False) for n, v in named.items()}
 
 
-def parse_predict(body: bytes, sig: Signature) -> PredictRequest:
-    """A predict request body as validated arrays; :class:`UsageError` for anything else."""
+def parse_json(body: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, ``{"b64": ...}`` values as bytes."""
     try:
         doc = json.loads(body, object_hook=_b64_object)
     except (ValueError, RecursionError):
         raise UsageError("the request body is not valid JSON") from None
     if not isinstance(doc, dict):
         raise UsageError("the request body must be a JSON object")
-    name = doc.get("signature_name", _SIGNATURE)
-    if name not in (_SIGNATURE, ""):
-        raise UsageError(f"Serving signature name: {name!r} not found in signature def")
+    return doc
+
+
+def signature_name(doc: Mapping[str, Any]) -> str:
+    """The body's ``signature_name`` (``""`` when absent: ``serving_default``)."""
+    name = doc.get("signature_name", "")
+    if not isinstance(name, str):
+        raise UsageError("'signature_name' must be a string")
+    return name
+
+
+def parse_predict(body: bytes, model: LoadedModel) -> PredictRequest:
+    """A predict request body as validated arrays; :class:`UsageError` for anything else."""
+    doc = parse_json(body)
+    key, sig = resolve_signature(model, signature_name(doc))
     has_rows, has_cols = "instances" in doc, "inputs" in doc
     if has_rows == has_cols:
         raise UsageError("the request must have exactly one of 'instances' or 'inputs'")
     if has_rows:
-        return PredictRequest(_rows(sig, doc["instances"]), row_format=True)
-    return PredictRequest(_columns(sig, doc["inputs"]), row_format=False)
+        return PredictRequest(_rows(sig, doc["instances"]), row_format=True, signature=key)
+    return PredictRequest(_columns(sig, doc["inputs"]), row_format=False, signature=key)
 
 
 def _b64(b: Any) -> dict[str, str]:
