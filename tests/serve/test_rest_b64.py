@@ -112,3 +112,19 @@ def test_codec_answers_b64_only_for_bytes_outputs() -> None:
         encode_response({"text": np.array([b"abc"], dtype=object)}, text_sig, row_format=True)
     )
     assert doc == {"predictions": ["abc"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"instances": [NaN]}', "not valid JSON"),  # json took it; strict JSON does not
+        (b'{"instances": [1e999999]}', "not valid JSON"),
+        (b'{"instances": [' + b"[" * 2000 + b"]" * 2000 + b"]}", "not valid JSON"),
+        (b'{"instances": [{"b64": "%%%"}]}', "not valid base64"),
+        (b'{"instances": [{"b64": 5}]}', "base64 string"),
+    ],
+    ids=["nan", "huge-float", "deep", "bad-b64", "b64-not-a-string"],
+)
+def test_codec_refuses_what_strict_json_refuses(body: bytes, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_predict(body, Echo())

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from securetf.errors import UsageError
+from securetf.serve.rest_codec import b64_bytes, is_b64
 
 __all__ = ["examples_from_input", "examples_from_json"]
 
@@ -24,6 +25,7 @@ def _feature(name: str, value: Any) -> Any:
     from tensorflow.core.example import feature_pb2
 
     values = value if isinstance(value, list) else [value]
+    values = [b64_bytes(v) if is_b64(v) else v for v in values]
     if not values:
         raise UsageError(f"feature {name!r} has no values")
     if all(isinstance(v, bytes | str) for v in values):

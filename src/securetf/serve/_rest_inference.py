@@ -6,9 +6,10 @@ example; regress answers ``{"result": [value, ...]}``.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import Future
 from typing import Any
+
+import orjson
 
 from securetf.serve._examples import examples_from_json
 from securetf.serve.inference import (
@@ -42,4 +43,4 @@ def encode_result(outputs: Arrays, n: int, method: str) -> bytes:
         ]
     else:
         result = regressions(outputs, n)
-    return json.dumps({"result": result}, separators=(",", ":")).encode()
+    return orjson.dumps({"result": result})
