@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import numpy.typing as npt
 
 from securetf.errors import UsageError
 from securetf.serve.signature import SIGNATURE_KEY, Arrays, Signature, TensorInfo, shape_of
+
+log = logging.getLogger(__name__)
 
 #: The tag set TensorFlow Serving loads.
 SERVE_TAG = "serve"
@@ -66,7 +69,12 @@ class SavedModelBackend:
                     raise UsageError(
                         f"SavedModel {path}: {key!r} must have named inputs and outputs"
                     )
-                continue  # another signature this server cannot call by name: not served
+                log.warning(
+                    "SavedModel %s: signature %r has unnamed inputs or outputs; it is not served",
+                    path,
+                    key,
+                )
+                continue
             method = defs.signature_def[key].method_name if key in defs.signature_def else ""
             signatures[key] = Signature(
                 inputs=tuple(_info(n, s) for n, s in sorted(kwargs.items())),
