@@ -18,6 +18,7 @@ SUITES = [
     "cas",
     "fs",
     "serve",
+    "serve_json",
     "runtime",
     "envimage",
     "log",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,9 +124,117 @@ def strings_model(out: Path) -> None:
     tf.saved_model.save(echo, str(out), signatures={"serving_default": echo.serve})
 
 
+#: Most images the ``images`` model takes in one request; its refusal names its own path.
+MAX_IMAGES = 8
+
+
+def kinds_model(out: Path) -> None:
+    """A SavedModel of one float input, ``x`` [?, 4], with an output of each common dtype."""
+    import tensorflow as tf
+
+    class Kinds(tf.Module):  # type: ignore[misc]
+        @tf.function(input_signature=[tf.TensorSpec([None, INPUT_DIM], tf.float32, name="x")])
+        def serve(self, x: Any) -> dict[str, Any]:
+            return {
+                "scores": x * 2.0,
+                "label": tf.argmax(x, axis=1),  # int64
+                "count": tf.cast(tf.reduce_sum(tf.cast(x > 0, tf.int32), axis=1), tf.int32),
+                "positive": x[:, 0] > 0,
+                "total": tf.reduce_sum(tf.cast(x, tf.float64), axis=1),
+                "sign": tf.where(x[:, 0] > 0, b"plus", b"minus"),
+            }
+
+    kinds = Kinds()
+    tf.saved_model.save(kinds, str(out), signatures={"serving_default": kinds.serve})
+
+
+def images_model(out: Path, *, batched: bool) -> None:
+    """A SavedModel that decodes JPEG/PNG bytes (``image_bytes``) and answers each image's
+    mean colour (``mean_rgb``) and its brightest channel (``channel``, int64).
+
+    Batched: a [?] string input, as TF Serving's ResNet client sends; else one scalar
+    string, as its JPEG-era client sent. Refuses more than ``MAX_IMAGES`` images with a
+    message that names the model's directory (a server path a client must not see).
+    """
+    import tensorflow as tf
+
+    def one(data: Any) -> Any:
+        pixels = tf.cast(tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32)
+        return tf.reduce_mean(pixels, axis=[0, 1])
+
+    shape = [None] if batched else []
+
+    class Images(tf.Module):  # type: ignore[misc]
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.string, name="image_bytes")])
+        def serve(self, data: Any) -> dict[str, Any]:
+            if batched:
+                tf.debugging.assert_less_equal(
+                    tf.size(data),
+                    MAX_IMAGES,
+                    message=f"at most {MAX_IMAGES} images per request (model in {out})",
+                )
+                mean = tf.map_fn(one, data, fn_output_signature=tf.float32)
+                channel = tf.argmax(mean, axis=1)
+            else:
+                mean = one(data)
+                channel = tf.argmax(mean)
+            return {"mean_rgb": mean, "channel": channel}
+
+    images = Images()
+    tf.saved_model.save(images, str(out), signatures={"serving_default": images.serve})
+
+
+#: The ``census`` model's weights: logits = (x @ WEIGHTS) * scale, value = sum(x) * scale.
+WEIGHTS = [[1.0, -1.0], [0.5, 2.0]]
+LABELS = [b"neg", b"pos"]
+
+
+def examples_model(out: Path) -> None:
+    """A TF1-style SavedModel over serialized ``tf.Example``s, as an Estimator exports one.
+
+    Features ``x`` (two floats) and ``scale`` (one float, default 1). Signatures:
+    ``serving_default`` and ``classify_x`` (classify: ``classes``, ``scores``),
+    ``regress_x`` (regress: ``outputs``), ``predict_x`` (predict over the same examples).
+    """
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with tf.Graph().as_default():
+        serialized = v1.placeholder(tf.string, [None], name="tf_example")
+        spec = {
+            "x": tf.io.FixedLenFeature([2], tf.float32),
+            "scale": tf.io.FixedLenFeature([1], tf.float32, default_value=[1.0]),
+        }
+        features = tf.io.parse_example(serialized, spec)
+        x, scale = features["x"], features["scale"]
+        logits = tf.matmul(x, tf.constant(WEIGHTS)) * scale
+        scores = tf.nn.softmax(logits)
+        classes = tf.tile(tf.constant([LABELS]), [tf.shape(x)[0], 1])
+        value = tf.reduce_sum(x, axis=1) * tf.squeeze(scale, axis=1)
+        defs = v1.saved_model.signature_def_utils
+        classify = defs.classification_signature_def(serialized, classes, scores)
+        builder = v1.saved_model.Builder(str(out))
+        with v1.Session() as session:
+            builder.add_meta_graph_and_variables(
+                session,
+                ["serve"],
+                signature_def_map={
+                    "serving_default": classify,
+                    "classify_x": classify,
+                    "regress_x": defs.regression_signature_def(serialized, value),
+                    "predict_x": defs.predict_signature_def(
+                        {"examples": serialized}, {"logits": logits}
+                    ),
+                },
+            )
+        builder.save()
+
+
 def build_models(root: Path) -> None:
     """``dense`` (SavedModel v1, v2), ``kdense`` (.keras), ``ldense`` (.tflite), ``multi``,
-    ``strings`` (a string input, SavedModel)."""
+    ``strings`` (a string input, SavedModel), ``kinds`` (outputs of every common dtype),
+    ``images`` and ``image`` (JPEG bytes in, batched and scalar), ``census`` (classify and
+    regress over tf.Examples)."""
     import tensorflow as tf
 
     v1, v2 = dense_model(1), dense_model(2)
@@ -138,6 +248,10 @@ def build_models(root: Path) -> None:
     (root / "multi" / "1").mkdir(parents=True)
     two_input_model().save(root / "multi" / "1" / "model.keras")
     strings_model(root / "strings" / "1")
+    kinds_model(root / "kinds" / "1")
+    images_model(root / "images" / "1", batched=True)
+    images_model(root / "image" / "1", batched=False)
+    examples_model(root / "census" / "1")
 
 
 # -- a real server -----------------------------------------------------------------------
@@ -196,6 +310,30 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+@contextlib.contextmanager
+def running_server(
+    model_dir: Path, ca: TestCa, tmp: Path, extra: list[str]
+) -> Iterator[ServerProcess]:
+    """``securetf serve`` over TLS with an instance certificate of ``ca``, stopped after."""
+    proc = ServerProcess(
+        model_dir, ca.instance(tmp / "tls"), ca.pem, log=tmp / "serve.log", extra=extra
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def open_channel(server: ServerProcess) -> Any:
+    """A gRPC channel to ``server`` over TLS to the policy CA, for ``<service>.<policy>``."""
+    import grpc
+
+    creds = grpc.ssl_channel_credentials(root_certificates=server.ca_pem)
+    options = [("grpc.ssl_target_name_override", f"{SERVICE}.{POLICY}")]
+    return grpc.secure_channel(f"127.0.0.1:{server.grpc_port}", creds, options=options)
 
 
 class RecordingTlsServer:

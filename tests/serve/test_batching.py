@@ -28,7 +28,13 @@ class Doubler:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Arrays:
+    @property
+    def signatures(self) -> Mapping[str, Signature]:
+        return {"serving_default": self.signature}
+
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], signature: str = "serving_default"
+    ) -> Arrays:
         x = inputs["x"]
         if np.isnan(x).any():
             raise ValueError("NaN input")
@@ -116,3 +122,12 @@ def test_inputs_of_different_row_counts_are_refused() -> None:
 def test_bad_settings_are_refused(size: int, timeout: float) -> None:
     with pytest.raises(UsageError):
         Batcher(Doubler(), max_batch_size=size, timeout=timeout)
+
+
+def test_a_scalar_input_to_a_batched_model_is_a_usage_error_not_an_index_error() -> None:
+    batcher = Batcher(Doubler(), max_batch_size=8, timeout=0)
+    try:
+        with pytest.raises(UsageError, match="batch dimension"):
+            batcher.submit({"x": np.asarray(np.float32(1.0))})
+    finally:
+        batcher.close()

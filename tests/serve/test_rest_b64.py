@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,20 @@ SIG = Signature(
         TensorInfo("length", np.dtype(np.int32), (None,)),
     ),
 )
+
+
+class Echo:
+    """A model of signature ``SIG`` for the codec alone (never called)."""
+
+    format = "test"
+    signature = SIG
+
+    @property
+    def signatures(self) -> Mapping[str, Signature]:
+        return {"serving_default": SIG}
+
+    def predict(self, inputs: Mapping[str, Any], signature: str = "serving_default") -> Any:
+        raise AssertionError("the codec does not call the model")
 
 
 def b64(raw: bytes) -> dict[str, str]:
@@ -62,7 +76,7 @@ def test_plain_strings_still_work_and_mix_with_b64(client: ServingClient) -> Non
     [
         ("strings", {"instances": [{"b64": "not base64!"}]}, "not valid base64"),
         ("strings", {"instances": [{"b64": 7}]}, "base64 string"),
-        ("strings", {"instances": [1.5]}, "expects strings or b64"),
+        ("strings", {"instances": [1.5]}, "expects DT_STRING values (strings or b64)"),
         ("dense", {"instances": [[b64(b"abcd")] * 4]}, "got b64"),
     ],
 )
@@ -77,13 +91,13 @@ def test_malformed_or_misplaced_b64_is_a_400(
 
 def test_codec_keeps_trailing_nul_bytes_and_only_single_key_b64_objects() -> None:
     body = json.dumps({"instances": [b64(b"a\x00\x00")]}).encode()
-    (arr,) = parse_predict(body, SIG).inputs.values()
+    (arr,) = parse_predict(body, Echo()).inputs.values()
     assert arr.dtype == object
     assert arr.tolist() == [b"a\x00\x00"]
     # An object with more keys than "b64" is not a binary value.
     other = json.dumps({"instances": [{"b64": "AA==", "x": 1}]}).encode()
-    with pytest.raises(UsageError, match="expects strings or b64 values, got dict"):
-        parse_predict(other, SIG)
+    with pytest.raises(UsageError, match=r"expects DT_STRING values \(strings or b64\), got dict"):
+        parse_predict(other, Echo())
 
 
 def test_codec_answers_b64_only_for_bytes_outputs() -> None:
@@ -98,3 +112,19 @@ def test_codec_answers_b64_only_for_bytes_outputs() -> None:
         encode_response({"text": np.array([b"abc"], dtype=object)}, text_sig, row_format=True)
     )
     assert doc == {"predictions": ["abc"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"instances": [NaN]}', "not valid JSON"),  # json took it; strict JSON does not
+        (b'{"instances": [1e999999]}', "not valid JSON"),
+        (b'{"instances": [' + b"[" * 2000 + b"]" * 2000 + b"]}", "not valid JSON"),
+        (b'{"instances": [{"b64": "%%%"}]}', "not valid base64"),
+        (b'{"instances": [{"b64": 5}]}', "base64 string"),
+    ],
+    ids=["nan", "huge-float", "deep", "bad-b64", "b64-not-a-string"],
+)
+def test_codec_refuses_what_strict_json_refuses(body: bytes, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_predict(body, Echo())

@@ -44,6 +44,14 @@ def serve_cmd(
     max_request_mb: Annotated[
         float, typer.Option(help="Largest request body or gRPC message, in MiB.")
     ] = DEFAULT_MAX_REQUEST_BYTES / (1024 * 1024),
+    tensor_content: Annotated[
+        bool,
+        typer.Option(
+            "--tensor-content",
+            help="gRPC: numeric outputs as raw bytes in tensor_content, not in float_val, "
+            "int64_val, ... (TF Serving's --enable_serialization_as_tensor_content).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the models under MODEL_DIR until interrupted."""
     from securetf.serve.server import serve  # TensorFlow and the web stack, on demand
@@ -69,5 +77,6 @@ def serve_cmd(
             max_batch_size=max_batch_size,
             batch_timeout_ms=batch_timeout_ms,
             max_request_bytes=int(max_request_mb * 1024 * 1024),
+            grpc_tensor_content=tensor_content,
         )
     )

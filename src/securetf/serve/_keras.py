@@ -10,7 +10,14 @@ import numpy as np
 import numpy.typing as npt
 
 from securetf.errors import UsageError
-from securetf.serve.signature import Arrays, Signature, TensorInfo, shape_of
+from securetf.serve.signature import (
+    SIGNATURE_KEY,
+    Arrays,
+    OneSignature,
+    Signature,
+    TensorInfo,
+    shape_of,
+)
 
 
 def _info(name: str, tensor: Any) -> TensorInfo:
@@ -36,7 +43,7 @@ def _outputs(model: Any) -> list[tuple[str, Any]]:
     return [("output_0", out)]
 
 
-class KerasBackend:
+class KerasBackend(OneSignature):
     """One ``.keras`` file; inputs are named after the model's input tensors."""
 
     format = "keras"
@@ -57,11 +64,9 @@ class KerasBackend:
             outputs=tuple(_info(n, t) for n, t in _outputs(self._model)),
         )
 
-    @property
-    def signature(self) -> Signature:
-        return self._signature
-
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Arrays:
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], signature: str = SIGNATURE_KEY
+    ) -> Arrays:
         if len(self._input_names) == 1:
             result = self._model(inputs[self._input_names[0]], training=False)
         else:

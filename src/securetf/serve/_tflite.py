@@ -11,9 +11,15 @@ import numpy as np
 import numpy.typing as npt
 
 from securetf.errors import UsageError
-from securetf.serve.signature import Arrays, Signature, TensorInfo, shape_of
+from securetf.serve.signature import (
+    SIGNATURE_KEY,
+    Arrays,
+    OneSignature,
+    Signature,
+    TensorInfo,
+    shape_of,
+)
 
-SIGNATURE_KEY = "serving_default"
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +42,7 @@ def _info(name: str, detail: Mapping[str, Any]) -> TensorInfo:
     return TensorInfo(name=name, dtype=np.dtype(detail["dtype"]), shape=shape_of(dims))
 
 
-class TfliteBackend:
+class TfliteBackend(OneSignature):
     """One ``.tflite`` file and its ``serving_default`` signature runner.
 
     The runner resizes its inputs to each call's batch; it is not thread-safe, which the
@@ -65,11 +71,9 @@ class TfliteBackend:
             outputs=tuple(_info(n, d) for n, d in sorted(outs.items())),
         )
 
-    @property
-    def signature(self) -> Signature:
-        return self._signature
-
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Arrays:
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], signature: str = SIGNATURE_KEY
+    ) -> Arrays:
         result = self._runner(**{k: np.ascontiguousarray(v) for k, v in inputs.items()})
         # The runner's outputs alias its buffers, which the next call overwrites.
         return {str(k): np.array(v, copy=True) for k, v in result.items()}

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from securetf.errors import Error, UsageError
-from securetf.serve.signature import Arrays, LoadedModel
+from securetf.serve._model_errors import model_error
+from securetf.serve.signature import SIGNATURE_KEY, Arrays, LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -33,31 +34,23 @@ __all__ = ["Batcher"]
 class _Job:
     inputs: Arrays
     rows: int
-    key: tuple[Any, ...]  # inputs stack only with inputs of the same dtypes and row shapes
+    signature: str
+    # Inputs stack only with inputs of the same signature, dtypes and row shapes.
+    key: tuple[Any, ...]
     future: Future[Arrays] = field(default_factory=Future)
 
 
-def _job(inputs: Arrays, batched: bool) -> _Job:
+def _job(inputs: Arrays, signature: str, batched: bool) -> _Job:
     if not batched:
-        return _Job(inputs, 0, ("alone", id(inputs)))
+        return _Job(inputs, 0, signature, ("alone", id(inputs)))
+    scalars = sorted(k for k, v in inputs.items() if v.ndim == 0)
+    if scalars:  # the codecs refuse these first; never an IndexError from here
+        raise UsageError(f"inputs {scalars} must have a batch dimension, got scalars")
     rows = {v.shape[0] for v in inputs.values()}
     if len(rows) != 1:
         raise UsageError("all inputs must have the same size in their first dimension")
-    key = tuple(sorted((k, v.dtype.str, v.shape[1:]) for k, v in inputs.items()))
-    return _Job(inputs, rows.pop(), key)
-
-
-def _model_error(exc: Exception) -> Error:
-    if isinstance(exc, Error):
-        return exc
-    # TensorFlow's InvalidArgumentError and friends: the inputs passed our checks but not
-    # the model's; like TensorFlow Serving, the caller hears about it as bad input.
-    name = type(exc).__name__
-    if name in {"InvalidArgumentError", "ValueError", "TypeError"}:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-        return UsageError(f"the model refused the input: {first[:300]}")
-    log.exception("model call failed")
-    return Error(f"the model failed: {name}")
+    key = (signature, *sorted((k, v.dtype.str, v.shape[1:]) for k, v in inputs.items()))
+    return _Job(inputs, rows.pop(), signature, key)
 
 
 class Batcher:
@@ -77,7 +70,7 @@ class Batcher:
         if timeout < 0:
             raise UsageError("the batch timeout cannot be negative")
         self._model = model
-        self._batched = model.signature.batched
+        self._batched = {k: sig.batched for k, sig in model.signatures.items()}
         self._max = max_batch_size
         self._timeout = timeout
         self._on_batch = on_batch
@@ -100,9 +93,11 @@ class Batcher:
                 self._active -= 1
                 self._cond.notify_all()
 
-    def submit(self, inputs: Arrays) -> Future[Arrays]:
+    def submit(self, inputs: Arrays, signature: str = SIGNATURE_KEY) -> Future[Arrays]:
         """Queue one request's inputs; the future gives its outputs or a securetf error."""
-        job = _job(inputs, self._batched)
+        if signature not in self._batched:
+            raise UsageError(f"Serving signature name: {signature!r} not found in signature def")
+        job = _job(inputs, signature, self._batched[signature])
         with self._cond:
             if self._closed:
                 raise Error("the server is shutting down")
@@ -125,7 +120,7 @@ class Batcher:
                 return None
             first = self._queue.popleft()
             batch, rows = [first], first.rows
-            if not self._batched:
+            if not self._batched[first.signature]:
                 return batch
             deadline = time.monotonic() + self._timeout
             while rows < self._max:
@@ -154,7 +149,7 @@ class Batcher:
         rows = [j.rows for j in batch]
         stacked = {k: np.concatenate([j.inputs[k] for j in batch]) for k in batch[0].inputs}
         try:
-            outputs = self._model.predict(stacked)
+            outputs = self._model.predict(stacked, signature=batch[0].signature)
         except Exception:  # one bad request must not fail the others: run each alone
             for job in batch:
                 self._run_alone(job)
@@ -172,9 +167,9 @@ class Batcher:
 
     def _run_alone(self, job: _Job) -> None:
         try:
-            outputs = self._model.predict(job.inputs)
+            outputs = self._model.predict(job.inputs, signature=job.signature)
         except Exception as exc:
-            job.future.set_exception(_model_error(exc))
+            job.future.set_exception(model_error(exc))
             return
         self._on_batch(job.rows, 1)
         job.future.set_result(outputs)

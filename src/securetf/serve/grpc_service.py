@@ -3,17 +3,17 @@
 The official ``tensorflow-serving-api`` stubs talk to these unchanged. Tensors arrive as
 ``TensorProto``s; each is checked for size before it is expanded (a one-value proto can
 claim a shape of a trillion elements) and for its dtype and shape against the signature.
+Classify, Regress and MultiInference take ``tf.Example``s (``securetf.serve.inference``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
-import numpy as np
-import numpy.typing as npt
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -23,18 +23,17 @@ from tensorflow_serving.apis import (
 )
 
 from securetf.errors import Error, NotFoundError, UsageError
+from securetf.serve._grpc_inference import classify, lookup, multi_inference, regress, run
 from securetf.serve.metadata import signature_def_map
 from securetf.serve.metrics import ServeMetrics
-from securetf.serve.repository import ModelRepository, ServedModel
+from securetf.serve.repository import ModelRepository
 from securetf.serve.rest_codec import array_for
 from securetf.serve.signature import Arrays, Signature
+from securetf.serve.tensors import array_to_proto, dtype_name, proto_to_array
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ModelServicer", "PredictionServicer", "add_services"]
-
-#: How long a gRPC call waits for its batch before giving up.
-PREDICT_TIMEOUT_SECONDS = 300.0
 
 
 def _code(exc: Error) -> grpc.StatusCode:
@@ -43,36 +42,6 @@ def _code(exc: Error) -> grpc.StatusCode:
     if isinstance(exc, UsageError):
         return grpc.StatusCode.INVALID_ARGUMENT
     return grpc.StatusCode.INTERNAL
-
-
-def _lookup(repo: ModelRepository, spec: Any) -> ServedModel:
-    if not spec.name:
-        raise UsageError("model_spec.name is required")
-    if spec.HasField("version_label"):
-        raise UsageError("version labels are not supported; name a version number")
-    version = spec.version.value if spec.HasField("version") else None
-    if spec.signature_name not in ("", "serving_default"):
-        raise UsageError(f"Serving signature name: {spec.signature_name!r} not found")
-    return repo.get(spec.name, version)
-
-
-def tensor_to_array(proto: Any, *, max_bytes: int) -> npt.NDArray[Any]:
-    """A ``TensorProto`` as an array, refusing any that would expand past ``max_bytes``."""
-    import tensorflow as tf
-
-    dims = [d.size for d in proto.tensor_shape.dim]
-    if any(d < 0 for d in dims):
-        raise UsageError("a tensor's shape has a negative dimension")
-    try:
-        itemsize = np.dtype(tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype).itemsize
-    except (TypeError, ValueError):
-        raise UsageError("a tensor has an unsupported dtype") from None
-    if int(np.prod(dims, dtype=object)) * max(itemsize, 1) > max_bytes:
-        raise UsageError(f"a tensor would exceed the limit of {max_bytes} bytes")
-    try:
-        return np.asarray(tf.make_ndarray(proto))
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"malformed tensor: {str(exc)[:200]}") from None
 
 
 def _inputs(sig: Signature, request: Any, max_bytes: int) -> Arrays:
@@ -85,61 +54,101 @@ def _inputs(sig: Signature, request: Any, max_bytes: int) -> Arrays:
     out: Arrays = {}
     for name in names:
         info = sig.input(name)
-        arr = tensor_to_array(request.inputs[name], max_bytes=max_bytes)
-        if arr.dtype != info.dtype and not (info.dtype == object and arr.dtype.kind in "OS"):
-            raise UsageError(f"input {name!r} expects {info.dt_name}, got {arr.dtype.name}")
-        out[name] = array_for(info, arr, batched_rows=False) if arr.dtype != object else arr
+        proto = request.inputs[name]
+        arr = proto_to_array(proto, max_bytes=max_bytes)
+        if arr.dtype != info.dtype and not (info.dtype.kind == "O" and arr.dtype.kind in "OS"):
+            raise UsageError(f"input {name!r} expects {info.dt_name}, got {dtype_name(proto)}")
+        # The same checks as REST's, strings included: rank, known dimensions, empty batch.
+        out[name] = array_for(info, arr, batched_rows=False)
     return out
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):  # type: ignore[misc]
-    """``Predict`` and ``GetModelMetadata``; Classify, Regress and MultiInference are not served."""
+    """``Predict``, ``Classify``, ``Regress``, ``MultiInference`` and ``GetModelMetadata``."""
 
-    def __init__(self, repo: ModelRepository, metrics: ServeMetrics, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        repo: ModelRepository,
+        metrics: ServeMetrics,
+        *,
+        max_bytes: int,
+        tensor_content: bool = False,
+    ) -> None:
         self._repo = repo
         self._metrics = metrics
         self._max_bytes = max_bytes
+        self._tensor_content = tensor_content
+
+    def _answer(
+        self, method: str, model: str, context: grpc.ServicerContext, build: Callable[[], Any]
+    ) -> Any:
+        """``build()``'s response; a securetf error as its status, anything else INTERNAL."""
+        start, code = time.perf_counter(), "OK"
+        try:
+            return build()
+        except Error as exc:
+            code = _code(exc).name
+            context.abort(_code(exc), str(exc))
+        except Exception:  # a bug of ours: INTERNAL with no detail, never gRPC's UNKNOWN
+            code = "INTERNAL"
+            log.exception("%s failed", method)
+            context.abort(grpc.StatusCode.INTERNAL, "the server failed; see its log")
+        finally:
+            self._metrics.observe("grpc", method, model, code, time.perf_counter() - start)
 
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        import tensorflow as tf
-
-        start, code, name = time.perf_counter(), "OK", request.model_spec.name
-        try:
-            served = _lookup(self._repo, request.model_spec)
-            sig = served.model.signature
+        def build() -> Any:
+            served, key, sig = lookup(self._repo, request.model_spec)
             unknown = [n for n in request.output_filter if n not in sig.output_names]
             if unknown:
                 raise UsageError(f"unknown outputs in output_filter: {unknown}")
             with served.batcher.admit():
-                future = served.batcher.submit(_inputs(sig, request, self._max_bytes))
-                outputs = future.result(timeout=PREDICT_TIMEOUT_SECONDS)
+                outputs = run(served, key, _inputs(sig, request, self._max_bytes))
             response = predict_pb2.PredictResponse()
             response.model_spec.name = served.name
             response.model_spec.version.value = served.version
-            response.model_spec.signature_name = "serving_default"
-            wanted = list(request.output_filter) or list(outputs)
-            for out_name in wanted:
-                response.outputs[out_name].CopyFrom(tf.make_tensor_proto(outputs[out_name]))
+            response.model_spec.signature_name = key
+            for out_name in list(request.output_filter) or list(outputs):
+                response.outputs[out_name].CopyFrom(
+                    array_to_proto(outputs[out_name], tensor_content=self._tensor_content)
+                )
             return response
-        except Error as exc:
-            code = _code(exc).name
-            context.abort(_code(exc), str(exc))
-        finally:
-            self._metrics.observe("grpc", "predict", name, code, time.perf_counter() - start)
+
+        return self._answer("predict", request.model_spec.name, context, build)
+
+    def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return self._answer(
+            "classify", request.model_spec.name, context, lambda: classify(self._repo, request)
+        )
+
+    def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return self._answer(
+            "regress", request.model_spec.name, context, lambda: regress(self._repo, request)
+        )
+
+    def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        model = request.tasks[0].model_spec.name if request.tasks else ""
+        return self._answer(
+            "multi_inference", model, context, lambda: multi_inference(self._repo, request)
+        )
 
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        try:
-            served = _lookup(self._repo, request.model_spec)
-            fields = list(request.metadata_field)
-            if fields != ["signature_def"]:
+        def build() -> Any:
+            served = self._repo.get(
+                request.model_spec.name,
+                request.model_spec.version.value
+                if request.model_spec.HasField("version")
+                else None,
+            )
+            if list(request.metadata_field) != ["signature_def"]:
                 raise UsageError("metadata_field must be exactly ['signature_def']")
-        except Error as exc:
-            context.abort(_code(exc), str(exc))
-        response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = served.name
-        response.model_spec.version.value = served.version
-        response.metadata["signature_def"].Pack(signature_def_map(served.model.signature))
-        return response
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            response.model_spec.name = served.name
+            response.model_spec.version.value = served.version
+            response.metadata["signature_def"].Pack(signature_def_map(served.model))
+            return response
+
+        return self._answer("metadata", request.model_spec.name, context, build)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignore[misc]
@@ -166,9 +175,15 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignor
 
 
 def add_services(
-    server: grpc.Server, repo: ModelRepository, metrics: ServeMetrics, *, max_bytes: int
+    server: grpc.Server,
+    repo: ModelRepository,
+    metrics: ServeMetrics,
+    *,
+    max_bytes: int,
+    tensor_content: bool = False,
 ) -> None:
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(repo, metrics, max_bytes=max_bytes), server
+        PredictionServicer(repo, metrics, max_bytes=max_bytes, tensor_content=tensor_content),
+        server,
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repo), server)

@@ -1,15 +1,20 @@
-"""Model status and metadata in TensorFlow Serving's shapes (protobuf for gRPC, JSON for REST)."""
+"""Model status and metadata in TensorFlow Serving's shapes (protobuf for gRPC, JSON for REST).
+
+A SavedModel's metadata is its serving MetaGraph's ``signature_def`` map as stored, which
+is what TensorFlow Serving returns: every signature with its method name and graph tensor
+names, and ``__saved_model_init_op``. Keras and TF Lite models have no MetaGraph; theirs
+is made from their signature, tensors named by their keys.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from securetf.serve._savedmodel import SavedModelBackend
 from securetf.serve.repository import ServedModel
-from securetf.serve.signature import Signature, TensorInfo
+from securetf.serve.signature import LoadedModel, TensorInfo
 
 __all__ = ["metadata_json", "signature_def_map", "status_json"]
-
-SIGNATURE_KEY = "serving_default"
 
 
 def _tensor_info(info: TensorInfo) -> Any:
@@ -30,49 +35,40 @@ def _tensor_info(info: TensorInfo) -> Any:
     )
 
 
-def signature_def_map(sig: Signature) -> Any:
+def signature_def_map(model: LoadedModel) -> Any:
     """The model's ``SignatureDefMap`` protobuf, as ``GetModelMetadata`` returns it."""
     from tensorflow_serving.apis import get_model_metadata_pb2
 
     sdm = get_model_metadata_pb2.SignatureDefMap()
-    sdef = sdm.signature_def[SIGNATURE_KEY]
-    sdef.method_name = sig.method_name
-    for t in sig.inputs:
-        sdef.inputs[t.name].CopyFrom(_tensor_info(t))
-    for t in sig.outputs:
-        sdef.outputs[t.name].CopyFrom(_tensor_info(t))
+    if isinstance(model, SavedModelBackend):
+        sdm.CopyFrom(model.signature_defs)
+        return sdm
+    for key, sig in model.signatures.items():
+        sdef = sdm.signature_def[key]
+        sdef.method_name = sig.method_name
+        for t in sig.inputs:
+            sdef.inputs[t.name].CopyFrom(_tensor_info(t))
+        for t in sig.outputs:
+            sdef.outputs[t.name].CopyFrom(_tensor_info(t))
     return sdm
 
 
-def _shape_json(info: TensorInfo) -> dict[str, Any]:
-    if info.shape is None:
-        return {"dim": [], "unknown_rank": True}
-    dims = [{"size": str(-1 if d is None else d), "name": ""} for d in info.shape]
-    return {"dim": dims, "unknown_rank": False}
-
-
-def _tensors_json(infos: tuple[TensorInfo, ...]) -> dict[str, Any]:
-    return {
-        t.name: {"dtype": t.dt_name, "tensor_shape": _shape_json(t), "name": t.name} for t in infos
-    }
-
-
 def metadata_json(served: ServedModel) -> dict[str, Any]:
-    """``GET /v1/models/NAME[/versions/V]/metadata`` as TensorFlow Serving answers it."""
-    sig = served.model.signature
+    """``GET /v1/models/NAME[/versions/V]/metadata`` as TensorFlow Serving answers it.
+
+    The map printed as TF Serving prints it: proto field names, every field (``"dim": []``,
+    ``"unknown_rank": true``), 64-bit integers as strings.
+    """
+    from google.protobuf import json_format  # type: ignore[import-untyped]
+
+    sdm = json_format.MessageToDict(
+        signature_def_map(served.model),
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+    )
     return {
         "model_spec": {"name": served.name, "signature_name": "", "version": str(served.version)},
-        "metadata": {
-            "signature_def": {
-                "signature_def": {
-                    SIGNATURE_KEY: {
-                        "inputs": _tensors_json(sig.inputs),
-                        "outputs": _tensors_json(sig.outputs),
-                        "method_name": sig.method_name,
-                    }
-                }
-            }
-        },
+        "metadata": {"signature_def": sdm},
     }
 
 

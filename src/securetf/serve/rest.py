@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,15 +23,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from securetf._http.limits import BodyTimeoutError, BodyTooLargeError
 from securetf.errors import Error, NotFoundError, UsageError
+from securetf.serve._rest_inference import encode_result, submit_examples
 from securetf.serve.metadata import metadata_json, status_json
 from securetf.serve.metrics import ServeMetrics
 from securetf.serve.repository import ModelRepository, ServedModel
-from securetf.serve.rest_codec import encode_response, parse_predict
+from securetf.serve.rest_codec import PredictRequest, encode_response, parse_predict
+from securetf.serve.signature import CLASSIFY, PREDICT, REGRESS
 
 log = logging.getLogger(__name__)
 
 __all__ = ["create_app", "error_response"]
 
+_METHODS = {PREDICT: "predict", CLASSIFY: "classify", REGRESS: "regress"}
 #: Bodies up to this size are decoded on the event loop; larger ones in a worker thread.
 _INLINE_BODY_BYTES = 64 * 1024
 
@@ -67,9 +71,9 @@ def _version(text: str | None) -> int | None:
     return int(text)
 
 
-def _decode_and_submit(served: ServedModel, body: bytes) -> tuple[Any, bool]:
-    req = parse_predict(body, served.model.signature)
-    return served.batcher.submit(req.inputs), req.row_format
+def _decode_and_submit(served: ServedModel, body: bytes) -> tuple[Any, PredictRequest]:
+    req = parse_predict(body, served.model)
+    return served.batcher.submit(req.inputs, req.signature), req
 
 
 def create_app(repo: ModelRepository, metrics: ServeMetrics) -> FastAPI:
@@ -88,35 +92,48 @@ def create_app(repo: ModelRepository, metrics: ServeMetrics) -> FastAPI:
     async def _on_invalid(request: Request, exc: RequestValidationError) -> Response:
         return _error("malformed request", 400)
 
-    async def predict(request: Request, name: str, version: str | None) -> Response:
+    async def call(request: Request, name: str, version: str | None, method: str) -> Response:
+        """One predict, classify or regress request: decode, batch, encode."""
         start = time.perf_counter()
         code = "200"
         try:
             served = repo.get(name, _version(version))
             with served.batcher.admit():
                 body = await request.body()
-                if len(body) <= _INLINE_BODY_BYTES:
-                    future, rows = _decode_and_submit(served, body)
+                inline = len(body) <= _INLINE_BODY_BYTES
+                if method == PREDICT:
+                    decode: Any = partial(_decode_and_submit, served, body)
                 else:
-                    future, rows = await run_in_threadpool(_decode_and_submit, served, body)
+                    decode = partial(submit_examples, served, body, method)
+                future, parsed = decode() if inline else await run_in_threadpool(decode)
                 outputs = await asyncio.wrap_future(future)
-            sig = served.model.signature
-            return Response(
-                encode_response(outputs, sig, row_format=rows), media_type="application/json"
-            )
+            if method == PREDICT:
+                sig = served.model.signatures[parsed.signature]
+                answer = encode_response(outputs, sig, row_format=parsed.row_format)
+            else:
+                answer = encode_result(outputs, parsed, method)
+            return Response(answer, media_type="application/json")
         except Error as exc:
             code = str(_status(exc))
             return error_response(exc)
         finally:
-            metrics.observe("rest", "predict", name, code, time.perf_counter() - start)
+            metrics.observe("rest", _METHODS[method], name, code, time.perf_counter() - start)
 
-    @app.post("/v1/models/{name}:predict")
-    async def predict_latest(request: Request, name: str) -> Response:
-        return await predict(request, name, None)
+    def routes(verb: str, method: str) -> None:
+        # A closure per method: a default argument would be a query parameter to FastAPI.
+        async def latest(request: Request, name: str) -> Response:
+            return await call(request, name, None, method)
 
-    @app.post("/v1/models/{name}/versions/{version}:predict")
-    async def predict_version(request: Request, name: str, version: str) -> Response:
-        return await predict(request, name, version)
+        async def pinned(request: Request, name: str, version: str) -> Response:
+            return await call(request, name, version, method)
+
+        app.add_api_route(f"/v1/models/{{name}}:{verb}", latest, methods=["POST"])
+        app.add_api_route(
+            f"/v1/models/{{name}}/versions/{{version}}:{verb}", pinned, methods=["POST"]
+        )
+
+    for method, verb in _METHODS.items():
+        routes(verb, method)
 
     @app.get("/v1/models/{name}")
     async def status_all(name: str) -> Response:

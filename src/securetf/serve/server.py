@@ -40,7 +40,9 @@ def _start_grpc(
             ("grpc.max_send_message_length", max(limit, 64 * 1024 * 1024)),
         ],
     )
-    add_services(server, repo, metrics, max_bytes=limit)
+    add_services(
+        server, repo, metrics, max_bytes=limit, tensor_content=settings.grpc_tensor_content
+    )
     address = f"{settings.host}:{settings.grpc_port}"
     if tls is None:
         bound = server.add_insecure_port(address)

@@ -57,6 +57,9 @@ class ServeSettings:
     batch_timeout_ms: float = DEFAULT_BATCH_TIMEOUT_MS
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     grpc_workers: int = DEFAULT_GRPC_WORKERS
+    #: gRPC outputs as raw bytes in ``tensor_content`` (TF Serving's
+    #: ``--enable_serialization_as_tensor_content``), not in the typed fields.
+    grpc_tensor_content: bool = False
     #: How long and how many connections REST clients may hold (timeouts, connection limit).
     http: HttpLimits = field(default_factory=HttpLimits)
 

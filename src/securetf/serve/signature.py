@@ -9,7 +9,25 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Arrays", "LoadedModel", "Signature", "TensorInfo"]
+__all__ = [
+    "CLASSIFY",
+    "PREDICT",
+    "REGRESS",
+    "SIGNATURE_KEY",
+    "Arrays",
+    "LoadedModel",
+    "OneSignature",
+    "Signature",
+    "TensorInfo",
+    "resolve_signature",
+]
+
+#: The signature a request without a name gets.
+SIGNATURE_KEY = "serving_default"
+#: SignatureDef method names (TensorFlow Serving's signature_constants).
+PREDICT = "tensorflow/serving/predict"
+CLASSIFY = "tensorflow/serving/classify"
+REGRESS = "tensorflow/serving/regress"
 
 #: Named tensors, as a model takes them and gives them back.
 Arrays = dict[str, npt.NDArray[Any]]
@@ -53,11 +71,11 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class Signature:
-    """A model's serving signature (``serving_default``), inputs and outputs in order."""
+    """One of a model's signatures (``serving_default``, ...), inputs and outputs in order."""
 
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
-    method_name: str = "tensorflow/serving/predict"
+    method_name: str = PREDICT
 
     @property
     def input_names(self) -> list[str]:
@@ -79,7 +97,7 @@ class Signature:
 
 
 class LoadedModel(Protocol):
-    """A loaded model of any format: its signature and a call over named arrays.
+    """A loaded model of any format: its signatures and a call of one over named arrays.
 
     ``predict`` is called from one thread at a time (the model's batcher), so backends that
     are not thread-safe (TF Lite interpreters) need no lock of their own.
@@ -89,9 +107,41 @@ class LoadedModel(Protocol):
     def format(self) -> str: ...
 
     @property
-    def signature(self) -> Signature: ...
+    def signature(self) -> Signature:
+        """``serving_default``."""
+        ...
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Arrays: ...
+    @property
+    def signatures(self) -> Mapping[str, Signature]: ...
+
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], signature: str = SIGNATURE_KEY
+    ) -> Arrays: ...
+
+
+class OneSignature:
+    """For backends with one signature, ``serving_default``, kept in ``_signature``."""
+
+    _signature: Signature
+
+    @property
+    def signature(self) -> Signature:
+        return self._signature
+
+    @property
+    def signatures(self) -> Mapping[str, Signature]:
+        return {SIGNATURE_KEY: self._signature}
+
+
+def resolve_signature(model: LoadedModel, name: str) -> tuple[str, Signature]:
+    """The signature a request names (``""``: ``serving_default``), in TF Serving's words."""
+    from securetf.errors import UsageError
+
+    key = name or SIGNATURE_KEY
+    found = model.signatures.get(key)
+    if found is None:
+        raise UsageError(f"Serving signature name: {key!r} not found in signature def")
+    return key, found
 
 
 def shape_of(dims: Any) -> tuple[int | None, ...] | None:
