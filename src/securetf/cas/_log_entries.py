@@ -29,13 +29,28 @@ from securetf.policy import Policy, canonical_json
 
 __all__ = [
     "ENTRY_VERSION",
+    "IDENTITY_REF",
     "certificate_entry",
+    "certificate_ref",
     "identity_entry",
     "policy_entry",
+    "policy_ref",
     "tag_entry",
 ]
 
 ENTRY_VERSION = 1
+#: The ``log_refs`` row of the CAS's last identity entry.
+IDENTITY_REF = "identity"
+
+
+def policy_ref(name: str, version: int) -> str:
+    """The ``log_refs`` row of a policy version's entry."""
+    return f"policy/{name}/{version}"
+
+
+def certificate_ref(policy: str, serial: int) -> str:
+    """The ``log_refs`` row of a certificate's entry."""
+    return f"certificate/{policy}/{serial}"
 
 
 def policy_entry(policy: Policy, policy_hash: str) -> bytes:

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 
 from securetf._http.limits import BodyTimeoutError, BodyTooLargeError
 from securetf.cas._log_api import log_router
+from securetf.cas._log_entries import IDENTITY_REF, policy_ref
 from securetf.cas._policies import import_digests, parse
 from securetf.cas._records import PendingUpdate, PolicyVersion
 from securetf.cas.core import Cas
@@ -221,6 +222,7 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
             vcek=evidence_vcek(evidence),
             log_vkey=log().vkey,
             log_vkey_signature=vkey_endorsement(identity.audit_key, log().vkey),
+            log_index=cas.log_ref(IDENTITY_REF),
         )
 
     @app.post("/v1/policies", responses=_errors(400, 409))
@@ -244,6 +246,7 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
             policy_yaml=stored.yaml if with_yaml else None,
             ca_certificate_pem=ca_pem.decode(),
             created_at=stored.created_at,
+            log_index=cas.log_ref(policy_ref(stored.name, stored.version)),
         )
 
     def _history(

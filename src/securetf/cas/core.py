@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from securetf.cas import _owner, _policies, _provision, _registry
 from securetf.cas._cache import SecretCache
 from securetf.cas._evidence import EvidenceVerifier
-from securetf.cas._log_entries import tag_entry
+from securetf.cas._log_entries import certificate_ref, tag_entry
 from securetf.cas._nonces import NonceBook
 from securetf.cas._records import PendingUpdate, PolicyVersion, VolumeTag
 from securetf.cas._refusals import RefusalGate, excerpt, excerpt_detail
@@ -74,6 +74,11 @@ class Cas:
     def log_identity(self, entry: bytes) -> int | None:
         """Log the CAS's identity at start if it is not the one logged last (a rotation)."""
         return self._store.run(lambda tx: tx.log_identity(entry))
+
+    def log_ref(self, ref: str) -> int | None:
+        """Where the entry under ``ref`` (:func:`securetf.cas._log_entries.policy_ref`,
+        ...) is in the log, for answers that clients prove."""
+        return self._run("log.read", lambda tx: tx.log_ref(ref))
 
     def log_tree(self) -> LogTree:
         """The transparency log (read side; entries are appended by the decisions)."""
@@ -304,6 +309,7 @@ class Cas:
                 instance=instance.instance,
                 policy_version=stored.version,
                 expires_at=instance.expires_at,
+                log_index=tx.log_ref(certificate_ref(policy, serial)),
             )
 
         return self._run("instance.status", read)

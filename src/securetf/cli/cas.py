@@ -19,6 +19,7 @@ from securetf.cli._common import print_json
 from securetf.cli.attest import PCCS_ENV
 from securetf.client import save_pin, verify_cas
 from securetf.client.attest_cas import unchecked_warning
+from securetf.client.caslog import prove_identity
 from securetf.errors import UsageError
 
 app = typer.Typer(help="The Configuration and Attestation Service.", no_args_is_help=True)
@@ -163,6 +164,10 @@ def attest_cmd(
         collateral=source,
     )
     pin = result.pin
+    if pin.log_vkey is not None:
+        # The identity just attested is the one the CAS's public log records, in a log
+        # that extends what this home saw of it before.
+        prove_identity(pin, result.identity_log_index, result.identity_measurement)
     path = save_pin(pin)
     if pin.tee == "sim":
         typer.echo("WARNING: this CAS runs on the SIMULATED TEE; nothing protects it", err=True)

@@ -89,6 +89,10 @@ class CasAttestation:
     claims: Claims
     reference: Mapping[str, Any] = field(default_factory=dict)
     code_checked: bool = False
+    #: The identity document's pointer to the CAS's identity entry in its log, and the
+    #: measurement it states (prove both with :func:`securetf.client.caslog.prove_identity`).
+    identity_log_index: int | None = None
+    identity_measurement: str = ""
 
 
 def _fetch_identity(url: str, nonce: bytes) -> tuple[CasIdentityDoc, bytes]:
@@ -417,7 +421,9 @@ def verify_cas(
         tee=claims.tee,
         log_vkey=log_vkey,
     )
-    return CasAttestation(pin, claims, reference_values(claims), code_checked)
+    return CasAttestation(
+        pin, claims, reference_values(claims), code_checked, doc.log_index, doc.measurement
+    )
 
 
 def attest_cas(

@@ -173,6 +173,17 @@ log_identity = Table(
 )
 
 
+# Where the entry of a decision that clients check is in the transparency log:
+# "policy/<name>/<version>", "certificate/<policy>/<serial>", "identity" (the last). Only a
+# pointer: a client compares the entry it proves with the answer, so a wrong row is caught.
+log_refs = Table(
+    "log_refs",
+    metadata,
+    Column("ref", Text, primary_key=True),
+    Column("idx", BigInteger, nullable=False),
+)
+
+
 # The authenticated state: one row that lists every policy's head (and its MAC), and one
 # head per policy that lists the MAC of each of its rows. See _state.py.
 state_head = Table(

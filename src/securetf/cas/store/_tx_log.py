@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from securetf.cas._log_entries import IDENTITY_REF
 from securetf.cas.store._errors import TransactionConflictError
-from securetf.cas.store._schema import log_identity
+from securetf.cas.store._schema import log_identity, log_refs
 from securetf.cas.store._tx_base import TxBase
 from securetf.crypto import sha256
 from securetf.log import AppendConflictError, LogTree
@@ -15,14 +16,21 @@ __all__ = ["LogOps"]
 
 
 class LogOps(TxBase):
-    def append_log(self, entry: bytes) -> int:
+    def append_log(self, entry: bytes, ref: str | None = None) -> int:
         # SQLite runs one writer at a time (BEGIN IMMEDIATE); on PostgreSQL the loser of a
         # race fails here or at commit and the whole decision is re-run by Store.run, so
         # neither a fork nor a decision without its entry is ever committed.
         try:
-            return LogTree(ConnectionLogStore(self._conn)).append(entry)
+            index = LogTree(ConnectionLogStore(self._conn)).append(entry)
         except AppendConflictError as exc:
             raise TransactionConflictError(str(exc)) from exc
+        if ref is not None:
+            self._upsert(log_refs, {"ref": ref, "idx": index}, ["ref"])
+        return index
+
+    def log_ref(self, ref: str) -> int | None:
+        row = self._conn.execute(select(log_refs.c.idx).where(log_refs.c.ref == ref)).first()
+        return None if row is None else int(row.idx)
 
     def log_identity(self, entry: bytes) -> int | None:
         digest = sha256(entry)
@@ -31,7 +39,7 @@ class LogOps(TxBase):
         ).first()
         if row is not None and bytes(row.digest) == digest:
             return None
-        index = self.append_log(entry)
+        index = self.append_log(entry, IDENTITY_REF)
         self._upsert(log_identity, {"id": 1, "digest": digest}, ["id"])
         return index
 
