@@ -35,7 +35,7 @@ from securetf.cas._policies import import_digests, parse
 from securetf.cas._records import PendingUpdate, PolicyVersion
 from securetf.cas.core import Cas
 from securetf.cas.identity import CasIdentity, evidence_vcek
-from securetf.cas.translog import CasLog
+from securetf.cas.translog import CasLog, Witnessing
 from securetf.errors import (
     AttestationError,
     AuthenticationError,
@@ -60,7 +60,7 @@ from securetf.protocol import (
     ServiceLaunch,
     TagUpdate,
 )
-from securetf.protocol.logkey import vkey_endorsement
+from securetf.protocol.logkey import vkey_endorsement, witnesses_endorsement
 from securetf.protocol.messages import HistoryItem, RegisteredTag
 
 _STATUS: list[tuple[type[Error], int]] = [
@@ -191,7 +191,16 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         return response
 
     # Built on first use: the OpenAPI document is made without a CAS.
-    log = functools.cache(lambda: CasLog(cas.log_tree(), identity.log_signer))
+    witnesses = Witnessing.parse(cas.settings.log_witnesses, cas.settings.log_witness_threshold)
+    witnessing = Witnessing(
+        witnesses,
+        cas.settings.log_witness_threshold,
+        cas.log_cosign,
+        cas.log_cosignatures,
+        cas.log_witnessed,
+        cas.log_counted,
+    )
+    log = functools.cache(lambda: CasLog(cas.log_tree(), identity.log_signer, witnessing))
     app.include_router(log_router(log, _errors))
 
     @app.get("/healthz", responses=_errors())
@@ -223,6 +232,16 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
             log_vkey=log().vkey,
             log_vkey_signature=vkey_endorsement(identity.audit_key, log().vkey),
             log_index=cas.log_ref(IDENTITY_REF),
+            log_witnesses=[w.vkey() for w in witnesses] or None,
+            log_witness_threshold=cas.settings.log_witness_threshold or None,
+            log_witnesses_signature=witnesses_endorsement(
+                identity.audit_key,
+                log().vkey,
+                [w.vkey() for w in witnesses],
+                cas.settings.log_witness_threshold,
+            )
+            if witnesses
+            else None,
         )
 
     @app.post("/v1/policies", responses=_errors(400, 409))

@@ -80,6 +80,20 @@ class Cas:
         ...) is in the log, for answers that clients prove."""
         return self._run("log.read", lambda tx: tx.log_ref(ref))
 
+    def log_cosign(self, witness: str, size: int, root: bytes, line: bytes) -> bool:
+        """Keep a witness's cosignature line (verified by the caller); see
+        :class:`securetf.cas.translog.CasLog`."""
+        return self._run("log.cosign", lambda tx: tx.log_cosign(witness, size, root, line))
+
+    def log_cosignatures(self) -> list[tuple[str, int, bytes, bytes]]:
+        return self._run("log.read", lambda tx: tx.log_cosignatures())
+
+    def log_witnessed(self, size: int, root: bytes, lines: bytes) -> None:
+        self._run("log.cosign", lambda tx: tx.log_witnessed(size, root, lines))
+
+    def log_counted(self) -> tuple[int, bytes, bytes] | None:
+        return self._run("log.read", lambda tx: tx.log_counted())
+
     def log_tree(self) -> LogTree:
         """The transparency log (read side; entries are appended by the decisions)."""
         return self._store.log_reader()

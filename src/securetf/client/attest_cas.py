@@ -51,7 +51,7 @@ from securetf.crypto import Certificate, VerifyKey, constant_time_equal, random_
 from securetf.errors import AttestationError, Error, UsageError
 from securetf.policy import Tee
 from securetf.protocol import CasIdentityDoc, cas_report_data
-from securetf.protocol.logkey import check_vkey_endorsement
+from securetf.protocol.logkey import check_vkey_endorsement, check_witnesses_endorsement
 
 __all__ = [
     "CasAttestation",
@@ -413,6 +413,13 @@ def verify_cas(
     if doc.log_vkey is not None or doc.log_vkey_signature is not None:
         check_vkey_endorsement(audit_key, doc.log_vkey or "", doc.log_vkey_signature or b"")
         log_vkey = doc.log_vkey
+    # 7. The witnesses its checkpoints need, endorsed by the same key.
+    witnesses = doc.log_witnesses or []
+    threshold = doc.log_witness_threshold or 0
+    if witnesses or threshold or doc.log_witnesses_signature is not None:
+        check_witnesses_endorsement(
+            audit_key, log_vkey or "", witnesses, threshold, doc.log_witnesses_signature or b""
+        )
     pin = CasPin(
         url=url,
         certificate_pem=doc.certificate_pem,
@@ -420,6 +427,8 @@ def verify_cas(
         measurement=pin_measurement(claims),
         tee=claims.tee,
         log_vkey=log_vkey,
+        log_witnesses=tuple(witnesses),
+        log_witness_threshold=threshold,
     )
     return CasAttestation(
         pin, claims, reference_values(claims), code_checked, doc.log_index, doc.measurement

@@ -185,6 +185,18 @@ class CasLogClient:
             self._tiles[path] = data
         return data
 
+    def post(self, path: str, body: object) -> bytes:
+        """POST JSON to ``<log>/<path>`` (a witness's cosignature); the answer's bytes."""
+        try:
+            response = self._http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise UsageError(f"cannot reach {self.where}: {exc}") from exc
+        if response.status_code >= 400:
+            raise UsageError(
+                f"{self.where} refused {path} ({response.status_code}): {response.text[:300]}"
+            )
+        return response.content[:MAX_RESPONSE]
+
     def checkpoint(self) -> VerifiedCheckpoint:
         """The current checkpoint, verified with the pinned log key and, when the CAS
         requires witnesses, with k of their cosignatures."""
@@ -257,9 +269,13 @@ class CasLogClient:
             raise NotLoggedError(no_entry(what))
         # Without witnesses the CAS's checkpoint holds every entry it answers about.
         deadline = time.monotonic() + (self._wait if self.pin.log_witness_threshold else 0)
+        missing = ""
         while True:
-            _, current = self.verify()
-            if index < current.checkpoint.size:
+            try:
+                _, current = self.verify()
+            except NotFoundError as exc:  # no checkpoint cosigned by enough witnesses yet
+                current, missing = None, f" ({exc})"
+            if current is not None and index < current.checkpoint.size:
                 break
             if time.monotonic() >= deadline:
                 witnesses = (
@@ -267,11 +283,15 @@ class CasLogClient:
                     if self.pin.log_witness_threshold
                     else ""
                 )
+                shows = (
+                    f"the log shows {current.checkpoint.size} entries"
+                    if current is not None
+                    else f"no checkpoint{missing}"
+                )
                 raise NotLoggedError(
                     f"the CAS's answer about {what} names log entry {index}, but no checkpoint"
-                    f"{witnesses} holds it after {self._wait:g} s (the log has "
-                    f"{current.checkpoint.size} entries): are the witnesses running? Nothing "
-                    "was trusted; retry later"
+                    f"{witnesses} holds it after {self._wait:g} s ({shows}): are the "
+                    "witnesses running? Nothing was trusted; retry later"
                 )
             time.sleep(_POLL)
         proven = self._from_tiles(index, current.checkpoint)

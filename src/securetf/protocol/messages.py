@@ -64,6 +64,11 @@ class CasIdentityDoc(_Msg):
     log_vkey_signature: Base64Bytes | None = None
     #: The index of the CAS's identity entry in its log (docs/log.md, "Clients verify").
     log_index: int | None = None
+    #: The witnesses whose cosignatures a checkpoint needs (cosignature vkeys), how many,
+    #: and the audit key's signature of both (securetf.protocol.logkey).
+    log_witnesses: list[str] | None = None
+    log_witness_threshold: int | None = None
+    log_witnesses_signature: Base64Bytes | None = None
 
 
 class PolicyApply(_Msg):
@@ -299,3 +304,17 @@ class LogProof(_Msg):
     first: int
     second: int
     hashes: list[Base64Bytes]
+
+
+class WitnessCosignature(_Msg):
+    """``POST /v1/log/witness/cosignature``: a witness's cosignature/v1 of the CAS's
+    checkpoint of ``size`` entries, as the signed-note line it would add to the note."""
+
+    size: PositiveInt64
+    signature: Annotated[str, Field(max_length=512)]
+
+
+class CosignatureKept(_Msg):
+    """The answer to a cosignature: False when the witness had cosigned a larger tree."""
+
+    kept: bool

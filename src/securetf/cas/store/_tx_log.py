@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from securetf.cas._log_entries import IDENTITY_REF
 from securetf.cas.store._errors import TransactionConflictError
-from securetf.cas.store._schema import log_identity, log_refs
+from securetf.cas.store._schema import log_cosignatures, log_identity, log_refs, log_witnessed
 from securetf.cas.store._tx_base import TxBase
 from securetf.crypto import sha256
 from securetf.log import AppendConflictError, LogTree
@@ -42,6 +42,36 @@ class LogOps(TxBase):
         index = self.append_log(entry, IDENTITY_REF)
         self._upsert(log_identity, {"id": 1, "digest": digest}, ["id"])
         return index
+
+    def log_cosign(self, witness: str, size: int, root: bytes, line: bytes) -> bool:
+        """Keep ``witness``'s cosignature ``line`` of the tree of ``size`` unless it has one
+        of a larger tree already; True if kept."""
+        row = self._conn.execute(
+            select(log_cosignatures.c.size).where(log_cosignatures.c.witness == witness)
+        ).first()
+        if row is not None and int(row.size) > size:
+            return False
+        values = {"witness": witness, "size": size, "root": root, "line": line}
+        self._upsert(log_cosignatures, values, ["witness"])
+        return True
+
+    def log_witnessed(self, size: int, root: bytes, lines: bytes) -> None:
+        """Keep the checkpoint of ``size`` that k witnesses cosigned, unless a larger one
+        is kept already."""
+        kept = self.log_counted()
+        if kept is None or kept[0] < size:
+            values = {"id": 1, "size": size, "root": root, "lines": lines}
+            self._upsert(log_witnessed, values, ["id"])
+
+    def log_counted(self) -> tuple[int, bytes, bytes] | None:
+        """(size, root, cosignature lines) of the largest checkpoint k witnesses cosigned."""
+        row = self._conn.execute(select(log_witnessed).where(log_witnessed.c.id == 1)).first()
+        return None if row is None else (int(row.size), bytes(row.root), bytes(row.lines))
+
+    def log_cosignatures(self) -> list[tuple[str, int, bytes, bytes]]:
+        """(witness, size, root, line) of each witness's latest cosignature."""
+        rows = self._conn.execute(select(log_cosignatures)).all()
+        return [(r.witness, int(r.size), bytes(r.root), bytes(r.line)) for r in rows]
 
     def log_tree(self) -> LogTree:
         """The log as this transaction sees it (for reads)."""
