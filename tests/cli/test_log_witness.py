@@ -171,4 +171,3 @@ def test_witnesses_refuse_a_rolled_back_log_and_clients_get_nothing_newer(
         refused = w.once(cas.url, ok=False)
         assert refused.returncode == IntegrityError.exit_code, refused.stderr
         assert "rolled back" in refused.stderr
-
