@@ -322,6 +322,7 @@ def grant(
             tee=v.claims.tee,
             measurement=v.measurement,
             certificate_der=Certificate.load(cert).der,
+            transparency=policy.transparency,
         ),
         certificate_ref(policy.name, serial),
     )

@@ -283,6 +283,7 @@ class Cas:
                 tag=req.tag,
                 version=req.version,
                 by="instance",
+                transparency=policy.transparency,
             )
         )
         tx.append_audit(

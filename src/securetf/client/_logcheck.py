@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 
 from securetf.log import ProofError
+from securetf.protocol.logentry import published
 
 __all__ = ["NotLoggedError", "no_entry", "require_entry"]
 
@@ -40,14 +41,17 @@ def require_entry(what: str, index: int, entry: bytes, expect: Mapping[str, obje
        policy, version or certificate is refused).
     """
     advice = _ADVICE
+    # A ``transparency: hashes`` policy's entries hold its names as hashes.
     try:
         value = json.loads(entry)
     except ValueError:
         value = None
     if not isinstance(value, dict):
         raise NotLoggedError(f"log entry {index} ({what}) is not a JSON object: {advice}")
+    mode = str(value.get("transparency", "full"))
+    kind = str(expect.get("type", ""))
     for field, expected in expect.items():
-        if field not in value or value[field] != expected:
+        if field not in value or value[field] != published(kind, field, expected, mode):
             raise NotLoggedError(
                 f"log entry {index} does not record the CAS's answer about {what} "
                 f"(its {field!r} differs): {advice}"
