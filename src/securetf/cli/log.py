@@ -20,6 +20,7 @@ from securetf.attestation.sim_key import securetf_home
 from securetf.cli._common import print_json
 from securetf.cli.cas import CasUrl
 from securetf.client.caslog import CasLogClient, ProvenEntry
+from securetf.client.mirror import mirror_log
 from securetf.client.pins import load_pin
 from securetf.client.witness import load_signer, state_path, witness_once
 from securetf.crypto import random_bytes
@@ -172,3 +173,18 @@ def witness(
         if not every:
             return
         time.sleep(every)
+
+
+@app.command()
+def mirror(
+    cas: CasUrl,
+    directory: Annotated[Path, typer.Argument(help="The mirror's directory (tlog-tiles).")],
+) -> None:
+    """Copy the log into DIRECTORY as C2SP tlog-tiles (checkpoint, tiles, entry bundles)
+    for any static file server; verified first, never behind the mirror's own checkpoint.
+    Clients then read it with --mirror URL."""
+    with CasLogClient.for_url(cas) as log:
+        done = mirror_log(log, directory)
+    c, old = done.checkpoint, done.previous
+    since = f"{old.size} -> " if old else ""
+    typer.echo(f"mirrored {since}{c.size} entries ({done.written} files written) in {directory}")

@@ -154,6 +154,11 @@ class CasLogClient:
         self.close()
 
     @property
+    def log_verifier(self) -> Ed25519Verifier:
+        """The pinned log key."""
+        return self._verifier
+
+    @property
     def where(self) -> str:
         return self.mirror or f"the CAS at {self.pin.url}"
 

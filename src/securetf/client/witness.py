@@ -22,11 +22,9 @@ from securetf.errors import UsageError
 from securetf.log import (
     Checkpoint,
     CosignatureSigner,
-    Ed25519Verifier,
     LogRollbackError,
     ProofError,
     WitnessPolicy,
-    parse_vkey,
     signature_line,
     verify_checkpoint,
 )
@@ -50,7 +48,7 @@ def state_path(home: Path, url: str, signer: CosignatureSigner) -> Path:
 def witness_once(log: CasLogClient, signer: CosignatureSigner, state: Path) -> Cosigned:
     """One round (see the module's docstring); raise :class:`ForkError` or
     :class:`LogRollbackError` (never cosigning) if the log does not extend the state."""
-    verifier: Ed25519Verifier = parse_vkey(log.pin.log_vkey or "")
+    verifier = log.log_verifier
     alone = WitnessPolicy.unsafe_no_witnesses()  # the log's own signature: what we cosign
     # 1. The checkpoint to cosign, signed by the pinned log key.
     note = log.fetch("witness/checkpoint", MAX_RESPONSE)
