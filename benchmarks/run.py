@@ -21,6 +21,7 @@ SUITES = [
     "runtime",
     "envimage",
     "log",
+    "cas_log",
     "net",
     "net_training",
 ]

@@ -191,16 +191,19 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         return response
 
     # Built on first use: the OpenAPI document is made without a CAS.
-    witnesses = Witnessing.parse(cas.settings.log_witnesses, cas.settings.log_witness_threshold)
-    witnessing = Witnessing(
-        witnesses,
-        cas.settings.log_witness_threshold,
-        cas.log_cosign,
-        cas.log_cosignatures,
-        cas.log_witnessed,
-        cas.log_counted,
-    )
-    log = functools.cache(lambda: CasLog(cas.log_tree(), identity.log_signer, witnessing))
+    @functools.cache
+    def witnessing() -> Witnessing:
+        settings = cas.settings
+        return Witnessing(
+            Witnessing.parse(settings.log_witnesses, settings.log_witness_threshold),
+            settings.log_witness_threshold,
+            cas.log_cosign,
+            cas.log_cosignatures,
+            cas.log_witnessed,
+            cas.log_counted,
+        )
+
+    log = functools.cache(lambda: CasLog(cas.log_tree(), identity.log_signer, witnessing()))
     app.include_router(log_router(log, _errors))
 
     @app.get("/healthz", responses=_errors())
@@ -222,6 +225,8 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         if not 16 <= len(raw) <= 64:
             raise UsageError("the nonce must be 16 to 64 bytes (base64url)")
         evidence = identity.evidence(raw)
+        witnesses = [w.vkey() for w in witnessing().witnesses]
+        threshold = witnessing().threshold
         return CasIdentityDoc(
             tee=evidence.tee,
             evidence=evidence.data,
@@ -232,13 +237,10 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
             log_vkey=log().vkey,
             log_vkey_signature=vkey_endorsement(identity.audit_key, log().vkey),
             log_index=cas.log_ref(IDENTITY_REF),
-            log_witnesses=[w.vkey() for w in witnesses] or None,
-            log_witness_threshold=cas.settings.log_witness_threshold or None,
+            log_witnesses=witnesses or None,
+            log_witness_threshold=threshold or None,
             log_witnesses_signature=witnesses_endorsement(
-                identity.audit_key,
-                log().vkey,
-                [w.vkey() for w in witnesses],
-                cas.settings.log_witness_threshold,
+                identity.audit_key, log().vkey, witnesses, threshold
             )
             if witnesses
             else None,
