@@ -172,6 +172,7 @@ class CasClient:
             f"policy {req.policy!r} version {version}",
             response.policy_log_index,
             {"type": "policy", "name": req.policy, "version": version},
+            at=self._log.last,  # the checkpoint just verified for the certificate
         )
 
     def __enter__(self) -> CasClient:

@@ -139,6 +139,8 @@ class CasLogClient:
             self._http = httpx.Client(base_url=source.rstrip("/") + "/", timeout=timeout)
         self._tiles: dict[str, bytes] = {}
         self.tiles = TileClient(self.fetch)
+        #: The checkpoint the last :meth:`require` proved its entry in.
+        self.last: Checkpoint | None = None
 
     @classmethod
     def for_url(cls, url: str, *, source: str | None = None) -> CasLogClient:
@@ -266,12 +268,25 @@ class CasLogClient:
                 atomic_write(path, current.note, mode=0o600)
         return old, current
 
-    def require(self, what: str, index: int | None, expect: Mapping[str, object]) -> ProvenEntry:
+    def require(
+        self,
+        what: str,
+        index: int | None,
+        expect: Mapping[str, object],
+        *,
+        at: Checkpoint | None = None,
+    ) -> ProvenEntry:
         """Entry ``index``, proven to be in a checkpoint that extends the kept one (which
         it then replaces) and to record ``expect``; :class:`NotLoggedError` if the answer
-        names no entry or another one, a :class:`ProofError` on a fork or a rollback."""
+        names no entry or another one, a :class:`ProofError` on a fork or a rollback.
+        ``at``: a checkpoint this client verified for the same answer (one verification
+        for an answer that names two entries)."""
         if index is None:
             raise NotLoggedError(no_entry(what))
+        if at is not None and index < at.size:
+            proven = self._from_tiles(index, at)
+            require_entry(what, index, proven.data, expect)
+            return proven
         # Without witnesses the CAS's checkpoint holds every entry it answers about.
         deadline = time.monotonic() + (self._wait if self.pin.log_witness_threshold else 0)
         missing = ""
@@ -301,6 +316,7 @@ class CasLogClient:
             time.sleep(_POLL)
         proven = self._from_tiles(index, current.checkpoint)
         require_entry(what, index, proven.data, expect)
+        self.last = current.checkpoint
         return proven
 
 
