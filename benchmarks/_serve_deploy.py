@@ -131,7 +131,7 @@ services:
 
     def client(self) -> ServingClient:
         """securetf's client, trusting the policy CA the attested CAS names; once it is up."""
-        with CasClient(load_pin(self.cas.url, self.cas.home)) as cas:
+        with CasClient(load_pin(self.cas.url, self.cas.home), home=self.cas.home) as cas:
             client = ServingClient.from_cas(
                 cas,
                 f"https://127.0.0.1:{self.port}",

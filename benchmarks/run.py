@@ -22,6 +22,7 @@ SUITES = [
     "runtime",
     "envimage",
     "log",
+    "cas_log",
     "net",
     "net_training",
 ]

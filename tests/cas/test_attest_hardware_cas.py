@@ -145,7 +145,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 def _pin(lab: Lab, tee: str, home: Path | None = None) -> dict[str, str]:
     pins = (home or lab.cases[tee].home) / "cas-pins"
-    [path] = pins.iterdir()
+    [path] = pins.glob("*.json")  # beside it: the kept log checkpoint and its lock
     pin: dict[str, str] = json.loads(path.read_text())
     return pin
 

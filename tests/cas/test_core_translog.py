@@ -19,6 +19,7 @@ from securetf.policy import Policy, policy_hash
 from tests.log.reference import mth
 
 from .support import (
+    DATASET,
     MEASUREMENT,
     Clock,
     Owners,
@@ -180,3 +181,48 @@ def test_the_cas_identity_is_logged_once_and_again_at_each_rotation(cas: Cas) ->
         ("identity", sha256(b"new code").hex()),
     ]
     assert logged[0]["tls_public_key_sha256"] == sha256(b"spki").hex()
+
+
+def test_a_hashes_policy_publishes_only_hashes(
+    db_url: str, tmp_path: Path, clock: Clock, owners: Owners, runtime: Runtime
+) -> None:
+    from securetf.client._logcheck import NotLoggedError, require_entry
+    from securetf.protocol.logentry import hashed
+
+    cas = make_cas(db_url, tmp_path, clock)
+    yaml = policy_yaml(owners) + b"transparency: hashes\n"
+    cas.apply_policy(yaml, [signed(owners.alice, yaml, clock.now, secrets=DATASET)], DATASET)
+    response = cas.provision(runtime.request(cas.nonce().nonce))
+    cas.update_tag(tag_update(runtime, response.serial, "model", None, A, 1))
+    tree = cas.log_tree()
+    raw = tree.entries(0, tree.size())
+    # Nothing the policy names reaches the public log: not its name, services, volumes,
+    # owners' keys or reference values.
+    for data in raw:
+        for name in (b"cancer", b"train", b"model", b"alice"):
+            assert name not in data, data
+        assert owners.alice.verify_key().to_text().encode() not in data
+    policy, cert, tag = (json.loads(e) for e in raw)
+    assert policy == {
+        "type": "policy",
+        "v": 1,
+        "transparency": "hashes",
+        "name": hashed("cancer"),
+        "version": 1,
+        "hash": policy_hash(Policy.from_yaml(yaml)),
+    }
+    assert (cert["policy"], cert["service"]) == (hashed("cancer"), hashed("train"))
+    assert (tag["policy"], tag["volume"]) == (hashed("cancer"), hashed("model"))
+    # A client that knows the names checks the entries as well as full ones ...
+    expect = {"type": "policy", "name": "cancer", "version": 1, "hash": policy["hash"]}
+    require_entry("the policy", 0, raw[0], expect)
+    # ... and a lookalike of another name is refused.
+    with pytest.raises(NotLoggedError):
+        require_entry("the policy", 0, raw[0], {**expect, "name": "other"})
+
+
+def test_transparency_full_is_the_default_and_keeps_the_policy_hash(owners: Owners) -> None:
+    yaml = policy_yaml(owners)
+    plain = policy_hash(Policy.from_yaml(yaml))
+    assert policy_hash(Policy.from_yaml(yaml + b"transparency: full\n")) == plain
+    assert policy_hash(Policy.from_yaml(yaml + b"transparency: hashes\n")) != plain

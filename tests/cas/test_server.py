@@ -250,7 +250,7 @@ def test_a_machine_in_the_middle_is_refused(cas: CasProcess, mitm: str) -> None:
     # 2. A CAS pinned earlier, later impersonated at the same address: TLS fails at once.
     cas.cli("cas", "attest", "--cas", cas.url, "--allow-sim")
     pins = cas.home / "cas-pins"
-    real = json.loads(next(pins.iterdir()).read_text())
+    real = json.loads(next(pins.glob("*.json")).read_text())
     port = mitm.rsplit(":", 1)[1]
     (pins / f"127.0.0.1_{port}.json").write_text(json.dumps({**real, "url": mitm}))
     out = cas.cli("policy", "show", "demo", "--cas", mitm, ok=False)

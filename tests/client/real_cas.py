@@ -38,7 +38,7 @@ class RealCas:
         return self.proc.url
 
     def client(self) -> CasClient:
-        return CasClient(load_pin(self.proc.url, self.proc.home))
+        return CasClient(load_pin(self.proc.url, self.proc.home), home=self.proc.home)
 
     def new_policy(self) -> str:
         """Version 1 of the test policy under a fresh name; alice alone may update it."""

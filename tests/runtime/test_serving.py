@@ -109,7 +109,7 @@ def test_served_from_a_sealed_volume_to_a_verifying_client(
     log = open(root / "serve.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen([*EXE, *args], env=env, stdout=log, stderr=log)
     try:
-        with CasClient(load_pin(dep.cas.url, dep.cas.home)) as cas:
+        with CasClient(load_pin(dep.cas.url, dep.cas.home), home=dep.cas.home) as cas:
             client = ServingClient.from_cas(
                 cas, f"https://127.0.0.1:{port}", policy=name, service="serve"
             )

@@ -17,7 +17,7 @@ from securetf.cas.translog import MAX_ENTRIES, CasLog
 from securetf.errors import NotFoundError, UsageError
 from securetf.log import parse_tile_path
 from securetf.log._limits import TILE_WIDTH
-from securetf.protocol.messages import LogEntries, LogProof
+from securetf.protocol.messages import CosignatureKept, LogEntries, LogProof, WitnessCosignature
 
 __all__ = ["log_router"]
 
@@ -39,6 +39,19 @@ def log_router(
     def checkpoint() -> Response:
         """The signed checkpoint (C2SP tlog-checkpoint note) of the log as it is now."""
         return Response(log().checkpoint(), media_type="text/plain; charset=utf-8", headers=_FRESH)
+
+    @router.get("/witness/checkpoint", response_class=PlainTextResponse, responses=errors(404))
+    def witness_checkpoint() -> Response:
+        """The checkpoint the CAS's witnesses are asked to cosign (signed by the log only;
+        404 when the CAS requires no witnesses)."""
+        note = log().witness_checkpoint()
+        return Response(note, media_type="text/plain; charset=utf-8", headers=_FRESH)
+
+    @router.post("/witness/cosignature", responses=errors(400, 404))
+    def cosignature(body: WitnessCosignature) -> CosignatureKept:
+        """A witness's cosignature/v1 line for the checkpoint of ``size``: kept if it
+        verifies with one of the CAS's witness keys (400 otherwise)."""
+        return CosignatureKept(kept=log().add_cosignature(body.size, body.signature.encode()))
 
     @router.get("/entries", responses=errors(400, 404))
     def entries(

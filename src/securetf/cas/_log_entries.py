@@ -14,6 +14,8 @@ decision it records. docs/log.md describes them for verifiers.
                     ``tee``, ``measurement`` (hex), ``certificate_sha256`` (hex of the DER)
 ``tag``             ``policy``, ``volume``, ``from`` (tag or null), ``to``, ``version``,
                     ``by`` (``"instance"`` when a run moved it, ``"owner"`` when registered)
+(a ``transparency: hashes`` policy: ``transparency: "hashes"``, names as ``sha256:<hex>``,
+its policy entries only ``name``, ``version``, ``hash``; securetf.protocol.logentry)
 ``identity``        ``tee``, ``measurement`` (hex: the securetf package's on sim),
                     ``tls_public_key_sha256`` (hex, of the SPKI DER), ``audit_public_key``,
                     ``log_vkey``: at a CAS start whose identity differs from the last logged
@@ -26,21 +28,57 @@ from typing import Literal
 
 from securetf.crypto import sha256
 from securetf.policy import Policy, canonical_json
+from securetf.protocol.logentry import HASHES, published
 
 __all__ = [
     "ENTRY_VERSION",
+    "IDENTITY_REF",
     "certificate_entry",
+    "certificate_ref",
     "identity_entry",
     "policy_entry",
+    "policy_ref",
     "tag_entry",
 ]
 
 ENTRY_VERSION = 1
+#: The ``log_refs`` row of the CAS's last identity entry.
+IDENTITY_REF = "identity"
+
+
+def policy_ref(name: str, version: int) -> str:
+    """The ``log_refs`` row of a policy version's entry."""
+    return f"policy/{name}/{version}"
+
+
+def certificate_ref(policy: str, serial: int) -> str:
+    """The ``log_refs`` row of a certificate's entry."""
+    return f"certificate/{policy}/{serial}"
+
+
+def _with(transparency: str, entry: dict[str, object]) -> bytes:
+    """The entry as a ``transparency`` policy publishes it (securetf.protocol.logentry)."""
+    if transparency != HASHES:
+        return canonical_json(entry)
+    kind = str(entry["type"])
+    out = {k: published(kind, k, v, transparency) for k, v in entry.items()}
+    return canonical_json({**out, "transparency": HASHES})
 
 
 def policy_entry(policy: Policy, policy_hash: str) -> bytes:
     """The version of ``policy`` that is now in force."""
     governance = policy.governance
+    if policy.transparency == HASHES:
+        return _with(
+            HASHES,
+            {
+                "type": "policy",
+                "v": ENTRY_VERSION,
+                "name": policy.name,
+                "version": policy.version,
+                "hash": policy_hash,
+            },
+        )
     return canonical_json(
         {
             "type": "policy",
@@ -65,9 +103,11 @@ def certificate_entry(
     tee: str,
     measurement: bytes,
     certificate_der: bytes,
+    transparency: str = "full",
 ) -> bytes:
     """A certificate issued to an attested instance (as Certificate Transparency logs)."""
-    return canonical_json(
+    return _with(
+        transparency,
         {
             "type": "certificate",
             "v": ENTRY_VERSION,
@@ -79,7 +119,7 @@ def certificate_entry(
             "tee": tee,
             "measurement": measurement.hex(),
             "certificate_sha256": sha256(certificate_der).hex(),
-        }
+        },
     )
 
 
@@ -91,9 +131,11 @@ def tag_entry(
     tag: str,
     version: int,
     by: Literal["instance", "owner"],
+    transparency: str = "full",
 ) -> bytes:
     """A volume's tag moved (by a run's commit) or registered (by an owner)."""
-    return canonical_json(
+    return _with(
+        transparency,
         {
             "type": "tag",
             "v": ENTRY_VERSION,
@@ -103,7 +145,7 @@ def tag_entry(
             "to": tag,
             "version": version,
             "by": by,
-        }
+        },
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 
-from securetf.cas._log_entries import policy_entry
+from securetf.cas._log_entries import policy_entry, policy_ref
 from securetf.cas._records import PendingUpdate, PolicyCa, PolicyVersion
 from securetf.cas._store_api import Tx
 from securetf.cas.settings import CasSettings
@@ -106,7 +106,7 @@ def _activate(
             now,
         )
     )
-    tx.append_log(policy_entry(policy, change.policy_hash))
+    tx.append_log(policy_entry(policy, change.policy_hash), policy_ref(policy.name, policy.version))
     tx.record_request_ids(change.request_ids, now)
     tx.delete_pending(policy.name)
     _materialize(tx, policy, imported)

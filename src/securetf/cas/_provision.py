@@ -23,7 +23,7 @@ from securetf.attestation.appraisal import measurement_name
 from securetf.attestation.rtmr import APP_EVENT, APP_RTMR, read_event_log
 from securetf.cas._cache import SecretCache
 from securetf.cas._evidence import EvidenceVerifier
-from securetf.cas._log_entries import certificate_entry
+from securetf.cas._log_entries import certificate_entry, certificate_ref, policy_ref
 from securetf.cas._policies import load, parse
 from securetf.cas._records import Instance, PolicyVersion
 from securetf.cas._store_api import Tx
@@ -312,7 +312,7 @@ def grant(
             v.measurement,
         )
     )
-    tx.append_log(
+    log_index = tx.append_log(
         certificate_entry(
             serial=serial,
             policy=policy.name,
@@ -322,7 +322,9 @@ def grant(
             tee=v.claims.tee,
             measurement=v.measurement,
             certificate_der=Certificate.load(cert).der,
-        )
+            transparency=policy.transparency,
+        ),
+        certificate_ref(policy.name, serial),
     )
     tx.append_audit(
         "provision.accepted",
@@ -346,6 +348,8 @@ def grant(
         ca_certificate_pem=ca_pem.decode(),
         serial=serial,
         sealed_config=sealed,
+        log_index=log_index,
+        policy_log_index=tx.log_ref(policy_ref(policy.name, policy.version)),
     )
 
 

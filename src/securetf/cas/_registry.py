@@ -68,6 +68,7 @@ def register(
                     tag=tag,
                     version=version,
                     by="owner",
+                    transparency=policy.transparency,
                 )
             )
         except TagConflict:

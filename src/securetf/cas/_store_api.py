@@ -109,9 +109,24 @@ class Tx(Protocol):
     def audit_entries(self, after_seq: int = 0, limit: int = 10_000) -> list[AuditEntry]: ...
 
     # -- transparency log ------------------------------------------------------------------
-    def append_log(self, entry: bytes) -> int:
+    def append_log(self, entry: bytes, ref: str | None = None) -> int:
         """Append ``entry`` (:mod:`securetf.cas._log_entries`) to the transparency log in
-        this transaction; return its index."""
+        this transaction; return its index, which ``log_ref(ref)`` then finds."""
+
+    def log_ref(self, ref: str) -> int | None:
+        """The index of the entry appended last under ``ref`` (``policy_ref``, ...)."""
+
+    def log_cosign(self, witness: str, size: int, root: bytes, line: bytes) -> bool:
+        """Keep a witness's (verified) cosignature line unless it has a newer one."""
+
+    def log_cosignatures(self) -> list[tuple[str, int, bytes, bytes]]:
+        """(witness, size, root, line) of each witness's latest cosignature."""
+
+    def log_witnessed(self, size: int, root: bytes, lines: bytes) -> None:
+        """Keep the checkpoint k witnesses cosigned unless a larger one is kept."""
+
+    def log_counted(self) -> tuple[int, bytes, bytes] | None:
+        """(size, root, lines) of the largest checkpoint k witnesses cosigned."""
 
     def log_identity(self, entry: bytes) -> int | None:
         """Append the CAS's identity ``entry`` unless it is the last one logged; its index,

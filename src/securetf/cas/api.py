@@ -30,11 +30,12 @@ from starlette.exceptions import HTTPException
 
 from securetf._http.limits import BodyTimeoutError, BodyTooLargeError
 from securetf.cas._log_api import log_router
+from securetf.cas._log_entries import IDENTITY_REF, policy_ref
 from securetf.cas._policies import import_digests, parse
 from securetf.cas._records import PendingUpdate, PolicyVersion
 from securetf.cas.core import Cas
 from securetf.cas.identity import CasIdentity, evidence_vcek
-from securetf.cas.translog import CasLog
+from securetf.cas.translog import CasLog, Witnessing
 from securetf.errors import (
     AttestationError,
     AuthenticationError,
@@ -59,7 +60,7 @@ from securetf.protocol import (
     ServiceLaunch,
     TagUpdate,
 )
-from securetf.protocol.logkey import vkey_endorsement
+from securetf.protocol.logkey import vkey_endorsement, witnesses_endorsement
 from securetf.protocol.messages import HistoryItem, RegisteredTag
 
 _STATUS: list[tuple[type[Error], int]] = [
@@ -190,7 +191,19 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         return response
 
     # Built on first use: the OpenAPI document is made without a CAS.
-    log = functools.cache(lambda: CasLog(cas.log_tree(), identity.log_signer))
+    @functools.cache
+    def witnessing() -> Witnessing:
+        settings = cas.settings
+        return Witnessing(
+            Witnessing.parse(settings.log_witnesses, settings.log_witness_threshold),
+            settings.log_witness_threshold,
+            cas.log_cosign,
+            cas.log_cosignatures,
+            cas.log_witnessed,
+            cas.log_counted,
+        )
+
+    log = functools.cache(lambda: CasLog(cas.log_tree(), identity.log_signer, witnessing()))
     app.include_router(log_router(log, _errors))
 
     @app.get("/healthz", responses=_errors())
@@ -212,6 +225,8 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         if not 16 <= len(raw) <= 64:
             raise UsageError("the nonce must be 16 to 64 bytes (base64url)")
         evidence = identity.evidence(raw)
+        witnesses = [w.vkey() for w in witnessing().witnesses]
+        threshold = witnessing().threshold
         return CasIdentityDoc(
             tee=evidence.tee,
             evidence=evidence.data,
@@ -221,6 +236,14 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
             vcek=evidence_vcek(evidence),
             log_vkey=log().vkey,
             log_vkey_signature=vkey_endorsement(identity.audit_key, log().vkey),
+            log_index=cas.log_ref(IDENTITY_REF),
+            log_witnesses=witnesses or None,
+            log_witness_threshold=threshold or None,
+            log_witnesses_signature=witnesses_endorsement(
+                identity.audit_key, log().vkey, witnesses, threshold
+            )
+            if witnesses
+            else None,
         )
 
     @app.post("/v1/policies", responses=_errors(400, 409))
@@ -244,6 +267,7 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
             policy_yaml=stored.yaml if with_yaml else None,
             ca_certificate_pem=ca_pem.decode(),
             created_at=stored.created_at,
+            log_index=cas.log_ref(policy_ref(stored.name, stored.version)),
         )
 
     def _history(

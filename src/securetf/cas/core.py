@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from securetf.cas import _owner, _policies, _provision, _registry
 from securetf.cas._cache import SecretCache
 from securetf.cas._evidence import EvidenceVerifier
-from securetf.cas._log_entries import tag_entry
+from securetf.cas._log_entries import certificate_ref, tag_entry
 from securetf.cas._nonces import NonceBook
 from securetf.cas._records import PendingUpdate, PolicyVersion, VolumeTag
 from securetf.cas._refusals import RefusalGate, excerpt, excerpt_detail
@@ -74,6 +74,25 @@ class Cas:
     def log_identity(self, entry: bytes) -> int | None:
         """Log the CAS's identity at start if it is not the one logged last (a rotation)."""
         return self._store.run(lambda tx: tx.log_identity(entry))
+
+    def log_ref(self, ref: str) -> int | None:
+        """Where the entry under ``ref`` (:func:`securetf.cas._log_entries.policy_ref`,
+        ...) is in the log, for answers that clients prove."""
+        return self._run("log.read", lambda tx: tx.log_ref(ref))
+
+    def log_cosign(self, witness: str, size: int, root: bytes, line: bytes) -> bool:
+        """Keep a witness's cosignature line (verified by the caller); see
+        :class:`securetf.cas.translog.CasLog`."""
+        return self._run("log.cosign", lambda tx: tx.log_cosign(witness, size, root, line))
+
+    def log_cosignatures(self) -> list[tuple[str, int, bytes, bytes]]:
+        return self._run("log.read", lambda tx: tx.log_cosignatures())
+
+    def log_witnessed(self, size: int, root: bytes, lines: bytes) -> None:
+        self._run("log.cosign", lambda tx: tx.log_witnessed(size, root, lines))
+
+    def log_counted(self) -> tuple[int, bytes, bytes] | None:
+        return self._run("log.read", lambda tx: tx.log_counted())
 
     def log_tree(self) -> LogTree:
         """The transparency log (read side; entries are appended by the decisions)."""
@@ -264,6 +283,7 @@ class Cas:
                 tag=req.tag,
                 version=req.version,
                 by="instance",
+                transparency=policy.transparency,
             )
         )
         tx.append_audit(
@@ -304,6 +324,7 @@ class Cas:
                 instance=instance.instance,
                 policy_version=stored.version,
                 expires_at=instance.expires_at,
+                log_index=tx.log_ref(certificate_ref(policy, serial)),
             )
 
         return self._run("instance.status", read)

@@ -32,3 +32,7 @@ class CasSettings:
     audit_refusal_sources: int = 4096
     #: How long and how many connections HTTP clients may hold (timeouts, connection limit).
     http: HttpLimits = field(default_factory=HttpLimits)
+    #: The transparency log's witnesses (cosignature vkeys), and how many of them must
+    #: cosign a checkpoint before ``/v1/log/checkpoint`` serves it (0: none required).
+    log_witnesses: tuple[str, ...] = ()
+    log_witness_threshold: int = 0

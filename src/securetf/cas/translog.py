@@ -9,30 +9,75 @@ be sealed to the TEE: #15); its origin and the audit key's endorsement of it are
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 from securetf.errors import NotFoundError, UsageError
 from securetf.log import (
     Checkpoint,
+    CosignatureVerifier,
     Ed25519Signer,
     LogTree,
+    NoteError,
+    Verifiers,
     encode_bundle,
+    open_note,
+    parse_vkey,
     sign_note,
 )
 from securetf.log._limits import TILE_HEIGHT, TILE_WIDTH
 from securetf.log._tilepath import ENTRIES, Level
 
-__all__ = ["LOG_KEY_FILE", "MAX_ENTRIES", "CasLog"]
+__all__ = ["LOG_KEY_FILE", "MAX_COSIGNATURE_LINE", "MAX_ENTRIES", "CasLog", "Witnessing"]
 
 LOG_KEY_FILE = "log.key"
 #: Most entries one anonymous read returns (one entry bundle).
 MAX_ENTRIES = TILE_WIDTH
+#: Longest cosignature line a witness may post (a name of up to 128 bytes and 76 bytes of
+#: base64 key ID, timestamp and signature fit).
+MAX_COSIGNATURE_LINE = 512
+
+
+@dataclass(frozen=True)
+class Witnessing:
+    """The witnesses a CAS requires (``CasSettings.log_witnesses``, ``..._threshold``) and
+    where their cosignatures are kept (:meth:`securetf.cas.Cas.log_cosign`, ...)."""
+
+    witnesses: tuple[CosignatureVerifier, ...]
+    threshold: int
+    keep: Callable[[str, int, bytes, bytes], bool]
+    kept: Callable[[], list[tuple[str, int, bytes, bytes]]]
+    keep_counted: Callable[[int, bytes, bytes], None]
+    counted: Callable[[], tuple[int, bytes, bytes] | None]
+
+    @staticmethod
+    def parse(vkeys: Sequence[str], threshold: int) -> tuple[CosignatureVerifier, ...]:
+        """The witnesses of the settings, checked: cosignature keys, k in 1..n."""
+        witnesses = []
+        for vkey in vkeys:
+            verifier = parse_vkey(vkey)
+            if not isinstance(verifier, CosignatureVerifier):
+                raise UsageError(f"{vkey!r} is not a witness (cosignature/v1) key")
+            witnesses.append(verifier)
+        if len({w.name for w in witnesses}) != len(witnesses):
+            raise UsageError("each witness is listed once, under a name of its own")
+        if witnesses and not 1 <= threshold <= len(witnesses):
+            raise UsageError(f"the witness threshold lies in 1..{len(witnesses)}, not {threshold}")
+        if not witnesses and threshold:
+            raise UsageError("a witness threshold needs witnesses (--log-witness VKEY)")
+        return tuple(witnesses)
 
 
 class CasLog:
-    """Reads of the log behind ``tree``, and checkpoints signed by ``signer``."""
+    """Reads of the log behind ``tree``, and checkpoints signed by ``signer`` and, with
+    ``witnessing``, cosigned by k of its witnesses before they count."""
 
-    def __init__(self, tree: LogTree, signer: Ed25519Signer) -> None:
+    def __init__(
+        self, tree: LogTree, signer: Ed25519Signer, witnessing: Witnessing | None = None
+    ) -> None:
         self._tree = tree
         self._signer = signer
+        self._witnessing = witnessing if witnessing and witnessing.witnesses else None
 
     @property
     def origin(self) -> str:
@@ -42,11 +87,73 @@ class CasLog:
     def vkey(self) -> str:
         return self._signer.verifier().vkey()
 
-    def checkpoint(self) -> bytes:
-        """The signed checkpoint of the tree as it is now."""
-        size = self._tree.size()
+    def latest(self) -> bytes:
+        """The signed checkpoint of the tree as it is now (no cosignatures)."""
+        return self._signed(self._tree.size())
+
+    def _signed(self, size: int) -> bytes:
         text = Checkpoint(self.origin, size, self._tree.root(size)).text()
         return sign_note(text, [self._signer])
+
+    def checkpoint(self) -> bytes:
+        """The checkpoint clients are given: the latest, or with witnesses required, the
+        largest that k of them cosigned, with their cosignatures (404 before there is one)."""
+        w = self._witnessing
+        if w is None:
+            return self.latest()
+        counted = w.counted()
+        if counted is None:
+            raise NotFoundError(
+                f"no checkpoint of this log has {w.threshold} witness cosignatures yet"
+            )
+        size, root, lines = counted
+        if size > self._tree.size() or root != self._tree.root(size):
+            # A database put back behind its own counted checkpoint: nothing to give.
+            raise NotFoundError("the log is behind its last witnessed checkpoint")
+        return self._signed(size) + lines
+
+    def witness_checkpoint(self) -> bytes:
+        """The checkpoint witnesses are asked to cosign: the smallest one that some (but
+        not yet k) of them cosigned since the last counted one, so that they meet on one
+        tree; else the latest."""
+        w = self._witnessing
+        if w is None:
+            raise NotFoundError("this CAS requires no witnesses")
+        counted = w.counted()
+        done = counted[0] if counted is not None else 0
+        started = [size for _, size, _, _ in w.kept() if size > done]
+        if started and min(started) <= self._tree.size():
+            return self._signed(min(started))
+        return self.latest()
+
+    def add_cosignature(self, size: int, line: bytes) -> bool:
+        """Keep a witness's cosignature ``line`` of the tree of ``size`` if it is a valid
+        cosignature/v1 by one of the required witnesses; True if kept (False: that witness
+        has cosigned a larger tree already)."""
+        w = self._witnessing
+        if w is None:
+            raise NotFoundError("this CAS requires no witnesses")
+        if len(line) > MAX_COSIGNATURE_LINE or not line.endswith(b"\n"):
+            raise UsageError("a cosignature is one signed-note signature line")
+        self._check_size(size)
+        note = self._signed(size) + line
+        try:
+            opened = open_note(note, Verifiers([self._signer.verifier(), *w.witnesses]))
+        except NoteError as exc:
+            raise UsageError(f"the cosignature does not verify: {exc}") from None
+        signed = [v for v in w.witnesses if opened.signed_by(v) is not None]
+        if len(signed) != 1:
+            raise UsageError("the line is not a cosignature by one of this CAS's witnesses")
+        root = self._tree.root(size)
+        kept = w.keep(signed[0].name, size, root, line)
+        # k witnesses on this tree: it is the checkpoint clients get from now on.
+        names = {v.name for v in w.witnesses}
+        lines = sorted(
+            ln for name, n, r, ln in w.kept() if name in names and n == size and r == root
+        )
+        if len(lines) >= w.threshold:
+            w.keep_counted(size, root, b"".join(lines))
+        return kept
 
     def entries(self, start: int, count: int) -> list[bytes]:
         if start < 0 or not 1 <= count <= MAX_ENTRIES:

@@ -19,6 +19,7 @@ from securetf.cli._common import print_json
 from securetf.cli.attest import PCCS_ENV
 from securetf.client import save_pin, verify_cas
 from securetf.client.attest_cas import unchecked_warning
+from securetf.client.caslog import prove_identity
 from securetf.errors import UsageError
 
 app = typer.Typer(help="The Configuration and Attestation Service.", no_args_is_help=True)
@@ -65,13 +66,34 @@ def serve_cmd(
             "(policies must name test-roots to accept it). Tests and demos only."
         ),
     ] = None,
+    log_witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A witness (its cosignature vkey, from 'securetf log witness-key') whose "
+            "cosignatures the log's checkpoints need; repeat for each."
+        ),
+    ] = None,
+    log_witness_threshold: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="How many of the --log-witness must cosign a checkpoint before "
+            "clients are given it (default: all of them).",
+        ),
+    ] = 0,
 ) -> None:
     """Run the CAS over HTTPS until interrupted."""
     from securetf.cas.server import ServeOptions, parse_listen, serve  # the web stack, on demand
+    from securetf.cas.settings import CasSettings
+    from securetf.cas.translog import Witnessing
 
     host, port = parse_listen(listen)
+    witnesses = tuple(log_witness or ())
+    threshold = log_witness_threshold or len(witnesses)
+    Witnessing.parse(witnesses, threshold)  # a bad key or threshold: exit 2 before starting
     serve(
         ServeOptions(
+            settings=CasSettings(log_witnesses=witnesses, log_witness_threshold=threshold),
             data_dir=data_dir,
             db_url=db,
             host=host,
@@ -128,6 +150,14 @@ def attest_cmd(
     collateral_bundle: Annotated[
         Path | None, typer.Option(help="An offline collateral bundle (docs/collateral.md).")
     ] = None,
+    witness: Annotated[
+        bool,
+        typer.Option(
+            "--witness",
+            help="Pin the CAS for a log witness ('securetf log witness'): its identity entry "
+            "is not proven here, since no checkpoint counts before its witnesses cosigned.",
+        ),
+    ] = False,
 ) -> None:
     """Verify the CAS's evidence and pin its certificate for later commands.
 
@@ -163,6 +193,10 @@ def attest_cmd(
         collateral=source,
     )
     pin = result.pin
+    if pin.log_vkey is not None and not witness:
+        # The identity just attested is the one the CAS's public log records, in a log
+        # that extends what this home saw of it before.
+        prove_identity(pin, result.identity_log_index, result.identity_measurement)
     path = save_pin(pin)
     if pin.tee == "sim":
         typer.echo("WARNING: this CAS runs on the SIMULATED TEE; nothing protects it", err=True)

@@ -51,7 +51,7 @@ from securetf.crypto import Certificate, VerifyKey, constant_time_equal, random_
 from securetf.errors import AttestationError, Error, UsageError
 from securetf.policy import Tee
 from securetf.protocol import CasIdentityDoc, cas_report_data
-from securetf.protocol.logkey import check_vkey_endorsement
+from securetf.protocol.logkey import check_vkey_endorsement, check_witnesses_endorsement
 
 __all__ = [
     "CasAttestation",
@@ -89,6 +89,10 @@ class CasAttestation:
     claims: Claims
     reference: Mapping[str, Any] = field(default_factory=dict)
     code_checked: bool = False
+    #: The identity document's pointer to the CAS's identity entry in its log, and the
+    #: measurement it states (prove both with :func:`securetf.client.caslog.prove_identity`).
+    identity_log_index: int | None = None
+    identity_measurement: str = ""
 
 
 def _fetch_identity(url: str, nonce: bytes) -> tuple[CasIdentityDoc, bytes]:
@@ -409,6 +413,13 @@ def verify_cas(
     if doc.log_vkey is not None or doc.log_vkey_signature is not None:
         check_vkey_endorsement(audit_key, doc.log_vkey or "", doc.log_vkey_signature or b"")
         log_vkey = doc.log_vkey
+    # 7. The witnesses its checkpoints need, endorsed by the same key.
+    witnesses = doc.log_witnesses or []
+    threshold = doc.log_witness_threshold or 0
+    if witnesses or threshold or doc.log_witnesses_signature is not None:
+        check_witnesses_endorsement(
+            audit_key, log_vkey or "", witnesses, threshold, doc.log_witnesses_signature or b""
+        )
     pin = CasPin(
         url=url,
         certificate_pem=doc.certificate_pem,
@@ -416,8 +427,12 @@ def verify_cas(
         measurement=pin_measurement(claims),
         tee=claims.tee,
         log_vkey=log_vkey,
+        log_witnesses=tuple(witnesses),
+        log_witness_threshold=threshold,
     )
-    return CasAttestation(pin, claims, reference_values(claims), code_checked)
+    return CasAttestation(
+        pin, claims, reference_values(claims), code_checked, doc.log_index, doc.measurement
+    )
 
 
 def attest_cas(

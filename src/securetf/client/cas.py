@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import ssl
 import time
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
 from securetf import errors
+from securetf._logutil import warn_loudly
 from securetf.client.audit import AuditReader, AuditTrail
 from securetf.client.audit_heads import keep_head, kept_head
+from securetf.client.caslog import CasLogClient
 from securetf.client.pins import CasPin, load_pin
-from securetf.crypto import SigningKey, VerifyKey
+from securetf.crypto import Certificate, SigningKey, VerifyKey, sha256
 from securetf.errors import Error, UsageError
 from securetf.policy import (
     Action,
@@ -43,6 +47,8 @@ from securetf.protocol.messages import RegisteredTag
 
 M = TypeVar("M", bound=BaseModel)
 TIMEOUT = 30.0
+
+_log = logging.getLogger(__name__)
 
 
 _BY_EXIT_CODE: dict[int, type[Error]] = {
@@ -72,20 +78,102 @@ def _error_from(response: httpx.Response) -> Error:
 
 
 class CasClient:
-    """Talks to one CAS whose certificate was pinned by ``securetf cas attest``."""
+    """Talks to one CAS whose certificate was pinned by ``securetf cas attest``.
 
-    def __init__(self, pin: CasPin, *, timeout: float = TIMEOUT) -> None:
+    Every answer a decision rests on (the policy in force, a provisioning's certificate,
+    an instance's status) is proven to be in the CAS's transparency log, in a checkpoint
+    consistent with the one this home kept (:mod:`securetf.client.caslog`): a CAS whose
+    database was put back to an older copy, or that shows this client another history
+    than before, is refused. ``log_source`` reads the log from a static mirror instead.
+    """
+
+    def __init__(
+        self,
+        pin: CasPin,
+        *,
+        timeout: float = TIMEOUT,
+        home: Path | None = None,
+        log_source: str | None = None,
+    ) -> None:
         ctx = ssl.create_default_context(cadata=pin.certificate_pem)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         self.pin = pin
         self._http = httpx.Client(base_url=pin.url, verify=ctx, timeout=timeout)
+        self._home, self._log_source = home, log_source
+        self._log: CasLogClient | None = None
+        if pin.log_vkey is not None:
+            self._log = CasLogClient(pin, home=home, timeout=timeout, source=log_source)
 
     @classmethod
-    def for_url(cls, url: str) -> CasClient:
-        return cls(load_pin(url))
+    def for_url(cls, url: str, *, log_source: str | None = None) -> CasClient:
+        return cls(load_pin(url), log_source=log_source)
+
+    def sibling(self, *, timeout: float = TIMEOUT) -> CasClient:
+        """Another client of the same CAS, home and log source (for another thread)."""
+        return CasClient(self.pin, timeout=timeout, home=self._home, log_source=self._log_source)
 
     def close(self) -> None:
         self._http.close()
+        if self._log is not None:
+            self._log.close()
+
+    # -- the transparency log ------------------------------------------------------------
+    def _logged(self, what: str, index: int | None, expect: dict[str, object]) -> None:
+        if self._log is None:
+            warn_loudly(
+                _log,
+                "the pin of %s has no log key: CAS answers are NOT checked against its "
+                "transparency log (attest the CAS again to pin it)",
+                self.pin.url,
+            )
+            return
+        self._log.require(what, index, expect)
+
+    def prove_policy(self, doc: PolicyDoc) -> None:
+        """Raise unless ``doc`` (the version in force) is in the log."""
+        what = f"policy {doc.name!r} version {doc.version}"
+        expect = {"type": "policy", "name": doc.name, "version": doc.version, "hash": doc.hash}
+        self._logged(what, doc.log_index, expect)
+
+    def prove_certificate(self, der: bytes, status: InstanceStatus) -> None:
+        """Raise unless the certificate ``der``, which ``status`` describes, is in the log
+        (as Certificate Transparency: clients talk only to nodes the public can audit)."""
+        self._logged(
+            f"the certificate serial {status.serial} of {status.service}-{status.instance}",
+            status.log_index,
+            {
+                "type": "certificate",
+                "serial": status.serial,
+                "policy": status.policy,
+                "service": status.service,
+                "instance": status.instance,
+                "certificate_sha256": sha256(der).hex(),
+            },
+        )
+
+    def _prove_provisioned(self, req: ProvisionRequest, response: ProvisionResponse) -> None:
+        der = Certificate.load(response.certificate_pem.encode()).der
+        what = f"the certificate serial {response.serial} issued to {req.service}-{req.instance}"
+        cert = {
+            "type": "certificate",
+            "serial": response.serial,
+            "policy": req.policy,
+            "service": req.service,
+            "instance": req.instance,
+            "certificate_sha256": sha256(der).hex(),
+        }
+        if self._log is None:
+            self._logged(what, response.log_index, cert)  # warns
+            return
+        entry = self._log.require(what, response.log_index, cert).decoded()
+        # The version the certificate was issued under, as its proven entry records it.
+        version = entry.get("policy_version")
+        self._log.require(
+            f"policy {req.policy!r} version {version}",
+            response.policy_log_index,
+            {"type": "policy", "name": req.policy, "version": version},
+            at=self._log.last,  # the checkpoint just verified for the certificate
+        )
 
     def __enter__(self) -> CasClient:
         return self
@@ -160,14 +248,22 @@ class CasClient:
         return owned
 
     def policy(self, name: str) -> PolicyDoc:
-        """The public part of the version in force: name, version, hash, CA certificate."""
-        return self._model(PolicyDoc, "GET", f"/v1/policies/{name}")
+        """The public part of the version in force: name, version, hash, CA certificate;
+        proven to be in the log."""
+        doc = self._model(PolicyDoc, "GET", f"/v1/policies/{name}")
+        self.prove_policy(doc)
+        return doc
 
     def show_policy(self, name: str, key: SigningKey) -> PolicyDoc:
-        """The version in force with its YAML (``key`` must be an owner's)."""
-        return self._model(
+        """The version in force with its YAML (``key`` must be an owner's); proven to be
+        in the log, and the YAML to be the version the log records."""
+        doc = self._model(
             PolicyDoc, "POST", f"/v1/policies/{name}/show", self._owner_request(name, key, "show")
         )
+        if doc.policy_yaml is None or policy_hash(Policy.from_yaml(doc.policy_yaml)) != doc.hash:
+            raise errors.IntegrityError("the CAS's policy does not match its hash")
+        self.prove_policy(doc)
+        return doc
 
     def launch(self, name: str, service: str) -> ServiceLaunch:
         """What an operator needs to start ``service``: its command and code volume."""
@@ -247,7 +343,13 @@ class CasClient:
         return self._model(NonceResponse, "POST", "/v1/nonce")
 
     def provision(self, req: ProvisionRequest) -> ProvisionResponse:
-        return self._model(ProvisionResponse, "POST", "/v1/provision", req.model_dump(mode="json"))
+        """The certificate and sealed configuration, the certificate and the policy version
+        it was issued under proven to be in the log."""
+        response = self._model(
+            ProvisionResponse, "POST", "/v1/provision", req.model_dump(mode="json")
+        )
+        self._prove_provisioned(req, response)
+        return response
 
     def instance_status(self, policy: str, serial: int) -> InstanceStatus:
         """Whether the certificate with ``serial`` still speaks for a live instance."""

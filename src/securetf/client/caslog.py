@@ -2,16 +2,25 @@
 checkpoint kept from the last check, which the next must extend.
 
 The log key comes from the pin (``securetf cas attest`` checked that the attested audit
-key endorses it). The kept checkpoint is ``$SECURETF_HOME/cas-pins/<host>_<port>.checkpoint``
-(the exact signed note, mode 0600), written only after the one it replaces was shown to be
-a prefix of it. There are no witnesses yet (#14, later): a CAS that shows this client a
-consistent history and others another one is not caught here.
+key endorses it), and so do the witnesses whose cosignatures a checkpoint needs before it
+counts (:attr:`CasPin.log_witnesses`, ``log_witness_threshold``). The kept checkpoint is
+``$SECURETF_HOME/cas-pins/<host>_<port>.<log key ID>.checkpoint`` (the exact signed note,
+mode 0600), shared by the SDK, the CLI, the runtime and serving clients of one home, written only
+after the one it replaces was shown to be a prefix of it, under a lock.
+
+The log is read from the CAS (``/v1/log/``, over TLS to the pinned certificate) or from a
+static mirror of its tlog-tiles (``source=``): everything fetched is checked against the
+pinned keys, so a mirror is trusted exactly as far as the CAS.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import ssl
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +29,13 @@ import httpx
 
 from securetf._fsutil import atomic_write
 from securetf.attestation.sim_key import securetf_home
+from securetf.client._logcheck import NotLoggedError, no_entry, require_entry
 from securetf.client.pins import CasPin, cas_file_stem, load_pin
+from securetf.crypto import Certificate, sha256
 from securetf.errors import NotFoundError, UsageError
 from securetf.log import (
     Checkpoint,
+    CosignatureVerifier,
     Ed25519Verifier,
     ForkError,
     LogRollbackError,
@@ -38,11 +50,17 @@ from securetf.log import (
 )
 from securetf.protocol.messages import LogEntries, LogProof
 
-__all__ = ["CasLogClient", "ProvenEntry", "kept_checkpoint"]
+__all__ = ["CasLogClient", "ProvenEntry", "kept_checkpoint", "prove_identity", "witness_policy"]
 
 TIMEOUT = 30.0
 #: Largest response read from the log routes (a tile is 8 KiB, a bundle up to 16 MiB).
 MAX_RESPONSE = 16 * 1024 * 1024 + 512
+#: Full tiles remembered by one client (they never change): 8 KiB each.
+MAX_CACHED_TILES = 256
+#: How long a client waits for a checkpoint that covers an entry an answer names (with
+#: witnesses, a new entry counts only once they cosigned a checkpoint that holds it).
+LOG_WAIT = 30.0
+_POLL = 0.2
 
 
 @dataclass(frozen=True)
@@ -58,22 +76,48 @@ class ProvenEntry:
         return value
 
 
-def _kept_path(url: str, home: Path | None) -> Path:
-    return (home or securetf_home()) / "cas-pins" / f"{cas_file_stem(url)}.checkpoint"
+def _kept_path(pin: CasPin, home: Path | None) -> Path:
+    # One file per CAS and log key: a CAS attested anew with another log key is another
+    # log (its identity entry says so), with a history of its own.
+    key = parse_vkey(pin.log_vkey or "").key_id
+    stem = f"{cas_file_stem(pin.url)}.{key:08x}"
+    return (home or securetf_home()) / "cas-pins" / f"{stem}.checkpoint"
 
 
-def kept_checkpoint(url: str, home: Path | None = None) -> bytes | None:
-    """The checkpoint note kept from the last ``verify`` of the CAS at ``url``."""
+def kept_checkpoint(pin: CasPin, home: Path | None = None) -> bytes | None:
+    """The checkpoint note kept from the last ``verify`` of the pinned CAS's log."""
     try:
-        return _kept_path(url, home).read_bytes()
+        return _kept_path(pin, home).read_bytes()
     except FileNotFoundError:
         return None
 
 
-class CasLogClient:
-    """The transparency log of one pinned CAS, over HTTPS to its pinned certificate."""
+def witness_policy(pin: CasPin) -> WitnessPolicy:
+    """The witnesses the pinned CAS requires (k of n), or the log's signature alone."""
+    if not pin.log_witness_threshold:
+        return WitnessPolicy.unsafe_no_witnesses()
+    witnesses = []
+    for vkey in pin.log_witnesses:
+        verifier = parse_vkey(vkey)
+        if not isinstance(verifier, CosignatureVerifier):
+            raise UsageError(f"the pin of {pin.url} lists {vkey!r}, not a witness key")
+        witnesses.append(verifier)
+    return WitnessPolicy.of(witnesses, pin.log_witness_threshold)
 
-    def __init__(self, pin: CasPin, *, home: Path | None = None, timeout: float = TIMEOUT):
+
+class CasLogClient:
+    """The transparency log of one pinned CAS, over HTTPS to its pinned certificate, or
+    from a static mirror of its tiles at ``source``."""
+
+    def __init__(
+        self,
+        pin: CasPin,
+        *,
+        home: Path | None = None,
+        timeout: float = TIMEOUT,
+        source: str | None = None,
+        wait: float = LOG_WAIT,
+    ):
         if pin.log_vkey is None:
             raise UsageError(
                 f"the pin of {pin.url} has no log key (attested before the CAS had a log): "
@@ -81,14 +125,26 @@ class CasLogClient:
             )
         self.pin = pin
         self._home = home
+        self._wait = wait
         self._verifier: Ed25519Verifier = parse_vkey(pin.log_vkey)
-        ctx = ssl.create_default_context(cadata=pin.certificate_pem)
-        self._http = httpx.Client(base_url=pin.url + "/v1/log/", verify=ctx, timeout=timeout)
+        self._witnesses = witness_policy(pin)
+        self.mirror = source
+        if source is None:
+            ctx = ssl.create_default_context(cadata=pin.certificate_pem)
+            base = pin.url + "/v1/log/"
+            self._http = httpx.Client(base_url=base, verify=ctx, timeout=timeout)
+        else:
+            if not source.startswith(("https://", "http://")):
+                raise UsageError(f"a log mirror is an http(s) URL, not {source!r}")
+            self._http = httpx.Client(base_url=source.rstrip("/") + "/", timeout=timeout)
+        self._tiles: dict[str, bytes] = {}
         self.tiles = TileClient(self.fetch)
+        #: The checkpoint the last :meth:`require` proved its entry in.
+        self.last: Checkpoint | None = None
 
     @classmethod
-    def for_url(cls, url: str) -> CasLogClient:
-        return cls(load_pin(url))
+    def for_url(cls, url: str, *, source: str | None = None) -> CasLogClient:
+        return cls(load_pin(url), source=source)
 
     def close(self) -> None:
         self._http.close()
@@ -99,36 +155,70 @@ class CasLogClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def log_verifier(self) -> Ed25519Verifier:
+        """The pinned log key."""
+        return self._verifier
+
+    @property
+    def where(self) -> str:
+        return self.mirror or f"the CAS at {self.pin.url}"
+
     def fetch(self, path: str, limit: int) -> bytes:
-        """GET ``/v1/log/<path>``, at most ``limit`` bytes (a :data:`securetf.log.Fetch`)."""
+        """GET ``<log>/<path>``, at most ``limit`` bytes (a :data:`securetf.log.Fetch`)."""
+        cached = self._tiles.get(path)
+        if cached is not None:
+            return cached
         try:
             with self._http.stream("GET", path) as response:
                 data = b""
                 for chunk in response.iter_bytes():
                     data += chunk
                     if len(data) > min(limit, MAX_RESPONSE):
-                        raise UsageError(f"the CAS's log answer for {path} is too large")
+                        raise UsageError(
+                            f"the log's answer for {path} from {self.where} is too large"
+                        )
         except httpx.HTTPError as exc:
-            raise UsageError(f"cannot reach the CAS at {self.pin.url}: {exc}") from exc
+            raise UsageError(f"cannot reach {self.where}: {exc}") from exc
         if response.status_code == 404:
-            raise NotFoundError(f"the CAS has no /v1/log/{path} (yet)")
+            raise NotFoundError(f"{self.where} has no {path} (yet)")
         if response.status_code >= 400:
             raise UsageError(
-                f"the CAS answered {response.status_code} for /v1/log/{path}: "
+                f"{self.where} answered {response.status_code} for {path}: "
                 f"{data[:300].decode(errors='replace')}"
             )
+        # A full tile or bundle never changes (what it claims is checked by every proof).
+        if path.startswith("tile/") and ".p/" not in path and len(self._tiles) < MAX_CACHED_TILES:
+            self._tiles[path] = data
         return data
 
+    def post(self, path: str, body: object) -> bytes:
+        """POST JSON to ``<log>/<path>`` (a witness's cosignature); the answer's bytes."""
+        try:
+            response = self._http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise UsageError(f"cannot reach {self.where}: {exc}") from exc
+        if response.status_code >= 400:
+            raise UsageError(
+                f"{self.where} refused {path} ({response.status_code}): {response.text[:300]}"
+            )
+        return response.content[:MAX_RESPONSE]
+
     def checkpoint(self) -> VerifiedCheckpoint:
-        """The CAS's current checkpoint, verified with the pinned log key."""
-        note = self.fetch("checkpoint", MAX_RESPONSE)
-        # No witnesses yet: the log's own signature is all there is (it warns each time).
-        return verify_checkpoint(note, self._verifier, WitnessPolicy.unsafe_no_witnesses())
+        """The current checkpoint, verified with the pinned log key and, when the CAS
+        requires witnesses, with k of their cosignatures."""
+        return self._open(self.fetch("checkpoint", MAX_RESPONSE))
+
+    def _open(self, note: bytes) -> VerifiedCheckpoint:
+        return verify_checkpoint(note, self._verifier, self._witnesses)
 
     def entries(self, start: int, count: int, checkpoint: Checkpoint) -> list[ProvenEntry]:
         """Entries ``start``.. (at most ``count``), each proven to be in ``checkpoint``."""
         if not 0 <= start < checkpoint.size:
             raise UsageError(f"the log has {checkpoint.size} entries; there is no entry {start}")
+        if self.mirror is not None:  # a mirror has tiles only
+            end = min(start + count, checkpoint.size)
+            return [self._from_tiles(i, checkpoint) for i in range(start, end)]
         data = self.fetch(f"entries?start={start}&count={count}", MAX_RESPONSE)
         page = LogEntries.model_validate_json(data)
         if page.start != start:
@@ -150,45 +240,132 @@ class CasLogClient:
         verify_inclusion(leaf_hash(data), index, checkpoint.size, proof.hashes, checkpoint.root)
         return ProvenEntry(index, data, proof.hashes)
 
+    def _from_tiles(self, index: int, checkpoint: Checkpoint) -> ProvenEntry:
+        data = self.tiles.entry(index, checkpoint)  # proven inside
+        return ProvenEntry(index, data, self.tiles.inclusion_proof(index, checkpoint.size))
+
     def verify(self) -> tuple[Checkpoint | None, VerifiedCheckpoint]:
         """The current checkpoint, checked to extend the kept one (raises
         :class:`securetf.log.LogRollbackError` or :class:`securetf.log.ForkError` if not);
         then kept. Returns (the kept one before, the current one)."""
-        # 1. The kept checkpoint, verified again: the file is only as good as its signature.
-        kept_note = kept_checkpoint(self.pin.url, self._home)
-        old = None
-        if kept_note is not None:
-            old = verify_checkpoint(
-                kept_note, self._verifier, WitnessPolicy.unsafe_no_witnesses()
-            ).checkpoint
-        # 2. The current one, signed by the pinned log key.
-        current = self.checkpoint()
-        # 3. It extends the kept one: never smaller, same root at the same size, and a
-        #    consistency proof (built from the CAS's tiles) between them.
-        path = _kept_path(self.pin.url, self._home)
-        if old is not None:
-            _check_extends(self.tiles, old, current.checkpoint, path, self.pin.url)
-        # 4. Keep it, only now.
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write(path, current.note, mode=0o600)
+        path = _kept_path(self.pin, self._home)
+        with _locked(path):
+            # 1. The kept checkpoint, verified again: the file is only as good as its
+            #    signature (its cosignatures were checked when it was kept).
+            kept_note = kept_checkpoint(self.pin, self._home)
+            old = None
+            if kept_note is not None:
+                no_witnesses = WitnessPolicy.unsafe_no_witnesses()
+                old = verify_checkpoint(kept_note, self._verifier, no_witnesses).checkpoint
+            # 2. The current one, signed by the pinned log key (and k witnesses).
+            current = self.checkpoint()
+            # 3. It extends the kept one: never smaller, same root at the same size, and a
+            #    consistency proof (built from the log's tiles) between them.
+            if old is not None:
+                _check_extends(self.tiles, old, current.checkpoint, path, self.where)
+            # 4. Keep it, only now (the same one again is not written).
+            if kept_note != current.note:
+                atomic_write(path, current.note, mode=0o600)
         return old, current
+
+    def require(
+        self,
+        what: str,
+        index: int | None,
+        expect: Mapping[str, object],
+        *,
+        at: Checkpoint | None = None,
+    ) -> ProvenEntry:
+        """Entry ``index``, proven to be in a checkpoint that extends the kept one (which
+        it then replaces) and to record ``expect``; :class:`NotLoggedError` if the answer
+        names no entry or another one, a :class:`ProofError` on a fork or a rollback.
+        ``at``: a checkpoint this client verified for the same answer (one verification
+        for an answer that names two entries)."""
+        if index is None:
+            raise NotLoggedError(no_entry(what))
+        if at is not None and index < at.size:
+            proven = self._from_tiles(index, at)
+            require_entry(what, index, proven.data, expect)
+            return proven
+        # Without witnesses the CAS's checkpoint holds every entry it answers about.
+        deadline = time.monotonic() + (self._wait if self.pin.log_witness_threshold else 0)
+        missing = ""
+        while True:
+            try:
+                _, current = self.verify()
+            except NotFoundError as exc:  # no checkpoint cosigned by enough witnesses yet
+                current, missing = None, f" ({exc})"
+            if current is not None and index < current.checkpoint.size:
+                break
+            if time.monotonic() >= deadline:
+                witnesses = (
+                    f" cosigned by {self._witnesses.threshold} of its witnesses"
+                    if self.pin.log_witness_threshold
+                    else ""
+                )
+                shows = (
+                    f"the log shows {current.checkpoint.size} entries"
+                    if current is not None
+                    else f"no checkpoint{missing}"
+                )
+                raise NotLoggedError(
+                    f"the CAS's answer about {what} names log entry {index}, but no checkpoint"
+                    f"{witnesses} holds it after {self._wait:g} s ({shows}): are the "
+                    "witnesses running? Nothing was trusted; retry later"
+                )
+            time.sleep(_POLL)
+        proven = self._from_tiles(index, current.checkpoint)
+        require_entry(what, index, proven.data, expect)
+        self.last = current.checkpoint
+        return proven
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One verify at a time per kept file, across processes: two verifiers that each saw a
+    different size never put the kept checkpoint back to the smaller one."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _check_extends(
-    tiles: TileClient, old: Checkpoint, new: Checkpoint, kept: Path, url: str
+    tiles: TileClient, old: Checkpoint, new: Checkpoint, kept: Path, where: str
 ) -> None:
-    evidence = f"keep {kept} and the CAS's current checkpoint as evidence"
+    evidence = f"keep {kept} and the current checkpoint as evidence"
     try:
         tiles.check_consistency(old, new)
     except LogRollbackError:
         raise LogRollbackError(
-            f"the CAS at {url} shows a log of {new.size} entries, but it showed {old.size} "
+            f"{where} shows a log of {new.size} entries, but this client saw {old.size} "
             f"before: its log was rolled back (a restored database?); {evidence}"
         ) from None
     except ProofError as exc:
         # At the same size a different root; at a larger one no proof that it extends the
-        # old tree: either way the CAS shows a history other than the one it showed.
+        # old tree: either way the log shows a history other than the one it showed.
         raise ForkError(
-            f"the CAS at {url} shows a log of {new.size} entries that does not extend the "
-            f"{old.size} it showed before ({exc}): its log forked; {evidence}"
+            f"{where} shows a log of {new.size} entries that does not extend the "
+            f"{old.size} this client saw before ({exc}): its log forked; {evidence}"
         ) from None
+
+
+def prove_identity(
+    pin: CasPin, index: int | None, measurement: str, *, home: Path | None = None
+) -> ProvenEntry:
+    """The CAS's identity entry (its TLS key, audit key, log key, measurement), proven to be
+    in its log at ``index``, the index its attested identity document names; raise if it
+    is not, or if the log does not extend the checkpoint kept from this CAS before."""
+    tls_key = Certificate.load(pin.certificate_pem.encode()).public_key_der()
+    expect = {
+        "type": "identity",
+        "tls_public_key_sha256": sha256(tls_key).hex(),
+        "audit_public_key": pin.audit_public_key,
+        "log_vkey": pin.log_vkey,
+        "measurement": measurement.removeprefix("sha256:"),
+    }
+    with CasLogClient(pin, home=home) as log:
+        return log.require(f"the identity of the CAS at {pin.url}", index, expect)

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_REMEMBERED",
     "CertifiedInstance",
     "LivenessChecker",
+    "LogCheck",
     "NotLiveError",
     "StatusLookup",
     "require_live",
@@ -44,6 +45,9 @@ MAX_REMEMBERED = 1024
 
 #: ``(policy, serial) -> InstanceStatus``: :meth:`securetf.client.CasClient.instance_status`.
 StatusLookup = Callable[[str, int], InstanceStatus]
+#: ``(certificate DER, live answer)``: raises unless the certificate is in the CAS's
+#: transparency log (:meth:`securetf.client.CasClient.prove_certificate`).
+LogCheck = Callable[[bytes, InstanceStatus], None]
 
 
 class NotLiveError(AuthenticationError):
@@ -109,7 +113,9 @@ class LivenessChecker:
 
     ``lookup`` is how to ask (``CasClient.instance_status``, or the CAS core in tests);
     ``monotonic`` times the remembered answers, ``wall`` compares with the certificate's
-    expiry as the CAS states it. Safe to share between threads.
+    expiry as the CAS states it. With ``logged``, a certificate is also refused unless it
+    is in the CAS's transparency log (checked with each fresh answer). Safe to share
+    between threads.
     """
 
     def __init__(
@@ -120,13 +126,14 @@ class LivenessChecker:
         ttl: float = LIVE_TTL,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        logged: LogCheck | None = None,
     ) -> None:
         if not policy:
             raise UsageError("a liveness check needs the policy's name")
         if not 0 <= ttl <= LIVE_TTL:
             raise UsageError(f"a remembered answer lasts from 0 to {LIVE_TTL:g} seconds")
         self.policy = policy
-        self._lookup, self._ttl = lookup, ttl
+        self._lookup, self._ttl, self._logged = lookup, ttl, logged
         self._monotonic, self._wall = monotonic, wall
         self._remembered: dict[int, tuple[float, InstanceStatus]] = {}
         self._lock = threading.Lock()
@@ -153,6 +160,8 @@ class LivenessChecker:
                 ) from exc
         require_live(status, cert)
         if remembered is None:
+            if self._logged is not None:
+                self._logged(der, status)  # raises: not in the log, or a forked log
             self._remember(cert.serial, status)
         return status
 

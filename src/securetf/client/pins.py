@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,6 +26,10 @@ class CasPin:
     #: The transparency log's note key (vkey), endorsed by the audit key; None for a CAS
     #: attested before it had a log.
     log_vkey: str | None = None
+    #: The witnesses (cosignature vkeys) the CAS requires, and how many of them must have
+    #: cosigned a checkpoint before it counts (0: none required).
+    log_witnesses: tuple[str, ...] = field(default=())
+    log_witness_threshold: int = 0
 
 
 def split_url(url: str) -> tuple[str, int]:
@@ -57,6 +61,7 @@ def load_pin(url: str, home: Path | None = None) -> CasPin:
     path = _path(url, home)
     try:
         data = json.loads(path.read_text())
+        data["log_witnesses"] = tuple(data.get("log_witnesses", ()))
         return CasPin(**data)
     except FileNotFoundError:
         raise UsageError(

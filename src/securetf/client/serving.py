@@ -94,11 +94,15 @@ class ServingClient:
         cls, cas: CasClient, url: str, *, policy: str, service: str, **kw: Any
     ) -> ServingClient:
         """Trust the policy's CA as the attested CAS states it, and accept the server only
-        while that CAS says its certificate is live (asked on every new connection)."""
-        ca_pem = cas.policy(policy).ca_certificate_pem
-        status = CasClient(cas.pin, timeout=kw.get("timeout", TIMEOUT))  # closed with this
+        while that CAS says its certificate is live (asked on every new connection) and
+        its certificate is in the CAS's transparency log, like the policy version in force
+        (checked against the checkpoint ``cas``'s home kept)."""
+        ca_pem = cas.policy(policy).ca_certificate_pem  # proven to be in the log
+        status = cas.sibling(timeout=kw.get("timeout", TIMEOUT))  # closed with this
         try:
-            liveness = LivenessChecker(status.instance_status, policy=policy)
+            liveness = LivenessChecker(
+                status.instance_status, policy=policy, logged=status.prove_certificate
+            )
             client = cls(
                 url, ca_pem=ca_pem, service=service, policy=policy, liveness=liveness, **kw
             )

@@ -180,6 +180,28 @@ class CosignatureSigner(Ed25519Signer):
         super().__init__(name, key)
         self._clock = clock
 
+    @staticmethod
+    def skey(name: str, seed: bytes) -> str:
+        """A witness key in the text form ``PRIVATE+KEY+name+hash+base64(0x04 || seed)``."""
+        check_key_name(name)
+        public = SigningKey.from_seed(seed).verify_key().raw()
+        blob = base64.b64encode(bytes([COSIGNATURE_V1]) + seed).decode()
+        return f"PRIVATE+KEY+{name}+{key_id(name, COSIGNATURE_V1, public):08x}+{blob}"
+
+    @staticmethod
+    def load(skey: str, *, clock: Callable[[], float]) -> CosignatureSigner:
+        """The witness key :meth:`skey` wrote."""
+        parts = skey.strip().split("+", 4)
+        if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
+            raise UsageError("a witness key looks like PRIVATE+KEY+<name>+<hash>+<key>")
+        name, declared, raw = _split_key(parts[2], parts[3], parts[4])
+        if len(raw) != 33 or raw[0] != COSIGNATURE_V1:
+            raise UsageError("the witness key is not a cosignature/v1 (type 0x04) seed")
+        signer = CosignatureSigner(name, SigningKey.from_seed(raw[1:]), clock=clock)
+        if declared != signer.key_id:
+            raise UsageError("the witness key's hash does not match its key")
+        return signer
+
     def verifier(self) -> CosignatureVerifier:
         return cast(CosignatureVerifier, self._verifier)  # built from verifier_type
 

@@ -32,7 +32,14 @@ from securetf.log._tilepath import (
 from securetf.log._tree import LogTree
 from securetf.log._verify import verify_consistency, verify_inclusion
 
-__all__ = ["CHECKPOINT_PATH", "Fetch", "TileClient", "directory_fetch", "write_tiles"]
+__all__ = [
+    "CHECKPOINT_PATH",
+    "Fetch",
+    "TileClient",
+    "directory_fetch",
+    "write_file",
+    "write_tiles",
+]
 
 CHECKPOINT_PATH = "checkpoint"
 
@@ -142,6 +149,16 @@ class TileClient:
             return
         proof = self.consistency_proof(old.size, new.size) if old.size <= new.size else []
         verify_consistency(old.size, new.size, proof, old.root, new.root)
+
+
+def write_file(directory: Path, path: str, data: bytes) -> int:
+    """Write ``data`` at the tile path (or the checkpoint) ``path`` under ``directory``,
+    atomically; a tile already there is kept (tiles never change). Returns 1 if written."""
+    if path == CHECKPOINT_PATH:
+        _write(directory / path, data)
+        return 1
+    parse_tile_path(path)  # canonical digits only: no "..", no absolute path
+    return _write_once(directory, path, data)
 
 
 def _write_once(directory: Path, path: str, data: bytes) -> int:

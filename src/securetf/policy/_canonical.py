@@ -3,7 +3,8 @@
 Canonical JSON: the validated policy with every default filled in and set-like lists
 sorted, serialized with sorted keys, no whitespace, UTF-8 (not ASCII escapes). Two files
 that differ only in comments, key order, quoting, layout or the order of set-like lists
-mean the same policy and hash the same; any change of meaning changes the hash.
+mean the same policy and hash the same; any change of meaning changes the hash (one
+exception: ``transparency: full``, the default, is left out).
 """
 
 from __future__ import annotations
@@ -25,8 +26,15 @@ def canonical_json(value: object) -> bytes:
 
 
 def policy_canonical_json(policy: Policy) -> bytes:
-    """The canonical bytes of ``policy`` (what :func:`policy_hash` hashes)."""
-    return canonical_json(policy.model_dump(mode="json"))
+    """The canonical bytes of ``policy`` (what :func:`policy_hash` hashes).
+
+    ``transparency`` is left out while it is ``full``, its default: policies written
+    before it existed keep their hash, and owners' signatures of them stay valid.
+    """
+    value = policy.model_dump(mode="json")
+    if value.get("transparency") == "full":
+        del value["transparency"]
+    return canonical_json(value)
 
 
 def policy_hash(policy: Policy) -> str:

@@ -91,6 +91,10 @@ class Policy(PolicyModel):
         default_factory=dict
     )
     services: Annotated[dict[Name, Service], Field(min_length=1, max_length=limits.MAX_SERVICES)]
+    transparency: Literal["full", "hashes"] = "full"
+    """What the CAS's public transparency log shows of this policy: ``full`` (its name,
+    owners' keys, threshold, reference values; its instances' services) or ``hashes``
+    (the SHA-256 of each name, the policy's hash and version only; docs/log.md)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

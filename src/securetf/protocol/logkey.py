@@ -13,10 +13,46 @@ from securetf.crypto import SigningKey, VerifyKey, sha256
 from securetf.errors import AuthenticationError, Error, UsageError
 from securetf.log import Ed25519Verifier, parse_vkey
 
-__all__ = ["ORIGIN_PREFIX", "check_vkey_endorsement", "log_origin", "vkey_endorsement"]
+__all__ = [
+    "ORIGIN_PREFIX",
+    "check_vkey_endorsement",
+    "check_witnesses_endorsement",
+    "log_origin",
+    "vkey_endorsement",
+    "witnesses_endorsement",
+]
 
 ORIGIN_PREFIX = "securetf.cas/"
 _ENDORSEMENT_CONTEXT = b"securetf cas log vkey v1\n"
+_WITNESSES_CONTEXT = b"securetf cas log witnesses v1\n"
+
+
+def _witnesses_message(vkey: str, witnesses: list[str], threshold: int) -> bytes:
+    lines = [vkey, str(threshold), *witnesses]
+    return _WITNESSES_CONTEXT + "".join(f"{line}\n" for line in lines).encode()
+
+
+def witnesses_endorsement(
+    audit_key: SigningKey, vkey: str, witnesses: list[str], threshold: int
+) -> bytes:
+    """The audit key's signature that checkpoints of the log ``vkey`` count only with
+    ``threshold`` cosignatures of ``witnesses``."""
+    return audit_key.sign(_witnesses_message(vkey, witnesses, threshold))
+
+
+def check_witnesses_endorsement(
+    audit_key: VerifyKey, vkey: str, witnesses: list[str], threshold: int, signature: bytes
+) -> None:
+    """Raise :class:`AuthenticationError` unless the pinned audit key endorsed exactly these
+    witnesses and threshold for the log ``vkey``."""
+    try:
+        audit_key.verify(signature, _witnesses_message(vkey, witnesses, threshold))
+    except Error:
+        raise AuthenticationError(
+            "the CAS's log witnesses are not endorsed by its pinned audit key: attest the CAS again"
+        ) from None
+    if witnesses and not 1 <= threshold <= len(witnesses):
+        raise AuthenticationError(f"the CAS requires {threshold} of {len(witnesses)} witnesses")
 
 
 def log_origin(audit_key: VerifyKey) -> str:

@@ -62,6 +62,13 @@ class CasIdentityDoc(_Msg):
     #: is this CAS's (securetf.cas.translog.vkey_endorsement).
     log_vkey: str | None = None
     log_vkey_signature: Base64Bytes | None = None
+    #: The index of the CAS's identity entry in its log (docs/log.md, "Clients verify").
+    log_index: int | None = None
+    #: The witnesses whose cosignatures a checkpoint needs (cosignature vkeys), how many,
+    #: and the audit key's signature of both (securetf.protocol.logkey).
+    log_witnesses: list[str] | None = None
+    log_witness_threshold: int | None = None
+    log_witnesses_signature: Base64Bytes | None = None
 
 
 class PolicyApply(_Msg):
@@ -100,6 +107,8 @@ class PolicyDoc(_Msg):
     policy_yaml: Base64Bytes | None = None
     ca_certificate_pem: str
     created_at: float
+    #: The index of this version's ``policy`` entry in the CAS's transparency log.
+    log_index: int | None = None
 
 
 class CodeLaunch(_Msg):
@@ -213,6 +222,10 @@ class ProvisionResponse(_Msg):
     ca_certificate_pem: str
     serial: int
     sealed_config: Base64Bytes  # ServiceConfig JSON, sealed to box_public_key
+    #: The indexes of the certificate's entry and of its policy version's entry in the
+    #: CAS's transparency log: the runtime proves both before it trusts the answer.
+    log_index: int | None = None
+    policy_log_index: int | None = None
 
 
 class InstanceStatus(_Msg):
@@ -230,6 +243,8 @@ class InstanceStatus(_Msg):
     instance: int = 0
     policy_version: int = 0  # the version in force when answered
     expires_at: float = 0.0
+    #: The index of the certificate's entry in the CAS's transparency log.
+    log_index: int | None = None
 
 
 class TagUpdate(_Msg):
@@ -289,3 +304,17 @@ class LogProof(_Msg):
     first: int
     second: int
     hashes: list[Base64Bytes]
+
+
+class WitnessCosignature(_Msg):
+    """``POST /v1/log/witness/cosignature``: a witness's cosignature/v1 of the CAS's
+    checkpoint of ``size`` entries, as the signed-note line it would add to the note."""
+
+    size: PositiveInt64
+    signature: Annotated[str, Field(max_length=512)]
+
+
+class CosignatureKept(_Msg):
+    """The answer to a cosignature: False when the witness had cosigned a larger tree."""
+
+    kept: bool

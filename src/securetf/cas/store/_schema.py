@@ -173,6 +173,43 @@ log_identity = Table(
 )
 
 
+# Where the entry of a decision that clients check is in the transparency log:
+# "policy/<name>/<version>", "certificate/<policy>/<serial>", "identity" (the last). Only a
+# pointer: a client compares the entry it proves with the answer, so a wrong row is caught.
+log_refs = Table(
+    "log_refs",
+    metadata,
+    Column("ref", Text, primary_key=True),
+    Column("idx", BigInteger, nullable=False),
+)
+
+
+# Each witness's latest cosignature of a checkpoint (a signed-note line it posted): the
+# checkpoint that k of them cosigned is the one clients are given. The CAS checks each
+# line against the witness's key before it stores it; a restored database loses the newer
+# ones, which the witnesses (their state files) and the clients (kept checkpoints) notice.
+log_cosignatures = Table(
+    "log_cosignatures",
+    metadata,
+    Column("witness", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("line", LargeBinary, nullable=False),
+)
+
+
+# The largest checkpoint k witnesses cosigned (its size, root, and their lines): what
+# clients are given while the witnesses move on to the next one.
+log_witnessed = Table(
+    "log_witnessed",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("lines", LargeBinary, nullable=False),
+)
+
+
 # The authenticated state: one row that lists every policy's head (and its MAC), and one
 # head per policy that lists the MAC of each of its rows. See _state.py.
 state_head = Table(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from securetf.cas._log_entries import IDENTITY_REF
 from securetf.cas.store._errors import TransactionConflictError
-from securetf.cas.store._schema import log_identity
+from securetf.cas.store._schema import log_cosignatures, log_identity, log_refs, log_witnessed
 from securetf.cas.store._tx_base import TxBase
 from securetf.crypto import sha256
 from securetf.log import AppendConflictError, LogTree
@@ -15,14 +16,21 @@ __all__ = ["LogOps"]
 
 
 class LogOps(TxBase):
-    def append_log(self, entry: bytes) -> int:
+    def append_log(self, entry: bytes, ref: str | None = None) -> int:
         # SQLite runs one writer at a time (BEGIN IMMEDIATE); on PostgreSQL the loser of a
         # race fails here or at commit and the whole decision is re-run by Store.run, so
         # neither a fork nor a decision without its entry is ever committed.
         try:
-            return LogTree(ConnectionLogStore(self._conn)).append(entry)
+            index = LogTree(ConnectionLogStore(self._conn)).append(entry)
         except AppendConflictError as exc:
             raise TransactionConflictError(str(exc)) from exc
+        if ref is not None:
+            self._upsert(log_refs, {"ref": ref, "idx": index}, ["ref"])
+        return index
+
+    def log_ref(self, ref: str) -> int | None:
+        row = self._conn.execute(select(log_refs.c.idx).where(log_refs.c.ref == ref)).first()
+        return None if row is None else int(row.idx)
 
     def log_identity(self, entry: bytes) -> int | None:
         digest = sha256(entry)
@@ -31,9 +39,39 @@ class LogOps(TxBase):
         ).first()
         if row is not None and bytes(row.digest) == digest:
             return None
-        index = self.append_log(entry)
+        index = self.append_log(entry, IDENTITY_REF)
         self._upsert(log_identity, {"id": 1, "digest": digest}, ["id"])
         return index
+
+    def log_cosign(self, witness: str, size: int, root: bytes, line: bytes) -> bool:
+        """Keep ``witness``'s cosignature ``line`` of the tree of ``size`` unless it has one
+        of a larger tree already; True if kept."""
+        row = self._conn.execute(
+            select(log_cosignatures.c.size).where(log_cosignatures.c.witness == witness)
+        ).first()
+        if row is not None and int(row.size) > size:
+            return False
+        values = {"witness": witness, "size": size, "root": root, "line": line}
+        self._upsert(log_cosignatures, values, ["witness"])
+        return True
+
+    def log_witnessed(self, size: int, root: bytes, lines: bytes) -> None:
+        """Keep the checkpoint of ``size`` that k witnesses cosigned, unless a larger one
+        is kept already."""
+        kept = self.log_counted()
+        if kept is None or kept[0] < size:
+            values = {"id": 1, "size": size, "root": root, "lines": lines}
+            self._upsert(log_witnessed, values, ["id"])
+
+    def log_counted(self) -> tuple[int, bytes, bytes] | None:
+        """(size, root, cosignature lines) of the largest checkpoint k witnesses cosigned."""
+        row = self._conn.execute(select(log_witnessed).where(log_witnessed.c.id == 1)).first()
+        return None if row is None else (int(row.size), bytes(row.root), bytes(row.lines))
+
+    def log_cosignatures(self) -> list[tuple[str, int, bytes, bytes]]:
+        """(witness, size, root, line) of each witness's latest cosignature."""
+        rows = self._conn.execute(select(log_cosignatures)).all()
+        return [(r.witness, int(r.size), bytes(r.root), bytes(r.line)) for r in rows]
 
     def log_tree(self) -> LogTree:
         """The log as this transaction sees it (for reads)."""
