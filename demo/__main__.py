@@ -324,6 +324,7 @@ def main() -> int:
         securetf(
             "policy",
             "apply",
+            "--yes",
             work / "policy.yaml",
             "--cas",
             url,

@@ -34,6 +34,19 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
     return out
 
 
+def confirm(question: str, *, yes: bool, action: str) -> bool:
+    """Ask on a terminal; ``yes`` (--yes) answers for scripts. Without a terminal to ask
+    on, and without --yes, nothing is done: a script must say it means it."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"{action} needs a confirmation and there is no terminal to ask on: "
+            "pass --yes to go ahead without asking"
+        )
+    return typer.confirm(question, default=False)
+
+
 def print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=True))
 

@@ -25,3 +25,11 @@ def keygen(
     key = SigningKey.generate()
     write_private_file(keyfile, key.to_pem())
     typer.echo(key.verify_key().to_text())
+
+
+@app.command()
+def pubkey(
+    keyfile: Annotated[Path, typer.Argument(help="The owner key (from 'owner keygen').")],
+) -> None:
+    """Print the public key of an owner key file, as a policy's owners list takes it."""
+    typer.echo(load_owner_key(keyfile).verify_key().to_text())

@@ -12,7 +12,7 @@ from securetf._fsutil import read_file
 from securetf.cli._common import parse_assignments
 from securetf.envimage import EnvImage
 from securetf.errors import UsageError
-from securetf.policy import Policy
+from securetf.policy import Policy, fill_version, version_fields
 from securetf.runtime import RunOptions, measurement_text, run
 from securetf.runtime.measure import executable, launcher, measure
 from securetf.shield.net import parse_peers
@@ -96,7 +96,10 @@ def measure_cmd(
     The command's first word is looked up as ``securetf run`` will: on the service's PATH,
     in the program's view of this machine (docs/runtime.md); stderr names what it found.
     """
-    doc = Policy.from_yaml(read_file(policy, "policy file"))
+    raw = read_file(policy, "policy file")
+    if not version_fields(raw).has_version:  # as securetf init writes it: apply fills it in
+        raw = fill_version(raw, version=1, predecessor=None)
+    doc = Policy.from_yaml(raw)
     svc = doc.services.get(service)
     if svc is None:
         raise UsageError(f"the policy has no service {service!r}")
