@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 
 from securetf._fsutil import read_file
-from securetf.cli._common import parse_assignments
+from securetf.cli._common import parse_assignments, steps_on_terminal
 from securetf.envimage import EnvImage
 from securetf.errors import UsageError
 from securetf.policy import Policy, fill_version, version_fields
@@ -62,6 +63,7 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Measure the app, attest to the CAS, mount the volumes, run the program, commit."""
+    _report_to_operator()
     code = run(
         RunOptions(
             cas=cas,
@@ -75,9 +77,20 @@ def run_cmd(
             public_address=public_address,
             env_image=env_image,
             trace_writes=trace_writes,
+            steps=steps_on_terminal("securetf run: "),
         )
     )
     sys.exit(code)
+
+
+def _report_to_operator() -> None:
+    """The runtime's account of its steps (the measurement, what was committed and where
+    the CAS's tags moved) on stderr, each line marked as the runtime's, not the program's."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("securetf run: %(message)s"))
+    runtime = logging.getLogger("securetf.runtime")
+    runtime.addHandler(handler)
+    runtime.setLevel(logging.INFO)
 
 
 def measure_cmd(
