@@ -8,12 +8,19 @@ import pty
 import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.cas.server_support import attested_cas
-from tests.runtime.support import RUN_TIMEOUT_S, Deployment, Job, fast_job_args, make_job
+from tests.runtime.support import (
+    PROGRAM,
+    RUN_TIMEOUT_S,
+    SERVICES,
+    Deployment,
+    Job,
+    dataset_csv,
+    make_job,
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +30,9 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Job]:
         public = cas.cli("owner", "keygen", base / "alice.key").stdout.strip()
         made = make_job(
             Deployment(cas, base / "alice.key", public),
-            **fast_job_args(extra={"big.bin": b"x" * 4096}),
+            app_files={"prog.py": PROGRAM},
+            services=SERVICES,
+            dataset={"table.csv": dataset_csv("data-marker-run-cli"), "big.bin": b"x" * 4096},
         )
         try:
             yield made
