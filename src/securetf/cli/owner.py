@@ -9,11 +9,17 @@ import typer
 
 from securetf._fsutil import read_file, write_private_file
 from securetf.crypto import SigningKey
+from securetf.errors import UsageError
 
 app = typer.Typer(help="Policy owners' keys.", no_args_is_help=True)
 
 
 def load_owner_key(path: Path) -> SigningKey:
+    if not path.exists():
+        raise UsageError(
+            f"owner key {path} does not exist: give the file 'securetf owner keygen' wrote, "
+            f"or make a new key with 'securetf owner keygen {path}'"
+        )
     return SigningKey.from_pem(read_file(path, "owner key"), source=str(path))
 
 

@@ -115,7 +115,10 @@ def measure_cmd(
     doc = Policy.from_yaml(raw)
     svc = doc.services.get(service)
     if svc is None:
-        raise UsageError(f"the policy has no service {service!r}")
+        raise UsageError(
+            f"the policy has no service {service!r} (services: {', '.join(sorted(doc.services))}):"
+            " name one of them with --service"
+        )
     image = _image(svc.env_image, env_image, service)
     try:
         if svc.code is not None:

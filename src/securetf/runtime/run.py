@@ -21,7 +21,14 @@ from securetf.attestation import producer_for
 from securetf.attestation.rtmr import runtime_measure_app
 from securetf.client import CasClient, LivenessChecker
 from securetf.envimage import EnvImage
-from securetf.errors import AttestationError, Error, IntegrityError, MeasurementError, UsageError
+from securetf.errors import (
+    AttestationError,
+    Error,
+    IntegrityError,
+    MeasurementError,
+    NotFoundError,
+    UsageError,
+)
 from securetf.policy import SealedOutput, Tmpfs, User
 from securetf.protocol import ServiceConfig, ServiceLaunch, VolumeGrant
 from securetf.runtime import _linux
@@ -101,7 +108,12 @@ def _environment(config: ServiceConfig, search_path: str) -> dict[str, str]:
 
 def _service(client: CasClient, options: RunOptions) -> ServiceLaunch:
     # Only the public launch information: the policy itself is for owners and instances.
-    service = client.launch(options.policy, options.service)
+    try:
+        service = client.launch(options.policy, options.service)
+    except NotFoundError as exc:
+        if "has no service" not in str(exc):
+            raise
+        raise NotFoundError(f"{exc}: run one of them with --service NAME") from None
     if service.code is not None and options.app is not None:
         raise UsageError(
             f"service {options.service!r} runs code from the sealed volume "
