@@ -23,6 +23,7 @@ SUITES = [
     "log",
     "net",
     "net_training",
+    "startup",
 ]
 
 

@@ -8,10 +8,10 @@ import ssl
 import time
 from typing import Any, TypeVar
 
-import httpx
 from pydantic import BaseModel
 
 from securetf import errors
+from securetf.client._httpx import httpx
 from securetf.client.audit import AuditReader, AuditTrail
 from securetf.client.audit_heads import keep_head, kept_head
 from securetf.client.pins import CasPin, load_pin
