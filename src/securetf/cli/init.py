@@ -90,7 +90,7 @@ def next_commands(s: Starter, *, app: Path, out: Path, owner: Path, cas: str) ->
         "securetf cas serve --data-dir cas-data &   # a development CAS (simulated TEE)",
         f"securetf cas attest --cas {q(cas)} --allow-sim",
         "securetf volume keygen data.key",
-        "securetf volume seal DATA_DIR sealed/data --key-file data.key",
+        "mkdir sealed && securetf volume seal DATA_DIR sealed/data --key-file data.key",
         f"securetf policy apply {q(str(out))} --cas {q(cas)} --key {q(str(owner))} "
         "--secret data-key=data.key",
         f"securetf volume register sealed/data {at} --volume data --key-file data.key",

@@ -20,7 +20,8 @@ from securetf.shield.net import parse_peers
 
 
 def _volumes(items: list[str] | None) -> dict[str, Path]:
-    return {name: Path(p) for name, p in parse_assignments(items, "--volume").items()}
+    # Absolute: the runtime changes its working directory before it opens them.
+    return {name: Path(p).absolute() for name, p in parse_assignments(items, "--volume").items()}
 
 
 def run_cmd(
@@ -69,13 +70,13 @@ def run_cmd(
             cas=cas,
             policy=policy,
             service=service,
-            app=app,
+            app=app.absolute() if app is not None else None,
             volumes=_volumes(volume),
             tee=tee,
             instance=instance,
             peers=parse_peers(peer or []),
             public_address=public_address,
-            env_image=env_image,
+            env_image=env_image.absolute() if env_image is not None else None,
             trace_writes=trace_writes,
             steps=steps_on_terminal("securetf run: "),
         )

@@ -81,6 +81,10 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(", ", ": "))
 
 
+#: Values that add nothing when a key appears or goes: empty, off, absent.
+_UNSET: tuple[Any, ...] = ([], {}, None, False)
+
+
 def _flat(prefix: str, value: Any) -> dict[str, Any]:
     """Dotted paths to the leaves of ``value`` (lists are leaves: they read as one value)."""
     if isinstance(value, dict) and value:
@@ -92,13 +96,16 @@ def _flat(prefix: str, value: Any) -> dict[str, Any]:
 
 
 def _fields(section: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    a, b = _flat(section, old), _flat(section, new)
+    a = _flat(section, old) if old else {}
+    b = _flat(section, new) if new else {}
     lines = []
     for path in sorted(a.keys() | b.keys()):
         if path not in b:
-            lines.append(f"  - {path}: {_text(a[path])}")
+            if a[path] not in _UNSET:
+                lines.append(f"  - {path}: {_text(a[path])}")
         elif path not in a:
-            lines.append(f"  + {path}: {_text(b[path])}")
+            if b[path] not in _UNSET:  # a default left as it is says nothing
+                lines.append(f"  + {path}: {_text(b[path])}")
         elif a[path] != b[path]:
             lines.append(f"  ~ {path}: {_text(a[path])} -> {_text(b[path])}")
     return lines
@@ -133,9 +140,11 @@ def policy_changes(old: Policy | None, new: Policy) -> list[str]:
     new_owners = {o["name"]: o for o in now["governance"]["owners"]}
     lines += _named("governance.owners", "owner", old_owners, new_owners)
     old_threshold = was.get("governance", {}).get("update_threshold")
-    if old_threshold != now["governance"]["update_threshold"]:
-        before = f"{old_threshold} -> " if old_threshold is not None else ""
-        lines.append(f"~ update_threshold: {before}{now['governance']['update_threshold']}")
+    threshold = now["governance"]["update_threshold"]
+    if old_threshold is None:
+        lines.append(f"+ update_threshold: {threshold}")
+    elif old_threshold != threshold:
+        lines.append(f"~ update_threshold: {old_threshold} -> {threshold}")
     lines += [line.lstrip() for line in _fields("tee", was.get("tee", {}), now["tee"])]
     lines += _named("secrets", "secret", was.get("secrets", {}), now["secrets"])
     lines += _named("volumes", "volume", was.get("volumes", {}), now["volumes"])
