@@ -63,6 +63,8 @@ def update_doc(doc: str, ran: list[str], fresh: str) -> str:
     lines = body.strip("\n").splitlines()
     at = next((i for i, line in enumerate(lines) if line.startswith("| suite |")), len(lines))
     prose, old = lines[:at], [line for line in lines[at + 2 :] if line.startswith("| ")]
+    while prose and not prose[-1].strip():
+        prose.pop()
     new = [line for line in fresh.splitlines()[2:] if line.startswith("| ")]
     kept = [line for line in old if _suite(line) not in ran] + new
     order = {name: i for i, name in enumerate(SUITES)}
