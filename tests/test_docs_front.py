@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmarks import run as run_module
 from benchmarks.run import DOC, END, START, SUITES, update_doc
 
 from securetf.cli.main import COMMANDS, load_command
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADER = "| suite | measurement | securetf | baseline (same run) | ratio | target |\n|---|---|---|---|---|---|"
+HEADER = "\n".join(run_module.HEADER)
 
 
 def _row(suite: str, what: str) -> str:
