@@ -113,7 +113,7 @@ services:
         policy.write_text(self._policy("sha256:" + "0" * 64))
         measured = self.cli("measure", "--app", app, "--policy", policy, "--service", "serve")
         policy.write_text(self._policy(measured))
-        apply = ["policy", "apply", str(policy), "--cas", self.cas.url]
+        apply = ["policy", "apply", "--yes", str(policy), "--cas", self.cas.url]
         self.cli(*apply, "--key", self.root / "owner.key", "--secret", f"model-key={key_file}")
         # rollback: protected: the server opens the models only in the state registered here.
         register = ["volume", "register", str(self.sealed), "--policy", self.policy]

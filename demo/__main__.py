@@ -340,6 +340,7 @@ def main() -> int:
         securetf(
             "policy",
             "apply",
+            "--yes",
             work / "policy.yaml",
             "--cas",
             url,

@@ -308,6 +308,7 @@ def setup(hosts: Hosts, work: Path) -> str:
         "owner",
         "policy",
         "apply",
+        "--yes",
         policy,
         "--cas",
         url,

@@ -76,6 +76,7 @@ def test_owner_workflow_survives_kill_9(cas: CasProcess, tmp_path: Path) -> None
     applied = cas.cli(
         "policy",
         "apply",
+        "--yes",
         tmp_path / "policy.yaml",
         "--cas",
         cas.url,
@@ -90,7 +91,14 @@ def test_owner_workflow_survives_kill_9(cas: CasProcess, tmp_path: Path) -> None
     v2 = v2.replace("command: [python, train.py]", "command: [python, train.py, --fast]")
     (tmp_path / "v2.yaml").write_text(v2)
     pending = cas.cli(
-        "policy", "apply", tmp_path / "v2.yaml", "--cas", cas.url, "--key", tmp_path / "alice.key"
+        "policy",
+        "apply",
+        "--yes",
+        tmp_path / "v2.yaml",
+        "--cas",
+        cas.url,
+        "--key",
+        tmp_path / "alice.key",
     )
     assert "pending: 1 of 2" in pending.stdout
     # Kill -9 in the middle of the governance flow: everything survives.

@@ -28,8 +28,10 @@ class Owner:
         (tmp / "plain").mkdir()
         (tmp / "plain" / "table.csv").write_text("id,label\n1,0\n")
         cas.cli("volume", "seal", tmp / "plain", tmp / "dataset", "--key-file", key)
-        apply: list[str | Path] = ["policy", "apply", tmp / "policy.yaml", "--cas", cas.url]
-        cas.cli(*apply, "--key", tmp / "alice.key", "--secret", f"dataset-key={key}")
+        apply: list[str | Path] = ["policy", "apply", "--yes", tmp / "policy.yaml"]
+        cas.cli(
+            *apply, "--cas", cas.url, "--key", tmp / "alice.key", "--secret", f"dataset-key={key}"
+        )
 
     def register(self, volume: str, *args: str | Path, ok: bool = True) -> tuple[int, str]:
         done = self.cas.cli(

@@ -219,6 +219,7 @@ class Job:
         self.dep.cli(
             "policy",
             "apply",
+            "--yes",
             self.policy_file,
             "--cas",
             self.dep.cas.url,

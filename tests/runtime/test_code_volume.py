@@ -54,6 +54,7 @@ def test_code_from_a_sealed_volume_runs_and_tampering_stops_it(
     dep.cli(
         "policy",
         "apply",
+        "--yes",
         root / "policy.yaml",
         "--cas",
         url,

@@ -61,7 +61,7 @@ def _job(
             ]
         )
     )
-    dep.cli("policy", "apply", policy, "--cas", dep.cas.url, "--key", dep.owner_key)
+    dep.cli("policy", "apply", "--yes", policy, "--cas", dep.cas.url, "--key", dep.owner_key)
     return name
 
 

@@ -80,6 +80,7 @@ def test_served_from_a_sealed_volume_to_a_verifying_client(
     dep.cli(
         "policy",
         "apply",
+        "--yes",
         policy,
         "--cas",
         dep.cas.url,

@@ -36,10 +36,14 @@ def _fails_opaquely(vol_dir: Path, key: VolumeKey, path: str | None = None) -> N
 
 def test_untouched_volume_verifies(sealed: Path, key: VolumeKey, tree: Path) -> None:
     with Volume.open(sealed, key) as vol:
-        report = vol.verify()
+        checked: list[int] = []
+        report = vol.verify(progress=checked.append)
         assert report.files == 5
         assert report.version == 1
         assert vol.open_file("a/big.bin").read() == (tree / "a/big.bin").read_bytes()
+    # Progress is reported chunk by chunk and adds up to the content's size.
+    assert sum(checked) == report.bytes
+    assert len(checked) > report.files
 
 
 @settings(

@@ -6,7 +6,6 @@ leaves this module has a checked Python type.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -98,6 +97,8 @@ async def _get_collateral(raw: bytes, pccs_url: str) -> Any:
 
 def fetch_collateral_json(raw: bytes, pccs_url: str) -> str:
     """Fetch collateral for ``raw`` from a PCCS/PCS (network I/O: never in trust logic)."""
+    import asyncio  # here: every securetf run would pay for its import, for a rare fetch
+
     collateral = _call(
         f"cannot fetch collateral from {pccs_url}",
         lambda: asyncio.run(_get_collateral(raw, pccs_url)),

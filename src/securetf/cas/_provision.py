@@ -118,7 +118,8 @@ def verify(
     if req.tee not in policy.tee.allow:
         raise AttestationError(
             f"policy {policy.name!r} does not allow TEE {req.tee} (tee.allow: "
-            f"{', '.join(policy.tee.allow)})"
+            f"{', '.join(policy.tee.allow)}): run on one of those (securetf run --tee), or "
+            "an owner adds it to tee.allow and applies the policy again"
         )
     claims = evidence.provision(req, now=int(now))
     listed = expected_measurements(service)

@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 
 from securetf._fsutil import read_file
-from securetf.cli._common import parse_assignments, print_json
+from securetf.cli._common import confirm, parse_assignments, print_json
 from securetf.cli.cas import CasUrl
 from securetf.cli.owner import load_owner_key
 from securetf.client import CasClient
+from securetf.client.policy_update import PreparedPolicy, prepare_policy
 from securetf.volume import VolumeKey
 
 app = typer.Typer(help="Signed, versioned policies.", no_args_is_help=True)
@@ -24,6 +25,9 @@ def _secrets(items: list[str] | None) -> dict[str, bytes]:
     return {name: VolumeKey.from_file(Path(path)).raw() for name, path in pairs.items()}
 
 
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking (for scripts).")]
+
+
 @app.command()
 def apply(
     file: Annotated[Path, typer.Argument(help="The policy YAML.")],
@@ -32,11 +36,23 @@ def apply(
     secret: Annotated[
         list[str] | None, typer.Option(help="NAME=FILE: an imported secret (a volume key).")
     ] = None,
+    yes: Yes = False,
 ) -> None:
-    """Upload a policy (new, or the next version) with your signature and imported secrets."""
+    """Upload a policy (new, or the next version) with your signature and imported secrets.
+
+    Without 'version' and 'predecessor' in the file, they are filled in from the version in
+    force. Shows what changes and asks before applying; --yes applies without asking.
+    """
     yaml = read_file(file, "policy file")
+    owner = load_owner_key(key)
+    secrets = _secrets(secret)
     with CasClient.for_url(cas) as client:
-        result = client.apply_policy(yaml, load_owner_key(key), _secrets(secret))
+        prepared = prepare_policy(client, yaml, owner)
+        _show_changes(prepared)
+        if not confirm("apply it?", yes=yes, action="applying a policy"):
+            typer.echo("not applied")
+            raise typer.Exit(1)
+        result = client.apply_policy(prepared.yaml, owner, secrets)
     if result.status == "pending":
         typer.echo(
             f"policy {result.name} version {result.version} is pending: "
@@ -47,6 +63,16 @@ def apply(
         typer.echo(
             f"policy {result.name} version {result.version} is in force\nhash: {result.hash}"
         )
+
+
+def _show_changes(prepared: PreparedPolicy) -> None:
+    p, doc = prepared.policy, prepared.in_force
+    if doc is None:
+        typer.echo(f"new policy {p.name}, version 1:")
+    else:
+        typer.echo(f"policy {p.name} version {p.version}, replacing version {doc.version}:")
+    for line in prepared.changes or ["(no change in meaning)"]:
+        typer.echo(f"  {line}")
 
 
 @app.command()

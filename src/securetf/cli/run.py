@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -9,17 +10,18 @@ from typing import Annotated
 import typer
 
 from securetf._fsutil import read_file
-from securetf.cli._common import parse_assignments
+from securetf.cli._common import parse_assignments, steps_on_terminal
 from securetf.envimage import EnvImage
 from securetf.errors import UsageError
-from securetf.policy import Policy
+from securetf.policy import Policy, fill_version, version_fields
 from securetf.runtime import RunOptions, measurement_text, run
 from securetf.runtime.measure import executable, launcher, measure
 from securetf.shield.net import parse_peers
 
 
 def _volumes(items: list[str] | None) -> dict[str, Path]:
-    return {name: Path(p) for name, p in parse_assignments(items, "--volume").items()}
+    # Absolute: the runtime changes its working directory before it opens them.
+    return {name: Path(p).absolute() for name, p in parse_assignments(items, "--volume").items()}
 
 
 def run_cmd(
@@ -62,22 +64,34 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Measure the app, attest to the CAS, mount the volumes, run the program, commit."""
+    _report_to_operator()
     code = run(
         RunOptions(
             cas=cas,
             policy=policy,
             service=service,
-            app=app,
+            app=app.absolute() if app is not None else None,
             volumes=_volumes(volume),
             tee=tee,
             instance=instance,
             peers=parse_peers(peer or []),
             public_address=public_address,
-            env_image=env_image,
+            env_image=env_image.absolute() if env_image is not None else None,
             trace_writes=trace_writes,
+            steps=steps_on_terminal("securetf run: "),
         )
     )
     sys.exit(code)
+
+
+def _report_to_operator() -> None:
+    """The runtime's account of its steps (the measurement, what was committed and where
+    the CAS's tags moved) on stderr, each line marked as the runtime's, not the program's."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("securetf run: %(message)s"))
+    runtime = logging.getLogger("securetf.runtime")
+    runtime.addHandler(handler)
+    runtime.setLevel(logging.INFO)
 
 
 def measure_cmd(
@@ -96,10 +110,16 @@ def measure_cmd(
     The command's first word is looked up as ``securetf run`` will: on the service's PATH,
     in the program's view of this machine (docs/runtime.md); stderr names what it found.
     """
-    doc = Policy.from_yaml(read_file(policy, "policy file"))
+    raw = read_file(policy, "policy file")
+    if not version_fields(raw).has_version:  # as securetf init writes it: apply fills it in
+        raw = fill_version(raw, version=1, predecessor=None)
+    doc = Policy.from_yaml(raw)
     svc = doc.services.get(service)
     if svc is None:
-        raise UsageError(f"the policy has no service {service!r}")
+        raise UsageError(
+            f"the policy has no service {service!r} (services: {', '.join(sorted(doc.services))}):"
+            " name one of them with --service"
+        )
     image = _image(svc.env_image, env_image, service)
     try:
         if svc.code is not None:

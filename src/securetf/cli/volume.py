@@ -100,7 +100,9 @@ def verify(
 ) -> None:
     """Authenticate every byte of the volume and print its tag."""
     with _open(vol, key_file, expect_tag) as v:
-        report = v.verify()
+        size = sum(f.size for f in v.files())
+        with progress_bar("verifying", size) as advance:
+            report = v.verify(progress=advance)
     if json:
         print_json(
             {

@@ -1,10 +1,35 @@
-"""The securetf SDK for owners and clients: attest a CAS, talk to it, verify servers."""
+"""The securetf SDK for owners and clients: attest a CAS, talk to it, verify servers.
 
-from securetf.client.attest_cas import CasAttestation, attest_cas, verify_cas
-from securetf.client.cas import CasClient
-from securetf.client.liveness import LivenessChecker, NotLiveError
-from securetf.client.pins import CasPin, load_pin, save_pin
-from securetf.client.serving import ServingClient, serving_name
+Each name is imported from its module on first use: ``securetf run`` needs the CAS client
+and the liveness check, not the CAS's attestation verifiers or the serving client, and
+their imports would be a tenth of its start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from securetf.client.attest_cas import CasAttestation, attest_cas, verify_cas
+    from securetf.client.cas import CasClient
+    from securetf.client.liveness import LivenessChecker, NotLiveError
+    from securetf.client.pins import CasPin, load_pin, save_pin
+    from securetf.client.serving import ServingClient, serving_name
+
+_WHERE = {
+    "CasAttestation": "attest_cas",
+    "attest_cas": "attest_cas",
+    "verify_cas": "attest_cas",
+    "CasClient": "cas",
+    "LivenessChecker": "liveness",
+    "NotLiveError": "liveness",
+    "CasPin": "pins",
+    "load_pin": "pins",
+    "save_pin": "pins",
+    "ServingClient": "serving",
+    "serving_name": "serving",
+}
 
 __all__ = [
     "CasAttestation",
@@ -19,3 +44,10 @@ __all__ = [
     "serving_name",
     "verify_cas",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'securetf.client' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"securetf.client.{module}"), name)

@@ -370,7 +370,12 @@ def verify_cas(
         )
     allowed = {t for t in allowed_tees if t != TEST_ROOTS}
     if doc.tee not in TEES or doc.tee not in allowed:
-        hint = " (simulation protects nothing; name it explicitly)" if doc.tee == "sim" else ""
+        hint = (
+            " (simulation protects nothing; for development, accept it by name: "
+            "securetf cas attest --allow-sim)"
+            if doc.tee == "sim"
+            else ""
+        )
         raise AttestationError(
             f"the CAS runs on TEE {doc.tee!r}, which is not allowed{hint}; "
             f"allowed: {', '.join(sorted(allowed)) or 'none'}"

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 from pydantic import BaseModel
 
 from securetf import errors
 from securetf._logutil import warn_loudly
+from securetf.client._httpx import httpx
 from securetf.client.audit import AuditReader, AuditTrail
 from securetf.client.audit_heads import keep_head, kept_head
 from securetf.client.caslog import CasLogClient

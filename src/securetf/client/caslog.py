@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from securetf._fsutil import atomic_write
 from securetf.attestation.sim_key import securetf_home
 from securetf.client._logcheck import NotLoggedError, no_entry, require_entry
+from securetf.client._httpx import httpx
 from securetf.client.pins import CasPin, cas_file_stem, load_pin
 from securetf.crypto import Certificate, sha256
 from securetf.errors import NotFoundError, UsageError

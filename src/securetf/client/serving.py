@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from cryptography import x509
 
 from securetf import errors
+from securetf.client._httpx import httpx
 from securetf.client._serving_tls import (
     cert_failure,
     handshake,

@@ -49,6 +49,7 @@ from securetf.policy._templates import (
     render_bytes,
     template_references,
 )
+from securetf.policy._update import VersionFields, fill_version, policy_changes, version_fields
 
 __all__ = [
     "SIGNING_CONTEXT",
@@ -78,6 +79,7 @@ __all__ = [
     "Tmpfs",
     "User",
     "VerifiedChange",
+    "VersionFields",
     "Volume",
     "VolumeKeySecret",
     "X509Secret",
@@ -85,9 +87,11 @@ __all__ = [
     "check_create",
     "check_read",
     "check_update",
+    "fill_version",
     "import_digest",
     "parse_template",
     "policy_canonical_json",
+    "policy_changes",
     "policy_hash",
     "policy_json_schema",
     "policy_json_schema_text",
@@ -95,4 +99,5 @@ __all__ = [
     "render_bytes",
     "sign_request",
     "template_references",
+    "version_fields",
 ]

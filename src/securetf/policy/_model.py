@@ -104,7 +104,9 @@ class Policy(PolicyModel):
         if self.version > 1 and self.predecessor is None:
             problems.append(
                 f"predecessor: version {self.version} must name the hash of version "
-                f"{self.version - 1} ('sha256:...', shown by securetf policy show --json)"
+                f"{self.version - 1} ('sha256:...', shown by securetf policy show --json), "
+                "or leave out both version and predecessor: securetf policy apply fills "
+                "them in"
             )
         volume_keys = {name: volume.key for name, volume in self.volumes.items()}
         problems.extend(reference_problems(self.secrets, volume_keys, self.services))

@@ -28,6 +28,7 @@ def measurement_refused(
     if app is not None:
         measure += ["--app", os.path.abspath(app)]
     apply = ["securetf", "policy", "apply", "POLICY.yaml", "--cas", cas, "--key", "OWNER.key"]
+    # 'policy apply' fills version and predecessor in from the version in force.
     what = "the app" if app is not None else "its launcher"
     return MeasurementError(
         f"the CAS refused to provision the service: {refusal}.\n"
@@ -35,9 +36,9 @@ def measurement_refused(
         f"(the command runs {measured.executable}).\n"
         f"If the service should run this code, an owner of policy {policy!r} adds that value "
         f"to services.{service}.measurement in the policy's YAML ('{shlex.join(measure)}' "
-        "prints it; run it where the service runs) and applies the next version "
-        f"('{shlex.join(apply)}', with version raised by one and predecessor the hash in "
-        "force).\n"
+        "prints it; run it where the service runs) and applies the policy again "
+        f"('{shlex.join(apply)}': it fills in the next version and its predecessor, shows "
+        "the change and asks).\n"
         "If this is not the code meant to run here, do not change the policy: run the code "
         "it names."
     )

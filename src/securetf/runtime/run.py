@@ -12,7 +12,8 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,14 @@ from securetf.attestation import producer_for
 from securetf.attestation.rtmr import runtime_measure_app
 from securetf.client import CasClient, LivenessChecker
 from securetf.envimage import EnvImage
-from securetf.errors import AttestationError, Error, IntegrityError, MeasurementError, UsageError
+from securetf.errors import (
+    AttestationError,
+    Error,
+    IntegrityError,
+    MeasurementError,
+    NotFoundError,
+    UsageError,
+)
 from securetf.policy import SealedOutput, Tmpfs, User
 from securetf.protocol import ServiceConfig, ServiceLaunch, VolumeGrant
 from securetf.runtime import _linux
@@ -70,6 +78,13 @@ class RunOptions:
     """The environment image the policy pins (``env_image``), as the operator stores it."""
     trace_writes: bool = False
     """Run the program under strace and report the writes the kernel refused it."""
+    steps: Callable[[str], AbstractContextManager[object]] | None = None
+    """Shows each long step (measuring, attesting, mounting, committing) while it runs: the
+    CLI's spinner on a terminal. Never around the program itself."""
+
+
+def _step(options: RunOptions, what: str) -> AbstractContextManager[object]:
+    return options.steps(what) if options.steps is not None else contextlib.nullcontext()
 
 
 def _secret_files(root: RootFs, files: Mapping[str, bytes], inst: Provisioned) -> None:
@@ -93,7 +108,12 @@ def _environment(config: ServiceConfig, search_path: str) -> dict[str, str]:
 
 def _service(client: CasClient, options: RunOptions) -> ServiceLaunch:
     # Only the public launch information: the policy itself is for owners and instances.
-    service = client.launch(options.policy, options.service)
+    try:
+        service = client.launch(options.policy, options.service)
+    except NotFoundError as exc:
+        if "has no service" not in str(exc):
+            raise
+        raise NotFoundError(f"{exc}: run one of them with --service NAME") from None
     if service.code is not None and options.app is not None:
         raise UsageError(
             f"service {options.service!r} runs code from the sealed volume "
@@ -212,15 +232,31 @@ def _sealed_log(output: SealedOutput, mounted: list[MountedVolume]) -> SealedLog
 
 
 def _record(
-    client: CasClient, inst: Provisioned, changed: dict[str, tuple[str, int]], *, failed: bool
+    client: CasClient,
+    inst: Provisioned,
+    mounted: list[MountedVolume],
+    changed: dict[str, tuple[str, int]],
+    *,
+    failed: bool,
 ) -> None:
-    """Move the tags of the volumes committed (after a failure: the output's alone)."""
+    """Move the tags of the volumes committed (after a failure: the output's alone), and
+    tell the operator what was committed, and which writable volumes were left as they were."""
     for name, (tag, version) in changed.items():
-        move_tag(
-            client, inst, name, expected=inst.config.volumes[name].tag, tag=tag, version=version
-        )
+        grant = inst.config.volumes[name]
+        move_tag(client, inst, name, expected=grant.tag, tag=tag, version=version)
         what = " with the program's output alone (the program failed)" if failed else ""
-        log.info("volume %s committed%s: version %d, %s", name, what, version, tag)
+        was = f"version {grant.version}" if grant.tag is not None else "new"
+        log.info(
+            "volume %s committed%s: version %d (was %s), tag %s; the CAS's tag moved to it",
+            name,
+            what,
+            version,
+            was,
+            tag,
+        )
+    for mv in mounted:
+        if mv.grant.mode == "rw" and mv.name not in changed and not failed:
+            log.info("volume %s unchanged: nothing committed", mv.name)
 
 
 def run(options: RunOptions) -> int:
@@ -253,22 +289,24 @@ def run(options: RunOptions) -> int:
         tmpfs.append(work)
         app = work / "app"
         app.mkdir()
-        measured = _measure(service, options, app, image)
+        with _step(options, "measuring the app"):
+            measured = _measure(service, options, app, image)
         log.info("measurement sha256:%s (runs %s)", measured.digest.hex(), measured.executable)
         # 3. Attest and provision.
         producer = producer_for(options.tee, measurement=measured.digest)
         # TDX: the app's measurement into RTMR3 too, where the kernel offers it.
         events = runtime_measure_app(measured.digest) if options.tee == "tdx" else None
         try:
-            inst = provision(
-                client,
-                producer,
-                policy=options.policy,
-                service=options.service,
-                instance=options.instance,
-                measurement=measured.digest,
-                rtmr_events=events,
-            )
+            with _step(options, f"attesting to the CAS ({options.tee})"):
+                inst = provision(
+                    client,
+                    producer,
+                    policy=options.policy,
+                    service=options.service,
+                    instance=options.instance,
+                    measurement=measured.digest,
+                    rtmr_events=events,
+                )
         except MeasurementError as exc:
             raise measurement_refused(
                 exc,
@@ -310,14 +348,15 @@ def run(options: RunOptions) -> int:
                 return code_dir / name
             return root.mountpoint(grant.path)
 
-        mounted = mount_all(
-            inst.config.volumes,
-            options.volumes,
-            policy=options.policy,
-            cas=options.cas,
-            target=target,
-            owner=(user.uid, user.gid),
-        )
+        with _step(options, f"mounting volumes {', '.join(sorted(inst.config.volumes))}"):
+            mounted = mount_all(
+                inst.config.volumes,
+                options.volumes,
+                policy=options.policy,
+                cas=options.cas,
+                target=target,
+                owner=(user.uid, user.gid),
+            )
         if service.code is not None:
             # The code, decrypted only here, copied into memory while measured.
             try:
@@ -370,9 +409,10 @@ def run(options: RunOptions) -> int:
         # 7. Commit written volumes after success; after a failure only the output's file
         #    (the log of a failed run is the one its owners most need). Record their tags.
         keep = {output.volume: [output.path]} if isinstance(output, SealedOutput) else {}
-        changed = unmount_all(mounted, commit=code == 0, keep=keep)
-        mounted = []
-        _record(client, inst, changed, failed=code != 0)
+        done, mounted = mounted, []
+        with _step(options, "unmounting and committing volumes"):
+            changed = unmount_all(done, commit=code == 0, keep=keep)
+        _record(client, inst, done, changed, failed=code != 0)
         return code
     finally:
         if sealed_log is not None:

@@ -42,7 +42,10 @@ def open_volume(name: str, grant: VolumeGrant, storage: Path, *, policy: str, ca
     if not storage.exists():
         if not writable or grant.tag is not None:
             what = "has a recorded state" if grant.tag else "is mounted read-only"
-            raise UsageError(f"volume {name!r} is missing at {storage}, but it {what}")
+            raise UsageError(
+                f"volume {name!r} is missing at {storage}, but it {what}: give its storage "
+                f"with --volume {name}=PATH"
+            )
         return Volume.create(storage, key)
     if grant.tag is None and grant.rollback == "protected":
         # Whatever lies there, the CAS never recorded it: it may be an older copy.
@@ -55,7 +58,9 @@ def open_volume(name: str, grant: VolumeGrant, storage: Path, *, policy: str, ca
         vol = Volume.open(storage, key, writable=writable, expect_tag=grant.tag)
     except RollbackError as exc:
         raise RollbackError(
-            f"{exc}. If an owner changed it on purpose, the owner registers its state: {register}"
+            f"{exc}. Run with the latest copy of the volume (the one the last run committed, "
+            f"or its owner sealed). If an owner changed it on purpose, the owner registers "
+            f"its state: {register}"
         ) from None
     except IntegrityError as exc:
         # The volume's own message is deliberately bare; say which volume failed.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -299,16 +299,24 @@ class Volume:
         return self._dirty
 
     # -- verifying ---------------------------------------------------------------------
-    def verify(self) -> VerifyReport:
-        """Authenticate every chunk of every file and its integrity root; raise on any failure."""
+    def verify(self, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
+        """Authenticate every chunk of every file and its integrity root; raise on any failure.
+
+        ``progress(n)`` is called as each chunk's ``n`` bytes of content are checked.
+        """
         if self._tag is None or self._dirty:
             raise UsageError("commit the volume before verifying it")
         total = 0
-        scratch = bytearray(self._store.chunk_size)
+        size = self._store.chunk_size
+        scratch = bytearray(size)
         for entry in self._files.values():
             source = self._store.open_source(entry)  # refuses an object of the wrong length
+            tags = []
             try:
-                tags = [source.read_into(i, memoryview(scratch)) for i in range(source.count)]
+                for i in range(source.count):
+                    tags.append(source.read_into(i, memoryview(scratch)))
+                    if progress is not None:
+                        progress(max(0, min(size, entry.size - i * size)))
             finally:
                 source.close()
             if not constant_time_equal(root_of(tags), entry.root):
