@@ -28,7 +28,7 @@ def write_everything(tx: Tx) -> None:
     tx.insert_policy(POLICY)
     tx.put_secret("p", "s", b"v")
     tx.put_ca(PolicyCa("p", b"k", b"c"))
-    tx.add_nonce(b"n", 1e12)
+    tx.spend_nonce(b"n", 1e12)
     tx.swap_tag(None, VolumeTag("p", "vol", "t", 1, 1.0))
     tx.record_request_ids(["r"], 1.0)
     tx.append_audit("k", "p", {}, 1.0)
@@ -45,7 +45,7 @@ def test_exception_rolls_back_everything(store: Store, audit_key: SigningKey) ->
         assert tx.policy_names() == []
         assert tx.get_secret("p", "s") is None
         assert tx.get_ca("p") is None
-        assert not tx.take_nonce(b"n", 1.0)
+        assert tx.spend_nonce(b"n", 1e12)  # not spent: the spend rolled back
         assert tx.get_tag("p", "vol") is None
         assert tx.seen_request_ids(["r"]) == set()
         assert tx.audit_entries() == []

@@ -100,7 +100,7 @@ cas = Table(
     Column("cert_pem", LargeBinary, nullable=False),
 )
 
-nonces = Table(
+nonces = Table(  # provisioning nonces spent (granted or refused), until they expire
     "nonces",
     metadata,
     Column("nonce", LargeBinary, primary_key=True),
