@@ -6,6 +6,7 @@ import base64
 import json
 import ssl
 import time
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -71,21 +72,47 @@ def _error_from(response: httpx.Response) -> Error:
     return _BY_EXIT_CODE.get(code, Error)(message)
 
 
-class CasClient:
-    """Talks to one CAS whose certificate was pinned by ``securetf cas attest``."""
+def cas_urls(urls: str) -> list[str]:
+    """The CAS URLs of ``urls``: one URL, or several separated by commas (replicas)."""
+    found = [u.strip() for u in urls.split(",") if u.strip()]
+    if not found:
+        raise UsageError("no CAS URL given: pass one, or several separated by commas")
+    return found
 
-    def __init__(self, pin: CasPin, *, timeout: float = TIMEOUT) -> None:
-        ctx = ssl.create_default_context(cadata=pin.certificate_pem)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        self.pin = pin
-        self._http = httpx.Client(base_url=pin.url, verify=ctx, timeout=timeout)
+
+class CasClient:
+    """Talks to a CAS whose certificate was pinned by ``securetf cas attest``; given the pins
+    of several replicas, it fails over from one to the next when one cannot be reached."""
+
+    def __init__(self, pin: CasPin | Sequence[CasPin], *, timeout: float = TIMEOUT) -> None:
+        pins = [pin] if isinstance(pin, CasPin) else list(pin)
+        if not pins:
+            raise UsageError("a CAS client needs the pin of at least one CAS")
+        self.pins = pins
+        #: The first CAS: whose URL keeps the audit heads (replicas share one audit log).
+        self.pin = pins[0]
+        self._timeout = timeout
+        self._clients: dict[int, httpx.Client] = {}
+        self._current = 0  # the replica that answered last: asked first next time
 
     @classmethod
     def for_url(cls, url: str) -> CasClient:
-        return cls(load_pin(url))
+        """The client of the CAS at ``url``, or of the replicas at ``url1,url2,...``."""
+        return cls([load_pin(u) for u in cas_urls(url)])
+
+    def _client(self, index: int) -> httpx.Client:
+        client = self._clients.get(index)
+        if client is None:
+            ctx = ssl.create_default_context(cadata=self.pins[index].certificate_pem)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            client = httpx.Client(base_url=self.pins[index].url, verify=ctx, timeout=self._timeout)
+            self._clients[index] = client
+        return client
 
     def close(self) -> None:
-        self._http.close()
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
 
     def __enter__(self) -> CasClient:
         return self
@@ -95,13 +122,25 @@ class CasClient:
 
     # -- transport ---------------------------------------------------------------------
     def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, json=body)
-        except httpx.HTTPError as exc:
-            raise UsageError(f"cannot reach the CAS at {self.pin.url}: {exc}") from exc
-        if response.status_code >= 400:
-            raise _error_from(response)
-        return response
+        """One request, to the replica that answered last, then to each other in turn while
+        none answers. A request whose answer was lost may so reach a second replica: the
+        CAS's own single-use checks (nonces, tag compare-and-swap, request ids) refuse it
+        there if the first committed, so nothing is granted twice (docs/cas.md, "Replicas")."""
+        failures: list[str] = []
+        for step in range(len(self.pins)):
+            index = (self._current + step) % len(self.pins)
+            try:
+                response = self._client(index).request(method, path, json=body)
+            except httpx.TransportError as exc:
+                failures.append(f"{self.pins[index].url}: {exc}")
+                continue
+            except httpx.HTTPError as exc:
+                raise UsageError(f"cannot reach the CAS at {self.pins[index].url}: {exc}") from exc
+            self._current = index
+            if response.status_code >= 400:
+                raise _error_from(response)
+            return response
+        raise UsageError(f"cannot reach the CAS at {'; '.join(failures)}")
 
     def _model(self, model: type[M], method: str, path: str, body: Any = None) -> M:
         return model.model_validate_json(self._call(method, path, body).content)
