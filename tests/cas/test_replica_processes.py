@@ -18,7 +18,7 @@ from securetf.attestation import default_sim_trust
 from securetf.client import CasClient, attest_cas, save_pin
 from securetf.errors import Error, RollbackError
 from securetf.protocol import ProvisionResponse
-from tests.cas.conftest import PgServer
+from tests.cas.pg_support import PgServer
 
 from .server_support import CasProcess, free_port
 from .support import DATASET_KEY, Owners, Runtime, policy_yaml, tag_update
