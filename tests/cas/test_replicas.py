@@ -12,6 +12,7 @@ import pytest
 from securetf.cas import Cas
 from securetf.errors import AttestationError, Error
 
+from .store.conftest import raw_sql
 from .support import SERVE_MEASUREMENT, Clock, Owners, Runtime, audit_view, make_cas, policy_cas
 
 
@@ -80,3 +81,44 @@ def test_a_nonce_of_another_master_key_is_refused(
     other = make_cas(f"sqlite:///{tmp_path / 'other.db'}", tmp_path / "other", clock)
     with pytest.raises(AttestationError, match="nonce is unknown, used or expired"):
         cas.provision(runtime.request(other.nonce().nonce))
+
+
+def _refusals(cas: Cas, owners: Owners, clock: Clock) -> list[dict[str, object]]:
+    return [e for e in audit_view(cas, owners, clock) if e.get("kind") == "provision.refused"]
+
+
+def _flood(cas: Cas, runtime: Runtime, source: str, count: int) -> None:
+    bad = runtime.request(bytes(40))  # a nonce never issued
+    for _ in range(count):
+        with pytest.raises(AttestationError):
+            cas.provision(bad, source)
+
+
+def test_the_audited_refusals_of_a_source_are_limited_across_replicas(
+    replicas: tuple[Cas, Cas], runtime: Runtime, owners: Owners, clock: Clock
+) -> None:
+    """Attack: a flood of bad requests from one address, spread over both replicas. Each
+    replica's own gate would let ``limit`` through; together they write ``limit``."""
+    a, b = replicas
+    limit = a.settings.audit_refusals_per_source
+    _flood(a, runtime, "203.0.113.7", limit)
+    _flood(b, runtime, "203.0.113.7", limit)
+    assert len(_refusals(a, owners, clock)) == limit
+    _flood(b, runtime, "198.51.100.9", 1)  # another source is not held back
+    assert len(_refusals(a, owners, clock)) == limit + 1
+    # The next window: b's first entry for the source says how many it left out.
+    clock.now += a.settings.audit_refusal_window_seconds
+    _flood(b, runtime, "203.0.113.7", 1)
+    assert _refusals(a, owners, clock)[-1]["detail"]["suppressed"] == limit  # type: ignore[index]
+
+
+def test_a_forged_refusal_count_does_not_silence_the_audit(
+    db_url: str, replicas: tuple[Cas, Cas], runtime: Runtime, owners: Owners, clock: Clock
+) -> None:
+    """Attack (database access): the count of a source's window raised to the limit, to
+    keep its refusals out of the audit log. The row's MAC fails: it counts as none."""
+    a, _ = replicas
+    _flood(a, runtime, "203.0.113.7", 1)
+    raw_sql(db_url, "UPDATE refusal_windows SET written = 1000")
+    _flood(a, runtime, "203.0.113.7", 1)
+    assert len(_refusals(a, owners, clock)) == 2

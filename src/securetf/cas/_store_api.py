@@ -103,6 +103,10 @@ class Tx(Protocol):
     ) -> AuditEntry:
         """Append one entry to the hash chain and sign it with the audit key."""
 
+    def admit_refusal(self, source: str, window: int, limit: int) -> bool:
+        """Count one audited refusal of ``source`` in ``window`` (a number of the clock's
+        windows, the same in every replica); False, writing nothing, once ``limit`` were."""
+
     def audit_head(self) -> tuple[int, bytes]:
         """The head row: ``seq`` and ``chain`` of the last entry appended (0 and 32 zero
         bytes before the first). Read in the same transaction as the entries it heads."""

@@ -400,10 +400,17 @@ class Cas:
             _log.debug("%s from %s counted, not audited", kind, where)
             return
         _log.warning("%s from %s: %s", kind, where, clean["reason"])
+        now = self._clock()
+        window = int(now // self.settings.audit_refusal_window_seconds)
+        per_source = self.settings.audit_refusals_per_source
         try:
             with self._store.transaction() as tx:
+                # This process's gate admitted it; the limit is the replicas' together.
+                if not tx.admit_refusal(where, window, per_source):
+                    self._refusals.give_back(where, counts)
+                    return
                 known = tx.current_policy(policy) is not None
-                tx.append_audit(kind, policy if known else None, {**clean, **counts}, self._clock())
+                tx.append_audit(kind, policy if known else None, {**clean, **counts}, now)
         except Error:
             _log.exception("could not audit a refusal")
 

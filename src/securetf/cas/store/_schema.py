@@ -108,6 +108,18 @@ nonces = Table(  # provisioning nonces spent (granted or refused), until they ex
     Index("nonces_expires_at", "expires_at"),
 )
 
+# Audited refusals per source and window, shared by the replicas (docs/cas.md, "Refusals
+# from anyone"). Not part of the authenticated state: each row carries its own MAC, so a
+# forged count is refused (and the refusal audited); a count put back only audits more.
+refusal_windows = Table(
+    "refusal_windows",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("window", BigInteger, primary_key=True),
+    Column("written", Integer, nullable=False),
+    Column("mac", LargeBinary, nullable=False),
+)
+
 serials = Table(  # every serial ever handed out, never deleted: serials are never reused
     "serials",
     metadata,
