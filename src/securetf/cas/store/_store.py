@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from securetf.cas._store_api import Store
 from securetf.cas.master_key import MasterKey
+from securetf.cas.store import _engine
 from securetf.cas.store._engine import make_engine, parse_url
 from securetf.cas.store._errors import StoreError, TransactionConflictError, translate
 from securetf.cas.store._schema import init_schema
@@ -93,6 +94,8 @@ class SqlStore:
                         # query, so the transaction's snapshot is taken after it: it sees
                         # every commit of the writers before it, and conflicts with none.
                         # Readers (plain SELECTs) are not blocked.
+                        timeout_ms = int(_engine.WRITERS_LOCK_TIMEOUT_S * 1000)
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}")
                         conn.exec_driver_sql(_PG_WRITERS_LOCK)
                     tx = SqlTx(conn, self._sealer, self._audit_key, self._state_key, self._verified)
                     yield tx
