@@ -39,13 +39,19 @@ def test_a_nonce_of_one_replica_provisions_at_another_once(
         b.provision(req)
 
 
-def test_a_refused_request_spends_its_nonce_for_every_replica(
+def test_a_refused_request_uses_its_nonce_up_at_its_replica(
     replicas: tuple[Cas, Cas], runtime: Runtime
 ) -> None:
+    """At the replica that refused it, a nonce is used up (in memory: no database write per
+    refusal). Another replica may still grant it once, to the runtime whose keys the evidence
+    binds; never twice."""
     a, b = replicas
     nonce = a.nonce().nonce
     with pytest.raises(AttestationError):  # the report data binds another app than asked
         a.provision(runtime.request(nonce, bound_measurement=SERVE_MEASUREMENT))
+    with pytest.raises(AttestationError, match="nonce is unknown, used or expired"):
+        a.provision(runtime.request(nonce))
+    b.provision(runtime.request(nonce))
     with pytest.raises(AttestationError, match="nonce is unknown, used or expired"):
         b.provision(runtime.request(nonce))
 

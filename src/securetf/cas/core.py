@@ -168,8 +168,8 @@ class Cas:
         now = self._clock()
         expires: float | None = None
         try:
-            # 1. The nonce: one this CAS (or a replica) issued, unexpired. Whether it was
-            #    spent is decided below, in the database, with the grant or the refusal.
+            # 1. The nonce: one this CAS (or a replica) issued, unexpired, not used up by a
+            #    refusal here. Whether a grant spent it is decided below, in the database.
             expires = self._nonces.expiry(req.nonce)
             if expires is None:
                 raise AttestationError(NONCE_REFUSED)
@@ -202,7 +202,7 @@ class Cas:
             raise  # audited as such by _run
         except Error as exc:
             if expires is not None:
-                self._spend(req.nonce, expires)  # a refused request used its nonce up
+                self._nonces.refused(req.nonce, expires)  # a refused request used it up
             self._refused(
                 "provision.refused",
                 req.policy,
@@ -213,12 +213,6 @@ class Cas:
                 tee=req.tee,
             )
             raise
-
-    def _spend(self, nonce: bytes, expires: float) -> None:
-        try:
-            self._store.run(lambda tx: tx.spend_nonce(nonce, expires))
-        except Error:
-            _log.exception("could not record a refused request's nonce as spent")
 
     # -- volume tags -------------------------------------------------------------------
     def update_tag(self, req: TagUpdate, source: str | None = None) -> None:
