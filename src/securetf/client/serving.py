@@ -96,7 +96,7 @@ class ServingClient:
         """Trust the policy's CA as the attested CAS states it, and accept the server only
         while that CAS says its certificate is live (asked on every new connection)."""
         ca_pem = cas.policy(policy).ca_certificate_pem
-        status = CasClient(cas.pin, timeout=kw.get("timeout", TIMEOUT))  # closed with this
+        status = CasClient(cas.pins, timeout=kw.get("timeout", TIMEOUT))  # closed with this
         try:
             liveness = LivenessChecker(status.instance_status, policy=policy)
             client = cls(
