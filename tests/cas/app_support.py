@@ -37,6 +37,5 @@ def owner_client(cas: Cas) -> CasClient:
         tee="sim",
     )
     client = CasClient(pin)
-    client._http.close()
-    client._http = anonymous(cas, "198.51.100.1")
+    client._clients[0] = anonymous(cas, "198.51.100.1")  # the transport of its one CAS
     return client

@@ -51,6 +51,10 @@ def make_server(
         port=port,
         http=protocol_class(limits, tls, ConnectionCount()),
         ws="none",  # no WebSocket endpoint: an upgrade must not reach a WebSocket stack
+        # asyncio's loop, even where uvloop is installed (uvicorn's "auto" would take it):
+        # uvloop starts reading after connection_made, so the protocol's pause before its
+        # TLS upgrade is lost and the ClientHello reaches the HTTP parser (handshakes time out).
+        loop="asyncio",
         timeout_keep_alive=limits.idle_seconds,
         timeout_graceful_shutdown=graceful_shutdown_seconds,
         log_level="warning",

@@ -93,6 +93,18 @@ class RefusalGate:
             window.suppressed = self._others = 0
             return {k: v for k, v in counts.items() if v}
 
+    def give_back(self, source: str, counts: dict[str, int]) -> None:
+        """An admitted refusal that was not written after all (the replicas' shared limit
+        was reached): it and the counts it was to carry are counted again."""
+        with self._lock:
+            window = self._sources.get(source)
+            carried = counts.get("suppressed", 0) + 1
+            if window is None:
+                self._others += carried
+            else:
+                window.suppressed += carried
+            self._others += counts.get("suppressed_other_sources", 0)
+
     def _warn_first(self, count: int, what: str) -> None:
         """Log the first refusal left out of a run, not each (a flood would fill the log)."""
         if count == 1:

@@ -73,11 +73,12 @@ class Tx(Protocol):
     def get_ca(self, policy: str) -> PolicyCa | None: ...
 
     # -- nonces --------------------------------------------------------------------------
-    def add_nonce(self, nonce: bytes, expires_at: float) -> None: ...
-    def take_nonce(self, nonce: bytes, now: float) -> bool:
-        """Delete ``nonce``; True only if it existed and had not expired (single use)."""
+    def spend_nonce(self, nonce: bytes, expires_at: float) -> bool:
+        """Record ``nonce`` as spent; True only for the first spender (of two concurrent
+        transactions, on one replica or two, one commits True, the other sees False)."""
 
-    def purge_nonces(self, now: float) -> None: ...
+    def purge_nonces(self, before: float) -> None:
+        """Forget the spent nonces that expired before ``before`` (no longer accepted)."""
 
     # -- attested instances ------------------------------------------------------------
     def add_instance(self, instance: Instance) -> list[int]:
@@ -101,6 +102,10 @@ class Tx(Protocol):
         self, kind: str, policy: str | None, detail: dict[str, Any], now: float
     ) -> AuditEntry:
         """Append one entry to the hash chain and sign it with the audit key."""
+
+    def admit_refusal(self, source: str, window: int, limit: int) -> bool:
+        """Count one audited refusal of ``source`` in ``window`` (a number of the clock's
+        windows, the same in every replica); False, writing nothing, once ``limit`` were."""
 
     def audit_head(self) -> tuple[int, bytes]:
         """The head row: ``seq`` and ``chain`` of the last entry appended (0 and 32 zero
@@ -140,9 +145,15 @@ class Store(Protocol):
     def transaction(self) -> AbstractContextManager[Tx]:
         """One attempt; a lost race (PostgreSQL) raises a retryable ``Error``."""
 
-    def run(self, fn: Callable[[Tx], T]) -> T:
+    def run(self, fn: Callable[[Tx], T], *, writes: bool = True) -> T:
         """``fn`` in a transaction, re-run a bounded number of times while concurrent
-        transactions conflict with it. ``fn`` must be pure database work (safe to re-run)."""
+        transactions conflict with it. ``fn`` must be pure database work (safe to re-run).
+        ``writes=False`` declares that ``fn`` only reads: it then does not queue behind the
+        writers of other replicas (PostgreSQL); a write in it is still safe, only slower."""
+
+    def nonce_key(self) -> bytes:
+        """The key provisioning nonces are MACed with: derived from the master key, the
+        same in every replica of the CAS on this database."""
 
     def log_reader(self) -> LogTree:
         """The transparency log, for reads outside a transaction."""

@@ -12,7 +12,7 @@ import binascii
 import functools
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query, Request, Response
@@ -27,6 +27,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from securetf._http.limits import BodyTimeoutError, BodyTooLargeError
 from securetf.cas._log_api import log_router
@@ -178,17 +179,7 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
 
     # Body size and time limits are the server's (securetf._http.BodyGuard): they apply
     # while the body streams in, before this app reads it.
-    @app.middleware("http")
-    async def _measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        latency.labels(name).observe(time.perf_counter() - start)
-        requests.labels(name, str(response.status_code)).inc()
-        return response
+    app.add_middleware(_Metrics, requests=requests, latency=latency)
 
     # Built on first use: the OpenAPI document is made without a CAS.
     @functools.cache
@@ -206,8 +197,9 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
     log = functools.cache(lambda: CasLog(cas.log_tree(), identity.log_signer, witnessing()))
     app.include_router(log_router(log, _errors))
 
+    # async: answered on the event loop, without a hop to the thread pool.
     @app.get("/healthz", responses=_errors())
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/metrics", response_class=PlainTextResponse, responses=_errors())
@@ -322,13 +314,16 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
     def instance_status(name: str, serial: Annotated[int, Path(ge=1, lt=2**63)]) -> InstanceStatus:
         return cas.instance_status(name, serial)
 
-    @app.post("/v1/nonce", responses=_errors())
-    def nonce() -> NonceResponse:
-        return cas.nonce()
+    # A nonce is a MAC, no database work: async, on the event loop.
+    @app.post("/v1/nonce", response_model=NonceResponse, responses=_errors())
+    async def nonce() -> Response:
+        return _json(cas.nonce())
 
-    @app.post("/v1/provision", responses=_errors(400, 403, 404, 409))
-    def provision(body: ProvisionRequest, request: Request) -> ProvisionResponse:
-        return cas.provision(body, _source(request))
+    @app.post(
+        "/v1/provision", response_model=ProvisionResponse, responses=_errors(400, 403, 404, 409)
+    )
+    def provision(body: ProvisionRequest, request: Request) -> Response:
+        return _json(cas.provision(body, _source(request)))
 
     @app.post("/v1/tags", status_code=204, responses=_errors(400, 403, 404, 409))
     def update_tag(body: TagUpdate, request: Request) -> Response:
@@ -357,6 +352,41 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         return cas.audit(name, _signed(signed), after)
 
     return app
+
+
+class _Metrics:
+    """Counts requests and times them by route: plain ASGI, as Starlette's ``BaseHTTPMiddleware``
+    (``@app.middleware``) runs each request through a task group and memory streams, which
+    cost more CPU than the nonce request itself (docs/cas.md, "Throughput")."""
+
+    def __init__(self, app: ASGIApp, *, requests: Counter, latency: Histogram) -> None:
+        self._app, self._requests, self._latency = app, requests, latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # what the server answers if the app raises before responding
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, sending)
+        finally:
+            name = getattr(scope.get("route"), "path", "unmatched")
+            self._latency.labels(name).observe(time.perf_counter() - start)
+            self._requests.labels(name, str(status)).inc()
+
+
+def _json(model: BaseModel) -> Response:
+    """``model`` as the response, serialized once by pydantic: FastAPI would validate and
+    serialize a returned model again (the operation's ``response_model`` documents it)."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def _source(request: Request) -> str | None:

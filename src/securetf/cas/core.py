@@ -63,7 +63,10 @@ class Cas:
         self._evidence = evidence or EvidenceVerifier(sim_trust=frozenset(sim_trust))
         self.settings = settings or CasSettings()
         self._cache = SecretCache()
-        self._nonces = NonceBook(ttl=self.settings.nonce_ttl_seconds, clock=clock)
+        self._nonces = NonceBook(
+            store.nonce_key(), ttl=self.settings.nonce_ttl_seconds, clock=clock
+        )
+        self._next_purge = 0.0  # when this process next forgets expired spent nonces
         self._refusals = RefusalGate(
             per_source=self.settings.audit_refusals_per_source,
             window=self.settings.audit_refusal_window_seconds,
@@ -121,7 +124,7 @@ class Cas:
         """The version in force and its CA certificate (PEM). Its YAML is for owners
         (:meth:`show_policy`) and attested instances only: callers show the public part."""
 
-        return self._run("policy.read", lambda tx: _in_force(tx, name))
+        return self._run("policy.read", lambda tx: _in_force(tx, name), writes=False)
 
     def show_policy(self, name: str, signed: SignedRequest) -> tuple[PolicyVersion, bytes]:
         """The version in force with its YAML, for an owner's signed ``show`` request."""
@@ -150,10 +153,10 @@ class Cas:
                 env_image=spec.env_image,
             )
 
-        return self._run("policy.launch", read)
+        return self._run("policy.launch", read, writes=False)
 
     def policy_names(self) -> list[str]:
-        return self._run("policy.list", lambda tx: tx.policy_names())
+        return self._run("policy.list", lambda tx: tx.policy_names(), writes=False)
 
     def history(
         self, name: str, signed: SignedRequest | None = None
@@ -182,30 +185,43 @@ class Cas:
         """``source``: the caller's address, which bounds how many of its refusals are
         audited (see :mod:`securetf.cas._refusals`)."""
         now = self._clock()
+        expires: float | None = None
         try:
-            # 1. The nonce: single use, even when a later step fails.
-            #    (Taken before anything else: a request refused later still used it up.)
-            if not self._nonces.take(req.nonce):
-                raise AttestationError(
-                    "the nonce is unknown, used or expired; ask the CAS for a fresh one "
-                    "(replayed or stale evidence is refused)"
-                )
-            stored, _ = self._run("provision", lambda tx: _policies.load(tx, req.policy))
+            # 1. The nonce: one this CAS (or a replica) issued, unexpired, not used up by a
+            #    refusal here. Whether a grant spent it is decided below, in the database.
+            expires = self._nonces.expiry(req.nonce)
+            if expires is None:
+                raise AttestationError(NONCE_REFUSED)
+            stored, _ = self._run(
+                "provision", lambda tx: _policies.load(tx, req.policy), writes=False
+            )
             # 2-4. Policy, evidence, appraisal (CPU work, outside any transaction).
             verified = _provision.verify(stored, req, now=now, evidence=self._evidence)
+            spent = expires
 
-            # 5. Secrets, certificate, record.
+            # 5. Secrets, certificate, record: committed with the nonce spent, or not at all.
             def grant(tx: Tx) -> ProvisionResponse:
+                if not tx.spend_nonce(req.nonce, spent):
+                    raise AttestationError(NONCE_REFUSED)
                 if tx.version_in_force(req.policy) != stored.version:
                     raise AttestationError("the policy changed during provisioning; retry")
+                if now >= self._next_purge:
+                    # Spent nonces are kept until they have expired by every replica's
+                    # clock (a TTL of slack), then forgotten: their MAC no longer passes.
+                    tx.purge_nonces(now - 2 * self.settings.nonce_ttl_seconds)
                 return _provision.grant(
                     tx, verified, req, settings=self.settings, now=now, cache=self._cache
                 )
 
-            return self._run("provision", grant)
+            response = self._run("provision", grant)
+            if now >= self._next_purge:
+                self._next_purge = now + self.settings.nonce_ttl_seconds
+            return response
         except StateTamperedError:
             raise  # audited as such by _run
         except Error as exc:
+            if expires is not None:
+                self._nonces.refused(req.nonce, expires)  # a refused request used it up
             self._refused(
                 "provision.refused",
                 req.policy,
@@ -327,7 +343,7 @@ class Cas:
                 log_index=tx.log_ref(certificate_ref(policy, serial)),
             )
 
-        return self._run("instance.status", read)
+        return self._run("instance.status", read, writes=False)
 
     def register_tag(
         self, policy: str, volume: str, signed: SignedRequest, source: str | None = None
@@ -365,10 +381,11 @@ class Cas:
         return self._run("audit.read", read)
 
     # -- internals ---------------------------------------------------------------------
-    def _run(self, operation: str, fn: Callable[[Tx], T]) -> T:
-        """``fn`` in a store transaction; a tampered state is logged and audited, loudly."""
+    def _run(self, operation: str, fn: Callable[[Tx], T], *, writes: bool = True) -> T:
+        """``fn`` in a store transaction; a tampered state is logged and audited, loudly.
+        ``writes=False``: ``fn`` only reads (see ``Store.run``)."""
         try:
-            return self._store.run(fn)
+            return self._store.run(fn, writes=writes)
         except StateTamperedError as exc:
             _log.error("REFUSED %s: %s", operation, exc.diagnostics())
             try:
@@ -398,12 +415,25 @@ class Cas:
             _log.debug("%s from %s counted, not audited", kind, where)
             return
         _log.warning("%s from %s: %s", kind, where, clean["reason"])
+        now = self._clock()
+        window = int(now // self.settings.audit_refusal_window_seconds)
+        per_source = self.settings.audit_refusals_per_source
         try:
             with self._store.transaction() as tx:
+                # This process's gate admitted it; the limit is the replicas' together.
+                if not tx.admit_refusal(where, window, per_source):
+                    self._refusals.give_back(where, counts)
+                    return
                 known = tx.current_policy(policy) is not None
-                tx.append_audit(kind, policy if known else None, {**clean, **counts}, self._clock())
+                tx.append_audit(kind, policy if known else None, {**clean, **counts}, now)
         except Error:
             _log.exception("could not audit a refusal")
+
+
+NONCE_REFUSED = (
+    "the nonce is unknown, used or expired; ask the CAS for a fresh one "
+    "(replayed or stale evidence is refused)"
+)
 
 
 def _in_force(tx: Tx, name: str) -> tuple[PolicyVersion, bytes]:

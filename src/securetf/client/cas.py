@@ -7,6 +7,7 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,43 +78,70 @@ def _error_from(response: httpx.Response) -> Error:
     return _BY_EXIT_CODE.get(code, Error)(message)
 
 
+def cas_urls(urls: str) -> list[str]:
+    """The CAS URLs of ``urls``: one URL, or several separated by commas (replicas)."""
+    found = [u.strip() for u in urls.split(",") if u.strip()]
+    if not found:
+        raise UsageError("no CAS URL given: pass one, or several separated by commas")
+    return found
+
+
 class CasClient:
-    """Talks to one CAS whose certificate was pinned by ``securetf cas attest``.
+    """Talks to a CAS whose certificate was pinned by ``securetf cas attest``; given the pins
+    of several replicas, it fails over from one to the next when one cannot be reached.
 
     Every answer a decision rests on (the policy in force, a provisioning's certificate,
     an instance's status) is proven to be in the CAS's transparency log, in a checkpoint
     consistent with the one this home kept (:mod:`securetf.client.caslog`): a CAS whose
     database was put back to an older copy, or that shows this client another history
     than before, is refused. ``log_source`` reads the log from a static mirror instead.
+    Replicas share one log; it is read through the first CAS's pin.
     """
 
     def __init__(
         self,
-        pin: CasPin,
+        pin: CasPin | Sequence[CasPin],
         *,
         timeout: float = TIMEOUT,
         home: Path | None = None,
         log_source: str | None = None,
     ) -> None:
-        ctx = ssl.create_default_context(cadata=pin.certificate_pem)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        self.pin = pin
-        self._http = httpx.Client(base_url=pin.url, verify=ctx, timeout=timeout)
+        pins = [pin] if isinstance(pin, CasPin) else list(pin)
+        if not pins:
+            raise UsageError("a CAS client needs the pin of at least one CAS")
+        self.pins = pins
+        #: The first CAS: whose URL keeps the audit heads (replicas share one audit log).
+        self.pin = pins[0]
+        self._timeout = timeout
+        self._clients: dict[int, httpx.Client] = {}
+        self._current = 0  # the replica that answered last: asked first next time
         self._home, self._log_source = home, log_source
         self._log: CasLogClient | None = None
-        if pin.log_vkey is not None:
-            self._log = CasLogClient(pin, home=home, timeout=timeout, source=log_source)
+        if self.pin.log_vkey is not None:
+            self._log = CasLogClient(self.pin, home=home, timeout=timeout, source=log_source)
 
     @classmethod
     def for_url(cls, url: str, *, log_source: str | None = None) -> CasClient:
-        return cls(load_pin(url), log_source=log_source)
+        """The client of the CAS at ``url``, or of the replicas at ``url1,url2,...``."""
+        return cls([load_pin(u) for u in cas_urls(url)], log_source=log_source)
 
     def sibling(self, *, timeout: float = TIMEOUT) -> CasClient:
         """Another client of the same CAS, home and log source (for another thread)."""
-        return CasClient(self.pin, timeout=timeout, home=self._home, log_source=self._log_source)
+        return CasClient(self.pins, timeout=timeout, home=self._home, log_source=self._log_source)
+
+    def _client(self, index: int) -> httpx.Client:
+        client = self._clients.get(index)
+        if client is None:
+            ctx = ssl.create_default_context(cadata=self.pins[index].certificate_pem)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            client = httpx.Client(base_url=self.pins[index].url, verify=ctx, timeout=self._timeout)
+            self._clients[index] = client
+        return client
 
     def close(self) -> None:
-        self._http.close()
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
         if self._log is not None:
             self._log.close()
 
@@ -183,13 +211,25 @@ class CasClient:
 
     # -- transport ---------------------------------------------------------------------
     def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, json=body)
-        except httpx.HTTPError as exc:
-            raise UsageError(f"cannot reach the CAS at {self.pin.url}: {exc}") from exc
-        if response.status_code >= 400:
-            raise _error_from(response)
-        return response
+        """One request, to the replica that answered last, then to each other in turn while
+        none answers. A request whose answer was lost may so reach a second replica: the
+        CAS's own single-use checks (nonces, tag compare-and-swap, request ids) refuse it
+        there if the first committed, so nothing is granted twice (docs/cas.md, "Replicas")."""
+        failures: list[str] = []
+        for step in range(len(self.pins)):
+            index = (self._current + step) % len(self.pins)
+            try:
+                response = self._client(index).request(method, path, json=body)
+            except httpx.TransportError as exc:
+                failures.append(f"{self.pins[index].url}: {exc}")
+                continue
+            except httpx.HTTPError as exc:
+                raise UsageError(f"cannot reach the CAS at {self.pins[index].url}: {exc}") from exc
+            self._current = index
+            if response.status_code >= 400:
+                raise _error_from(response)
+            return response
+        raise UsageError(f"cannot reach the CAS at {'; '.join(failures)}")
 
     def _model(self, model: type[M], method: str, path: str, body: Any = None) -> M:
         return model.model_validate_json(self._call(method, path, body).content)

@@ -5,56 +5,53 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from securetf.cas._records import Instance
 from securetf.cas._store_api import Store, Tx
 
 
-def test_nonce_is_single_use(store: Store) -> None:
+def test_a_nonce_is_spent_once(store: Store) -> None:
     with store.transaction() as tx:
-        tx.add_nonce(b"n1", expires_at=100.0)
+        assert tx.spend_nonce(b"n1", expires_at=100.0)
     with store.transaction() as tx:
-        assert tx.take_nonce(b"n1", now=50.0)
-    with store.transaction() as tx:
-        assert not tx.take_nonce(b"n1", now=50.0)
-        assert not tx.take_nonce(b"never issued", now=50.0)
+        assert not tx.spend_nonce(b"n1", expires_at=100.0)
+        assert tx.spend_nonce(b"n2", expires_at=100.0)
 
 
-def test_expired_nonce_is_refused_and_gone(store: Store) -> None:
-    with store.transaction() as tx:
-        tx.add_nonce(b"n1", expires_at=100.0)
-        tx.add_nonce(b"n2", expires_at=100.0)
-    with store.transaction() as tx:
-        assert not tx.take_nonce(b"n1", now=100.0)  # expiry is exclusive
-        assert not tx.take_nonce(b"n1", now=10.0)  # an expired take consumed it
-        assert tx.take_nonce(b"n2", now=99.999)
+def test_a_rolled_back_spend_leaves_the_nonce_unspent(store: Store) -> None:
+    def refused_grant(tx: Tx) -> None:
+        assert tx.spend_nonce(b"n1", expires_at=100.0)
+        raise RuntimeError("the grant failed")
+
+    with pytest.raises(RuntimeError, match="the grant failed"):
+        store.run(refused_grant)
+    assert store.run(lambda tx: tx.spend_nonce(b"n1", expires_at=100.0))
 
 
-def test_purge_removes_only_expired_nonces(store: Store) -> None:
+def test_purge_forgets_only_nonces_expired_before(store: Store) -> None:
     with store.transaction() as tx:
-        tx.add_nonce(b"old", expires_at=10.0)
-        tx.add_nonce(b"new", expires_at=30.0)
-        tx.purge_nonces(now=20.0)
+        tx.spend_nonce(b"old", expires_at=10.0)
+        tx.spend_nonce(b"new", expires_at=30.0)
+        tx.purge_nonces(before=20.0)
     with store.transaction() as tx:
-        assert not tx.take_nonce(b"old", now=5.0)
-        assert tx.take_nonce(b"new", now=5.0)
+        assert tx.spend_nonce(b"old", expires_at=10.0)  # forgotten (its MAC has expired)
+        assert not tx.spend_nonce(b"new", expires_at=30.0)  # still spent
 
 
-def test_concurrent_takers_of_one_nonce_win_once(store: Store) -> None:
+def test_concurrent_spenders_of_one_nonce_win_once(store: Store) -> None:
     """16 threads race for each of 10 nonces: exactly one wins each (no double spend)."""
-    with store.transaction() as tx:
-        for i in range(10):
-            tx.add_nonce(bytes([i]), expires_at=1e12)
     start = threading.Barrier(16)
 
-    def take(i: int) -> bool:
-        return store.run(lambda tx: tx.take_nonce(bytes([i]), now=1.0))
+    def spend(i: int) -> bool:
+        return store.run(lambda tx: tx.spend_nonce(bytes([i]), expires_at=1e12))
 
-    def take_all(_: int) -> int:
+    def spend_all(_: int) -> int:
         start.wait()
-        return sum(take(i) for i in range(10))
+        return sum(spend(i) for i in range(10))
 
     with ThreadPoolExecutor(16) as pool:
-        assert sum(pool.map(take_all, range(16))) == 10
+        assert sum(pool.map(spend_all, range(16))) == 10
 
 
 def instance(serial: int) -> Instance:

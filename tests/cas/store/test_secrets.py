@@ -12,7 +12,7 @@ from securetf.cas.master_key import MasterKey
 from securetf.cas.store import StoreError, open_store
 from securetf.crypto import SigningKey
 from securetf.errors import IntegrityError
-from tests.cas.conftest import PgServer
+from tests.cas.pg_support import PgServer
 from tests.cas.store.conftest import raw_sql, sqlite_files
 
 

@@ -19,7 +19,7 @@ from securetf.cas.store import (
 )
 from securetf.crypto import SigningKey
 from securetf.errors import UsageError
-from tests.cas.store.conftest import raw_sql
+from tests.cas.store.conftest import raw_engine, raw_sql
 
 POLICY = PolicyVersion("p", 1, "sha256:1", b"yaml", (), 1.0)
 
@@ -28,7 +28,7 @@ def write_everything(tx: Tx) -> None:
     tx.insert_policy(POLICY)
     tx.put_secret("p", "s", b"v")
     tx.put_ca(PolicyCa("p", b"k", b"c"))
-    tx.add_nonce(b"n", 1e12)
+    tx.spend_nonce(b"n", 1e12)
     tx.swap_tag(None, VolumeTag("p", "vol", "t", 1, 1.0))
     tx.record_request_ids(["r"], 1.0)
     tx.append_audit("k", "p", {}, 1.0)
@@ -45,7 +45,7 @@ def test_exception_rolls_back_everything(store: Store, audit_key: SigningKey) ->
         assert tx.policy_names() == []
         assert tx.get_secret("p", "s") is None
         assert tx.get_ca("p") is None
-        assert not tx.take_nonce(b"n", 1.0)
+        assert tx.spend_nonce(b"n", 1e12)  # not spent: the spend rolled back
         assert tx.get_tag("p", "vol") is None
         assert tx.seen_request_ids(["r"]) == set()
         assert tx.audit_entries() == []
@@ -155,3 +155,25 @@ def test_sqlite_locked_by_another_process_is_reported(
     finally:
         holder.close()
         store.close()
+
+
+def test_a_stuck_writer_fails_other_writers_in_time_and_blocks_no_reader(
+    db_url: str, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a replica stopped inside a write transaction holds the writers' lock.
+    The other writers fail after the lock timeout with an error that says so (instead of
+    hanging); readers go on."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the writers' lock is PostgreSQL's (SQLite has its busy timeout)")
+    monkeypatch.setattr(_engine, "WRITERS_LOCK_TIMEOUT_S", 0.2)
+    store.run(lambda tx: tx.insert_policy(POLICY))
+    stuck = raw_engine(db_url)
+    try:
+        with stuck.begin() as conn:
+            conn.exec_driver_sql("LOCK TABLE state_head IN EXCLUSIVE MODE")
+            with pytest.raises(StoreError, match="writers' lock"):
+                store.run(lambda tx: tx.record_request_ids(["r"], 1.0))
+            assert store.run(lambda tx: tx.policy_names(), writes=False) == ["p"]
+    finally:
+        stuck.dispose()
+    store.run(lambda tx: tx.record_request_ids(["r"], 1.0))

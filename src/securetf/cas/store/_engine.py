@@ -19,11 +19,14 @@ from sqlalchemy.exc import ArgumentError
 
 from securetf.errors import UsageError
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_S", "make_engine", "parse_url"]
+__all__ = ["SQLITE_BUSY_TIMEOUT_S", "WRITERS_LOCK_TIMEOUT_S", "make_engine", "parse_url"]
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 PG_CONNECT_TIMEOUT_S = 10
 POOL_SIZE = 16  # connections per process: the CAS's expected concurrency
+#: Longest wait for the PostgreSQL writers' lock (held by one writer, of any replica, for
+#: one transaction): past it the request fails instead of hanging behind a stuck replica.
+WRITERS_LOCK_TIMEOUT_S = 10.0
 
 
 def parse_url(url: str) -> URL:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import exc as sa_exc
 
+from securetf.cas.store import _engine
 from securetf.errors import Error
 
 __all__ = ["StoreError", "TransactionConflictError", "translate"]
 
 # PostgreSQL SQLSTATEs after which re-running the whole transaction is the documented fix.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock
+_LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout passed
 
 
 class StoreError(Error):
@@ -43,6 +45,12 @@ def translate(exc: sa_exc.SQLAlchemyError, where: str) -> StoreError:
         if _sqlstate(exc) in _RETRYABLE_SQLSTATES:
             return TransactionConflictError(
                 f"a concurrent transaction on {where} conflicted with this one ({reason}); retry"
+            )
+        if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
+            return StoreError(
+                f"another CAS process held the writers' lock on {where} for over "
+                f"{_engine.WRITERS_LOCK_TIMEOUT_S:g} s (stopped, or stuck in a transaction); "
+                "retry, and restart that replica if it persists"
             )
         if _sqlite_busy(exc):
             # Not a conflict to re-run: BEGIN IMMEDIATE already waited the busy timeout.

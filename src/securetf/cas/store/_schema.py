@@ -100,12 +100,24 @@ cas = Table(
     Column("cert_pem", LargeBinary, nullable=False),
 )
 
-nonces = Table(
+nonces = Table(  # provisioning nonces spent (granted or refused), until they expire
     "nonces",
     metadata,
     Column("nonce", LargeBinary, primary_key=True),
     Column("expires_at", Double, nullable=False),
     Index("nonces_expires_at", "expires_at"),
+)
+
+# Audited refusals per source and window, shared by the replicas (docs/cas.md, "Refusals
+# from anyone"). Not part of the authenticated state: each row carries its own MAC, so a
+# forged count is refused (and the refusal audited); a count put back only audits more.
+refusal_windows = Table(
+    "refusal_windows",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("window", BigInteger, primary_key=True),
+    Column("written", Integer, nullable=False),
+    Column("mac", LargeBinary, nullable=False),
 )
 
 serials = Table(  # every serial ever handed out, never deleted: serials are never reused

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from securetf.cas._store_api import Store
 from securetf.cas.master_key import MasterKey
+from securetf.cas.store import _engine
 from securetf.cas.store._engine import make_engine, parse_url
 from securetf.cas.store._errors import StoreError, TransactionConflictError, translate
 from securetf.cas.store._schema import init_schema
@@ -36,6 +37,9 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 12  # tries of one block in run() before the conflict reaches the caller
 BACKOFF_FIRST_S = 0.002
 BACKOFF_MAX_S = 0.25
+NONCE_KEY_INFO = b"securetf cas provisioning nonces v1"
+# EXCLUSIVE conflicts with itself and with every row write, not with plain reads.
+_PG_WRITERS_LOCK = "LOCK TABLE state_head IN EXCLUSIVE MODE"
 
 
 class SqlTx(PolicyOps, SecretOps, RuntimeOps, AuditOps, LogOps):
@@ -52,6 +56,7 @@ class SqlStore:
         sealer: RecordSealer,
         audit_key: SigningKey,
         state_key: StateKey,
+        nonce_key: bytes,
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -60,6 +65,8 @@ class SqlStore:
         self._sealer = sealer
         self._audit_key = audit_key
         self._state_key = state_key
+        self._nonce_key = nonce_key
+        self._pg = engine.dialect.name == "postgresql"
         self._verified = VerifiedCache()
         self._sleep = sleep
         self._log: LogTree | None = None
@@ -69,21 +76,34 @@ class SqlStore:
         self._serial = threading.Lock() if engine.dialect.name == "sqlite" else None
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlTx]:
+    def transaction(self, *, writes: bool = True) -> Iterator[SqlTx]:
         """One attempt: commit if the block returns, roll back if it raises.
 
         A lost race surfaces as :class:`TransactionConflictError`; use :meth:`run` to re-run.
+        On PostgreSQL a transaction that ``writes`` first takes the writers' lock (below).
         """
         with self._serial or contextlib.nullcontext():
             try:
                 with self._engine.begin() as conn:
+                    if writes and self._pg:
+                        # Every write moves the one state head row (and the audit and log
+                        # heads): concurrent writers, of this process or of other replicas,
+                        # would all but one fail at SERIALIZABLE and be re-run, so under load
+                        # most work was wasted and a writer could lose MAX_ATTEMPTS times.
+                        # They queue on this lock instead. It is taken before the first
+                        # query, so the transaction's snapshot is taken after it: it sees
+                        # every commit of the writers before it, and conflicts with none.
+                        # Readers (plain SELECTs) are not blocked.
+                        timeout_ms = int(_engine.WRITERS_LOCK_TIMEOUT_S * 1000)
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}")
+                        conn.exec_driver_sql(_PG_WRITERS_LOCK)
                     tx = SqlTx(conn, self._sealer, self._audit_key, self._state_key, self._verified)
                     yield tx
                     tx.flush_state()
             except SQLAlchemyError as exc:
                 raise translate(exc, self._where) from exc
 
-    def run(self, fn: Callable[[SqlTx], T]) -> T:
+    def run(self, fn: Callable[[SqlTx], T], *, writes: bool = True) -> T:
         """``fn`` in a transaction, re-run (at most :data:`MAX_ATTEMPTS` times, with
         randomized exponential backoff) while a concurrent transaction wins.
 
@@ -94,7 +114,7 @@ class SqlStore:
         delay = BACKOFF_FIRST_S
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with self.transaction() as tx:
+                with self.transaction(writes=writes) as tx:
                     return fn(tx)
             except TransactionConflictError:
                 if attempt == MAX_ATTEMPTS:
@@ -103,6 +123,9 @@ class SqlStore:
             self._sleep(delay * (0.5 + jitter))
             delay = min(delay * 2, BACKOFF_MAX_S)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def nonce_key(self) -> bytes:
+        return self._nonce_key
 
     def log_reader(self) -> LogTree:
         """The transparency log for reads outside any transaction: rows are only added,
@@ -131,7 +154,8 @@ def open_store(url: str, *, master_key: MasterKey, audit_key: SigningKey) -> Sto
     except BaseException:
         engine.dispose()
         raise
-    return SqlStore(engine, where, RecordSealer(master_key), audit_key, state_key)
+    nonce_key = master_key.derive(salt=b"", info=NONCE_KEY_INFO)
+    return SqlStore(engine, where, RecordSealer(master_key), audit_key, state_key, nonce_key)
 
 
 def _initialize(engine: Engine, where: str, state_key: StateKey) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from securetf.cas._records import AuditEntry
 from securetf.cas.audit import make_audit_entry
 from securetf.cas.store._errors import StoreError
-from securetf.cas.store._schema import audit_head, audit_log
+from securetf.cas.store._schema import audit_head, audit_log, refusal_windows
 from securetf.cas.store._tx_base import TxBase
 from securetf.errors import IntegrityError
 from securetf.policy import canonical_json
@@ -82,3 +83,27 @@ class AuditOps(TxBase):
             .limit(max(0, limit))
         )
         return [_entry(row) for row in rows]
+
+    # -- refusals' audit limit, shared by replicas ----------------------------------------
+    def admit_refusal(self, source: str, window: int, limit: int) -> bool:
+        """Count one audited refusal of ``source`` in ``window``; False (nothing written) if
+        ``limit`` were audited in it already. A row whose MAC fails counts as none."""
+        key = {"source": source, "window": window}
+        row = self._conn.execute(
+            select(refusal_windows.c.written, refusal_windows.c.mac).where(
+                refusal_windows.c.source == source, refusal_windows.c.window == window
+            )
+        ).first()
+        written = 0
+        if row is not None and hmac.compare_digest(
+            bytes(row.mac), self._state_key.mac("refusal-window", [source, window, row.written])
+        ):
+            written = int(row.written)
+        if written >= limit:
+            return False
+        written += 1
+        mac = self._state_key.mac("refusal-window", [source, window, written])
+        self._upsert(refusal_windows, {**key, "written": written, "mac": mac}, list(key))
+        # Windows before the previous one decide nothing any more.
+        self._conn.execute(delete(refusal_windows).where(refusal_windows.c.window < window - 1))
+        return True

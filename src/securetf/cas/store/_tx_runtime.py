@@ -44,22 +44,14 @@ def _instance(row: Any) -> Instance:
 
 class RuntimeOps(TxBase):
     # -- nonces ------------------------------------------------------------------------
-    def add_nonce(self, nonce: bytes, expires_at: float) -> None:
-        self._conn.execute(insert(nonces).values(nonce=nonce, expires_at=expires_at))
+    def spend_nonce(self, nonce: bytes, expires_at: float) -> bool:
+        # One INSERT decides: of two concurrent spenders only one inserts (SQLite runs them
+        # one at a time; on PostgreSQL the second waits for the first's commit, then finds
+        # the row, or fails with a serialization error and is re-run by Store.run).
+        return self._insert_absent(nonces, {"nonce": nonce, "expires_at": expires_at})
 
-    def take_nonce(self, nonce: bytes, now: float) -> bool:
-        # One DELETE decides: of two concurrent takers only one sees rowcount 1 (SQLite
-        # runs them one at a time; PostgreSQL makes the loser wait, then fail and re-run).
-        live = self._conn.execute(
-            delete(nonces).where(nonces.c.nonce == nonce, nonces.c.expires_at > now)
-        ).rowcount
-        if live == 1:
-            return True
-        self._conn.execute(delete(nonces).where(nonces.c.nonce == nonce))  # expired: gone too
-        return False
-
-    def purge_nonces(self, now: float) -> None:
-        self._conn.execute(delete(nonces).where(nonces.c.expires_at <= now))
+    def purge_nonces(self, before: float) -> None:
+        self._conn.execute(delete(nonces).where(nonces.c.expires_at < before))
 
     # -- instances ---------------------------------------------------------------------
     def add_instance(self, instance: Instance) -> list[int]:
