@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.cas.server_support import CasProcess, free_port
 
-from .support import Deployment, fast_job_args, make_job, markers
+from .support import Deployment, Job, fast_job_args, make_job, markers
+
+MAKE_JOB: Callable[..., Job] = make_job  # takes fast_job_args()
 
 
 def recovery_owners(cas: CasProcess, base: Path, names: list[str], threshold: int) -> Path:
@@ -40,7 +43,7 @@ def test_a_lost_cas_recovered_from_a_backup_serves_the_same_secrets_and_tags(
     try:
         cas.cli("cas", "attest", "--cas", cas.url, "--allow-sim")
         public = cas.cli("owner", "keygen", tmp_path / "owner.key").stdout.strip()
-        job = make_job(Deployment(cas, tmp_path / "owner.key", public), **fast_job_args())
+        job = MAKE_JOB(Deployment(cas, tmp_path / "owner.key", public), **fast_job_args())
         first = job.run("ok")
         assert first.returncode == 0, first.stderr
         assert "ok run 1" in first.stdout
