@@ -95,3 +95,15 @@ def recover_cmd(
     typer.echo(f"CAS recovered into {data_dir}; start it with securetf cas serve --data-dir")
     if parsed.database != "sqlite":
         typer.echo("restore its PostgreSQL database with pg_restore before starting it", err=True)
+
+
+def rotate_key_cmd(data_dir: DataDir) -> None:
+    """Retire the CAS's TLS key for a new one that the old one endorses. The CAS takes it
+    at its next start (restart it); pinned clients follow the endorsement and attest the
+    new key on their next call, and the transparency log records the new identity."""
+    import time
+
+    from securetf.cas.rotation import rotate_key
+
+    digest = rotate_key(data_dir, now=time.time())
+    typer.echo(f"new TLS key sha256:{digest} endorsed by the old one; restart the CAS to use it")

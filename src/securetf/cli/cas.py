@@ -99,6 +99,7 @@ app.command("recovery-keygen")(_cas_keys.recovery_keygen_cmd)
 app.command("backup")(_cas_keys.backup_cmd)
 app.command("recovery-share")(_cas_keys.recovery_share_cmd)
 app.command("recover")(_cas_keys.recover_cmd)
+app.command("rotate-key")(_cas_keys.rotate_key_cmd)
 
 
 @app.command("attest")

@@ -15,6 +15,7 @@ from securetf import errors
 from securetf.client.audit import AuditReader, AuditTrail
 from securetf.client.audit_heads import keep_head, kept_head
 from securetf.client.pins import CasPin, load_pin
+from securetf.client.rotation import follow_rotation, is_certificate_mismatch
 from securetf.crypto import SigningKey, VerifyKey
 from securetf.errors import Error, UsageError
 from securetf.policy import (
@@ -75,10 +76,14 @@ class CasClient:
     """Talks to one CAS whose certificate was pinned by ``securetf cas attest``."""
 
     def __init__(self, pin: CasPin, *, timeout: float = TIMEOUT) -> None:
+        self._timeout = timeout
+        self.pin = pin
+        self._http = self._connect(pin)
+
+    def _connect(self, pin: CasPin) -> httpx.Client:
         ctx = ssl.create_default_context(cadata=pin.certificate_pem)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        self.pin = pin
-        self._http = httpx.Client(base_url=pin.url, verify=ctx, timeout=timeout)
+        return httpx.Client(base_url=pin.url, verify=ctx, timeout=self._timeout)
 
     @classmethod
     def for_url(cls, url: str) -> CasClient:
@@ -96,7 +101,17 @@ class CasClient:
     # -- transport ---------------------------------------------------------------------
     def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         try:
-            response = self._http.request(method, path, json=body)
+            try:
+                response = self._http.request(method, path, json=body)
+            except httpx.ConnectError as exc:
+                if not is_certificate_mismatch(exc):
+                    raise
+                # Another certificate than the pinned one: a rotation, if the pinned key
+                # endorsed it and the CAS attests it (else this raises).
+                self._http.close()
+                self.pin = follow_rotation(self.pin, now=int(time.time()))
+                self._http = self._connect(self.pin)
+                response = self._http.request(method, path, json=body)
         except httpx.HTTPError as exc:
             raise UsageError(f"cannot reach the CAS at {self.pin.url}: {exc}") from exc
         if response.status_code >= 400:

@@ -194,14 +194,25 @@ def issue_certificate(
 
 
 def self_signed(
-    key: EcKey, common_name: str, alt_names: Sequence[str], *, now: float, valid_days: int
+    key: EcKey,
+    common_name: str,
+    alt_names: Sequence[str],
+    *,
+    now: float,
+    valid_days: int,
+    extensions: Sequence[tuple[str, bytes]] = (),
 ) -> bytes:
-    """A self-signed server certificate (the CAS's own identity, pinned by its clients)."""
+    """A self-signed server certificate (the CAS's own identity, pinned by its clients);
+    ``extensions``: more non-critical extensions, (dotted OID, raw value)."""
     name = _name(common_name, "securetf CAS")
-    cert = (
+    builder = (
         _self_signed_base(key, name, now=now, valid_days=valid_days, ca=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(_alt_names(alt_names), critical=False)
-        .sign(key.raw, hashes.SHA256())
     )
+    for oid, value in extensions:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value), critical=False
+        )
+    cert = builder.sign(key.raw, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM)
