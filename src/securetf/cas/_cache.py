@@ -17,7 +17,7 @@ from securetf.errors import NotFoundError
 class SecretCache:
     def __init__(self) -> None:
         self._secrets: dict[tuple[str, str], bytes] = {}
-        self._cas: dict[str, tuple[EcKey, bytes]] = {}
+        self._cas: dict[tuple[str, int], tuple[EcKey, bytes]] = {}
         self._lock = threading.Lock()
 
     def secret(self, tx: Tx, policy: str, name: str) -> bytes:
@@ -33,9 +33,11 @@ class SecretCache:
             self._secrets[key] = value
         return value
 
-    def ca(self, tx: Tx, policy: str) -> tuple[EcKey, bytes]:
+    def ca(self, tx: Tx, policy: str, version: int) -> tuple[EcKey, bytes]:
+        """The CA of ``policy`` at ``version`` (a CA changes only with a new version:
+        securetf.cas._ca)."""
         with self._lock:
-            hit = self._cas.get(policy)
+            hit = self._cas.get((policy, version))
         if hit is not None:
             return hit
         stored = tx.get_ca(policy)
@@ -43,5 +45,5 @@ class SecretCache:
             raise NotFoundError(f"policy {policy!r} has no CA")
         pair = (EcKey.from_pem(stored.key_pem, source="the policy CA key"), stored.cert_pem)
         with self._lock:
-            self._cas[policy] = pair
+            self._cas[(policy, version)] = pair
         return pair

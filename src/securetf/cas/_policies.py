@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 
+from securetf.cas._ca import make_ca, rotate_if_asked
 from securetf.cas._log_entries import policy_entry
-from securetf.cas._records import PendingUpdate, PolicyCa, PolicyVersion
+from securetf.cas._records import PendingUpdate, PolicyVersion
 from securetf.cas._store_api import Tx
 from securetf.cas.settings import CasSettings
 from securetf.crypto import random_bytes
-from securetf.crypto.x509ca import new_ca
 from securetf.errors import NotFoundError, PolicyError
 from securetf.policy import (
     Policy,
@@ -96,6 +96,7 @@ def _activate(
     now: float,
 ) -> ApplyResult:
     policy = change.policy
+    previous = load(tx, policy.name)[1] if policy.version > 1 else None
     tx.insert_policy(
         PolicyVersion(
             policy.name,
@@ -110,9 +111,19 @@ def _activate(
     tx.record_request_ids(change.request_ids, now)
     tx.delete_pending(policy.name)
     _materialize(tx, policy, imported)
-    if tx.get_ca(policy.name) is None:
-        key, cert = new_ca(f"{policy.name} CA", now=now, valid_days=settings.ca_valid_days)
-        tx.put_ca(PolicyCa(policy.name, key.to_pem(), cert))
+    ca = tx.get_ca(policy.name)
+    if ca is None:
+        tx.put_ca(make_ca(policy, settings, now))
+    elif previous is not None:
+        rotated = rotate_if_asked(ca, previous, policy, settings, now)
+        if rotated is not None:
+            tx.put_ca(rotated)
+            tx.append_audit(
+                "ca.rotated",
+                policy.name,
+                {"generation": policy.ca.generation, "overlap_seconds": policy.ca.overlap_seconds},
+                now,
+            )
     count = len(change.approvals)
     tx.append_audit(
         "policy.created" if policy.version == 1 else "policy.updated",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from securetf.attestation import Claims, appraise
 from securetf.attestation.appraisal import measurement_name
 from securetf.attestation.rtmr import APP_EVENT, APP_RTMR, read_event_log
+from securetf.cas._ca import trusted_bundle
 from securetf.cas._cache import SecretCache
 from securetf.cas._evidence import EvidenceVerifier
 from securetf.cas._log_entries import certificate_entry
@@ -246,7 +247,8 @@ def grant(
 ) -> ProvisionResponse:
     """Step 5: certificate, sealed configuration, and the instance's record."""
     policy, service = v.policy, v.service
-    ca_key, ca_pem = cache.ca(tx, policy.name)
+    ca_key, ca_pem = cache.ca(tx, policy.name, policy.version)
+    ca_pem = trusted_bundle(ca_pem, now)  # the current CA first: it issues
     serial = tx.next_serial()
     name = f"{req.service}-{req.instance}"
     cert = issue_certificate(
