@@ -226,7 +226,7 @@ def _secret_values(
             values[f"secrets.{name}.key"] = key.to_pem()
             values[f"secrets.{name}.ca"] = ca_pem
             continue
-        raw = cache.secret(tx, policy.name, name)
+        raw = cache.secret(tx, policy.name, policy.version, name)
         if isinstance(secret, RandomSecret) and secret.encoding == "hex":
             values[f"secrets.{name}"] = raw.hex()
         elif isinstance(secret, RandomSecret) and secret.encoding == "base64":
@@ -273,7 +273,7 @@ def grant(
         volume = policy.volumes[volume_name]
         tag = tx.get_tag(policy.name, volume_name)
         volumes[volume_name] = VolumeGrant(
-            key=cache.secret(tx, policy.name, volume.key),
+            key=cache.secret(tx, policy.name, policy.version, volume.key),
             tag=tag.tag if tag else None,
             version=tag.version if tag else 0,
             rollback=volume.rollback,
