@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from securetf._fsutil import write_private_file
+from securetf.cas.recovery import RecoverySet
 from tests.cas.server_support import CasProcess, free_port
 from tests.cas.support import DATASET_KEY, Owners, policy_yaml
 
@@ -40,6 +41,8 @@ class Lost:
             "--secret", f"dataset-key={tmp / 'dataset.key'}",
         )  # fmt: skip
         self.model_key = self.get_model_key(tmp / "model-before.key")
+        out = cas.cli("log", "entries", "--cas", cas.url, "--count", "256", "--json").stdout
+        self.logged = [e["entry"] for e in json.loads(out)["entries"]]
         self.backup = tmp / "cas.backup"
         cas.cli("cas", "backup", "--data-dir", cas.data, "--out", self.backup)
         self.tls_key = (cas.data / "identity" / "tls.key").read_bytes()
@@ -73,6 +76,12 @@ class Lost:
 @pytest.fixture(scope="module")
 def lost(tmp_path_factory: pytest.TempPathFactory) -> Lost:
     return Lost(tmp_path_factory.mktemp("lost-cas"))
+
+
+def test_who_holds_recovery_shares_is_in_the_transparency_log(lost: Lost) -> None:
+    """Owners see in the log which recovery set can rebuild the master key."""
+    (identity,) = [e for e in lost.logged if e["type"] == "identity"]
+    assert identity["recovery"] == RecoverySet.load(lost.tmp / "keys.json").digest()
 
 
 def test_a_tampered_backup_is_refused(lost: Lost, tmp_path: Path) -> None:
