@@ -31,6 +31,19 @@ class Lost:
         (tmp / "keys.json").write_text(json.dumps({"threshold": 2, "owners": owners}))
         cas.extra_args = ("--recovery-keys", str(tmp / "keys.json"))
         cas.start()
+        try:
+            self._populate(cas, tmp)
+        finally:
+            cas.stop()
+        shutil.rmtree(cas.data)
+        for name in ("alice", "bob"):
+            cas.cli(
+                "cas", "recovery-share", self.backup, "--key", tmp / f"{name}.rkey",
+                "--out", tmp / f"{name}.share",
+            )  # fmt: skip
+
+    def _populate(self, cas: CasProcess, tmp: Path) -> None:
+        """Attest, apply ``cancer``, read the log and the model key, back up."""
         cas.cli("cas", "attest", "--cas", cas.url, "--allow-sim")
         policy_owners = Owners()
         write_private_file(tmp / "owner.key", policy_owners.alice.to_pem())
@@ -46,13 +59,6 @@ class Lost:
         self.backup = tmp / "cas.backup"
         cas.cli("cas", "backup", "--data-dir", cas.data, "--out", self.backup)
         self.tls_key = (cas.data / "identity" / "tls.key").read_bytes()
-        cas.stop()
-        shutil.rmtree(cas.data)
-        for name in ("alice", "bob"):
-            cas.cli(
-                "cas", "recovery-share", self.backup, "--key", tmp / f"{name}.rkey",
-                "--out", tmp / f"{name}.share",
-            )  # fmt: skip
 
     def get_model_key(self, out: Path) -> bytes:
         """The generated model-key as its owner fetches it (``securetf secret get``)."""
