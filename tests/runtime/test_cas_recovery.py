@@ -9,6 +9,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.cas.server_support import CasProcess, free_port
 
 from .support import Deployment, Job, fast_job_args, make_job, markers
@@ -30,6 +32,7 @@ def recovery_owners(cas: CasProcess, base: Path, names: list[str], threshold: in
     return path
 
 
+@pytest.mark.slow
 def test_a_lost_cas_recovered_from_a_backup_serves_the_same_secrets_and_tags(
     tmp_path: Path,
 ) -> None:
