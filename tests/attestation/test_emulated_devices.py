@@ -105,6 +105,24 @@ def test_gramine_pads_short_report_data_and_binds_it(mountpoint: Callable[[str],
 
 
 @needs_fuse
+def test_gramine_sealing_key_seals_through_the_device(mountpoint: Callable[[str], Path]) -> None:
+    """The CAS's master key sealing (securetf.cas.sealing) through ``keys/_sgx_mrenclave``."""
+    from securetf.cas.sealing import GramineSealer
+    from securetf.errors import IntegrityError
+
+    with EmulatedGramine(mountpoint("one"), quote, sealing_key=b"k" * 16) as dev:
+        assert os.listdir(dev.mountpoint / "keys") == ["_sgx_mrenclave"]
+        assert (dev.mountpoint / "keys" / "_sgx_mrenclave").read_bytes() == b"k" * 16
+        blob = GramineSealer(dev.mountpoint).seal(b"master")
+        assert GramineSealer(dev.mountpoint).unseal(blob) == b"master"
+    with (
+        EmulatedGramine(mountpoint("two"), quote, sealing_key=b"o" * 16) as other,
+        pytest.raises(IntegrityError),
+    ):
+        GramineSealer(other.mountpoint).unseal(blob)  # another enclave
+
+
+@needs_fuse
 def test_a_failing_quote_maker_fails_the_producer(mountpoint: Callable[[str], Path]) -> None:
     def broken(report_data: bytes) -> bytes:
         raise RuntimeError("no quoting enclave")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +187,7 @@ class Runtime:
     measurement: bytes = MEASUREMENT
     tls: EcKey = field(default_factory=EcKey.generate)
     box: BoxKey = field(default_factory=BoxKey)
+    clock: Callable[[], float] = time.time  # the time its evidence states
 
     def request(
         self,
@@ -203,7 +204,7 @@ class Runtime:
             self.box.public(),
             bound_measurement or self.measurement,
         )
-        evidence = SimProducer(self.measurement, home=self.home).evidence(data)
+        evidence = SimProducer(self.measurement, home=self.home, clock=self.clock).evidence(data)
         return ProvisionRequest(
             policy="cancer",
             service=service,

@@ -17,6 +17,7 @@ import pytest
 
 from securetf.cas import Cas
 from securetf.cas.master_key import MasterKey
+from securetf.cas.sealing import SimSealer
 from securetf.cas.store import open_store
 from securetf.client.caslog import CasLogClient
 from securetf.client.pins import load_pin
@@ -41,11 +42,17 @@ from .support import DATASET, Owners, policy_yaml, signed
 RAW = 300  # more than one full tile: full and partial tiles, two entry bundles
 
 
-def _seed(data_dir: Path, count: int, tag: str) -> None:
-    """Append ``count`` entries to the log of the CAS database in ``data_dir``."""
+def _seed(data_dir: Path, count: int, tag: str, home: Path | None = None) -> None:
+    """Append ``count`` entries to the log of the CAS database in ``data_dir`` (``home``:
+    the CAS's, once it has sealed its master key to that home's sim platform key)."""
+    master = (
+        MasterKey.load_or_create(data_dir)
+        if home is None
+        else MasterKey.load_existing(data_dir, SimSealer(home))
+    )
     store = open_store(
         f"sqlite:///{data_dir / 'cas.db'}",
-        master_key=MasterKey.load_or_create(data_dir),
+        master_key=master,
         audit_key=SigningKey.generate(),
     )
     try:
@@ -187,7 +194,7 @@ def test_the_cli_refuses_a_rolled_back_or_forked_log(cas: CasProcess) -> None:
     for f in data.glob("cas.db*"):
         shutil.copy2(f, backup / f.name)
     cas.start()  # the same identity: logged once, not again
-    _seed(data, 5, "later")
+    _seed(data, 5, "later", cas.home)
     later = cas.cli("log", "verify", "--cas", cas.url)
     assert "log ok: 302 -> 307 entries" in later.stdout
     # The operator restores the older database: the CLI that saw 307 refuses 302.
@@ -201,7 +208,7 @@ def test_the_cli_refuses_a_rolled_back_or_forked_log(cas: CasProcess) -> None:
     assert rolled.returncode == IntegrityError.exit_code
     assert "rolled back" in rolled.stderr
     # ... and the same size again, with other entries: a fork.
-    _seed(data, 5, "other")
+    _seed(data, 5, "other", cas.home)
     forked = cas.cli("log", "verify", "--cas", cas.url, ok=False)
     assert forked.returncode == IntegrityError.exit_code
     assert "forked" in forked.stderr

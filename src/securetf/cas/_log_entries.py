@@ -18,7 +18,9 @@ decision it records. docs/log.md describes them for verifiers.
 its policy entries only ``name``, ``version``, ``hash``; securetf.protocol.logentry)
 ``identity``        ``tee``, ``measurement`` (hex: the securetf package's on sim),
                     ``tls_public_key_sha256`` (hex, of the SPKI DER), ``audit_public_key``,
-                    ``log_vkey``: at a CAS start whose identity differs from the last logged
+                    ``log_vkey``, and ``recovery`` (``sha256:...`` of the recovery set that
+                    holds shares of the master key; absent without one): at a CAS start
+                    whose identity differs from the last logged
 =================== ==========================================================================
 """
 
@@ -150,17 +152,25 @@ def tag_entry(
 
 
 def identity_entry(
-    *, tee: str, measurement: bytes, tls_public_key_der: bytes, audit_public_key: str, log_vkey: str
+    *,
+    tee: str,
+    measurement: bytes,
+    tls_public_key_der: bytes,
+    audit_public_key: str,
+    log_vkey: str,
+    recovery: str | None = None,
 ) -> bytes:
-    """The CAS's identity (a first start, or a rotation: new code, a new key)."""
-    return canonical_json(
-        {
-            "type": "identity",
-            "v": ENTRY_VERSION,
-            "tee": tee,
-            "measurement": measurement.hex(),
-            "tls_public_key_sha256": sha256(tls_public_key_der).hex(),
-            "audit_public_key": audit_public_key,
-            "log_vkey": log_vkey,
-        }
-    )
+    """The CAS's identity (a first start, or a rotation: new code, a new key, other
+    holders of recovery shares)."""
+    entry = {
+        "type": "identity",
+        "v": ENTRY_VERSION,
+        "tee": tee,
+        "measurement": measurement.hex(),
+        "tls_public_key_sha256": sha256(tls_public_key_der).hex(),
+        "audit_public_key": audit_public_key,
+        "log_vkey": log_vkey,
+    }
+    if recovery is not None:
+        entry["recovery"] = recovery
+    return canonical_json(entry)

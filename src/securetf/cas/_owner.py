@@ -7,10 +7,11 @@ from typing import Any
 
 from securetf.cas._policies import load
 from securetf.cas._records import AuditEntry
+from securetf.cas._secret_versions import PREVIOUS, open_previous, previous_name
 from securetf.cas._store_api import Tx
 from securetf.cas.audit import GENESIS_CHAIN, verify_audit_links
 from securetf.errors import IntegrityError, NotFoundError, PolicyError, UsageError
-from securetf.policy import Action, Approval, SignedRequest, VolumeKeySecret, check_read
+from securetf.policy import Action, Approval, Policy, SignedRequest, VolumeKeySecret, check_read
 from securetf.protocol import AuditHead, AuditPage
 
 _log = logging.getLogger(__name__)
@@ -43,8 +44,11 @@ def authorize(
 
 
 def export_secret(tx: Tx, policy_name: str, secret: str, owner: str, *, now: float) -> bytes:
-    """The value of a secret the policy exports to its owners."""
+    """The value of a secret the policy exports to its owners, or (``<name>@previous``) the
+    previous value of a replaced imported key while the policy keeps it readable."""
     _, policy = load(tx, policy_name)
+    if secret.endswith(PREVIOUS):
+        return _export_previous(tx, policy, secret.removesuffix(PREVIOUS), owner, now=now)
     spec = policy.secrets.get(secret)
     if spec is None:
         raise NotFoundError(f"policy {policy_name!r} defines no secret {secret!r}")
@@ -57,6 +61,26 @@ def export_secret(tx: Tx, policy_name: str, secret: str, owner: str, *, now: flo
     if value is None:
         raise NotFoundError(f"secret {secret!r} has no value yet")
     tx.append_audit("secret.exported", policy_name, {"secret": secret, "owner": owner}, now)
+    return value
+
+
+def _export_previous(tx: Tx, policy: Policy, secret: str, owner: str, *, now: float) -> bytes:
+    spec = policy.secrets.get(secret)
+    if not isinstance(spec, VolumeKeySecret) or not spec.previous_readable_seconds:
+        raise PolicyError(
+            f"secret {secret!r} keeps no previous value: the policy must give it "
+            "previous_readable_seconds"
+        )
+    stored = tx.get_secret(policy.name, previous_name(secret))
+    if stored is None:
+        raise NotFoundError(f"secret {secret!r} was never replaced: it has no previous value")
+    value = open_previous(stored, secret, now=now)
+    tx.append_audit(
+        "secret.exported",
+        policy.name,
+        {"secret": secret, "version": "previous", "owner": owner},
+        now,
+    )
     return value
 
 

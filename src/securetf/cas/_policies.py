@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 
+from securetf.cas._ca import make_ca, rotate_if_asked
 from securetf.cas._log_entries import policy_entry, policy_ref
-from securetf.cas._records import PendingUpdate, PolicyCa, PolicyVersion
+from securetf.cas._records import PendingUpdate, PolicyVersion
+from securetf.cas._secret_versions import keep_previous, previous_name
 from securetf.cas._store_api import Tx
 from securetf.cas.settings import CasSettings
 from securetf.crypto import random_bytes
-from securetf.crypto.x509ca import new_ca
 from securetf.errors import NotFoundError, PolicyError
 from securetf.policy import (
     Policy,
@@ -61,10 +62,12 @@ def _check_imports(policy: Policy, imported: Mapping[str, bytes], tx: Tx) -> Non
         if len(value) != VOLUME_KEY_BYTES:
             raise PolicyError(f"secret {name!r} must be a {VOLUME_KEY_BYTES}-byte volume key")
         existing = tx.get_secret(policy.name, name)
-        if existing is not None and existing != value:
+        if existing is not None and existing != value and not secret.previous_readable_seconds:
             raise PolicyError(
                 f"secret {name!r} is already stored with another value; volumes sealed "
-                "with it would become unreadable, so it cannot be replaced"
+                "with it would become unreadable, so it cannot be replaced (unless the "
+                "policy gives it previous_readable_seconds: how long owners may still read "
+                "the previous value)"
             )
     for name, secret in policy.secrets.items():
         imported_key = isinstance(secret, VolumeKeySecret) and secret.source == "imported"
@@ -74,9 +77,19 @@ def _check_imports(policy: Policy, imported: Mapping[str, bytes], tx: Tx) -> Non
             )
 
 
-def _materialize(tx: Tx, policy: Policy, imported: Mapping[str, bytes]) -> None:
-    """Store imported secrets and generate the generated ones that do not exist yet."""
+def _materialize(tx: Tx, policy: Policy, imported: Mapping[str, bytes], now: float) -> None:
+    """Store imported secrets and generate the generated ones that do not exist yet. A
+    replaced imported value is kept as the previous version (secret_versions)."""
     for name, value in imported.items():
+        existing = tx.get_secret(policy.name, name)
+        if existing is not None and existing != value:
+            spec = policy.secrets[name]
+            keep = spec.previous_readable_seconds if isinstance(spec, VolumeKeySecret) else 0
+            until = now + keep
+            tx.put_secret(policy.name, previous_name(name), keep_previous(existing, until))
+            tx.append_audit(
+                "secret.replaced", policy.name, {"secret": name, "previous_until": until}, now
+            )
         tx.put_secret(policy.name, name, value)
     for name, secret in policy.secrets.items():
         if tx.get_secret(policy.name, name) is not None:
@@ -96,6 +109,7 @@ def _activate(
     now: float,
 ) -> ApplyResult:
     policy = change.policy
+    previous = load(tx, policy.name)[1] if policy.version > 1 else None
     tx.insert_policy(
         PolicyVersion(
             policy.name,
@@ -109,10 +123,20 @@ def _activate(
     tx.append_log(policy_entry(policy, change.policy_hash), policy_ref(policy.name, policy.version))
     tx.record_request_ids(change.request_ids, now)
     tx.delete_pending(policy.name)
-    _materialize(tx, policy, imported)
-    if tx.get_ca(policy.name) is None:
-        key, cert = new_ca(f"{policy.name} CA", now=now, valid_days=settings.ca_valid_days)
-        tx.put_ca(PolicyCa(policy.name, key.to_pem(), cert))
+    _materialize(tx, policy, imported, now)
+    ca = tx.get_ca(policy.name)
+    if ca is None:
+        tx.put_ca(make_ca(policy, settings, now))
+    elif previous is not None:
+        rotated = rotate_if_asked(ca, previous, policy, settings, now)
+        if rotated is not None:
+            tx.put_ca(rotated)
+            tx.append_audit(
+                "ca.rotated",
+                policy.name,
+                {"generation": policy.ca.generation, "overlap_seconds": policy.ca.overlap_seconds},
+                now,
+            )
     count = len(change.approvals)
     tx.append_audit(
         "policy.created" if policy.version == 1 else "policy.updated",

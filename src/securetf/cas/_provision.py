@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from securetf.attestation import Claims, appraise
 from securetf.attestation.appraisal import measurement_name
 from securetf.attestation.rtmr import APP_EVENT, APP_RTMR, read_event_log
+from securetf.cas._ca import trusted_bundle
 from securetf.cas._cache import SecretCache
 from securetf.cas._evidence import EvidenceVerifier
 from securetf.cas._log_entries import certificate_entry, certificate_ref, policy_ref
@@ -226,7 +227,7 @@ def _secret_values(
             values[f"secrets.{name}.key"] = key.to_pem()
             values[f"secrets.{name}.ca"] = ca_pem
             continue
-        raw = cache.secret(tx, policy.name, name)
+        raw = cache.secret(tx, policy.name, policy.version, name)
         if isinstance(secret, RandomSecret) and secret.encoding == "hex":
             values[f"secrets.{name}"] = raw.hex()
         elif isinstance(secret, RandomSecret) and secret.encoding == "base64":
@@ -247,7 +248,8 @@ def grant(
 ) -> ProvisionResponse:
     """Step 5: certificate, sealed configuration, and the instance's record."""
     policy, service = v.policy, v.service
-    ca_key, ca_pem = cache.ca(tx, policy.name)
+    ca_key, ca_pem = cache.ca(tx, policy.name, policy.version)
+    ca_pem = trusted_bundle(ca_pem, now)  # the current CA first: it issues
     serial = tx.next_serial()
     name = f"{req.service}-{req.instance}"
     cert = issue_certificate(
@@ -272,7 +274,7 @@ def grant(
         volume = policy.volumes[volume_name]
         tag = tx.get_tag(policy.name, volume_name)
         volumes[volume_name] = VolumeGrant(
-            key=cache.secret(tx, policy.name, volume.key),
+            key=cache.secret(tx, policy.name, policy.version, volume.key),
             tag=tag.tag if tag else None,
             version=tag.version if tag else 0,
             rollback=volume.rollback,

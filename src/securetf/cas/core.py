@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 from securetf.cas import _owner, _policies, _provision, _registry
+from securetf.cas._ca import trusted_bundle
 from securetf.cas._cache import SecretCache
 from securetf.cas._evidence import EvidenceVerifier
 from securetf.cas._log_entries import certificate_ref, tag_entry
@@ -124,7 +125,8 @@ class Cas:
         """The version in force and its CA certificate (PEM). Its YAML is for owners
         (:meth:`show_policy`) and attested instances only: callers show the public part."""
 
-        return self._run("policy.read", lambda tx: _in_force(tx, name), writes=False)
+        now = self._clock()
+        return self._run("policy.read", lambda tx: _in_force(tx, name, now), writes=False)
 
     def show_policy(self, name: str, signed: SignedRequest) -> tuple[PolicyVersion, bytes]:
         """The version in force with its YAML, for an owner's signed ``show`` request."""
@@ -132,7 +134,7 @@ class Cas:
 
         def read(tx: Tx) -> tuple[PolicyVersion, bytes]:
             _owner.authorize(tx, name, signed, action="show", now=now)
-            return _in_force(tx, name)
+            return _in_force(tx, name, now)
 
         return self._run("policy.show", read)
 
@@ -436,11 +438,12 @@ NONCE_REFUSED = (
 )
 
 
-def _in_force(tx: Tx, name: str) -> tuple[PolicyVersion, bytes]:
-    """The version in force and its CA certificate (PEM)."""
+def _in_force(tx: Tx, name: str, now: float) -> tuple[PolicyVersion, bytes]:
+    """The version in force and the CA certificates to trust (PEM: the current CA, then
+    the retired ones still in their overlap)."""
     stored, _ = _policies.load(tx, name)
     ca = tx.get_ca(name)
-    return stored, ca.cert_pem if ca else b""
+    return stored, trusted_bundle(ca.cert_pem, now) if ca else b""
 
 
 __all__ = ["Cas"]

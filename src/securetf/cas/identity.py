@@ -26,6 +26,7 @@ from securetf._fsutil import write_private_file
 from securetf._logutil import warn_loudly
 from securetf.attestation import Evidence, Producer
 from securetf.attestation.snp_certs import vcek_from_cert_table
+from securetf.cas.rotation import current_chain
 from securetf.cas.translog import LOG_KEY_FILE
 from securetf.crypto import Certificate, SigningKey
 from securetf.crypto.x509ca import EcKey, self_signed
@@ -33,6 +34,7 @@ from securetf.errors import AttestationError, UsageError
 from securetf.log import Ed25519Signer
 from securetf.protocol import cas_report_data
 from securetf.protocol.logkey import log_origin
+from securetf.protocol.rotation import ROTATION_OID, encode_chain
 
 CERT_VALID_DAYS = 365
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -114,8 +116,22 @@ def load_identity(
     names = tuple(dict.fromkeys((*hosts, *DEFAULT_NAMES)))
     cert_path = ident / "tls.crt"
     names_path = ident / "tls.names"
-    if not cert_path.exists() or names_path.read_text().split() != list(names):
-        cert = self_signed(tls_key, "securetf CAS", names, now=now, valid_days=CERT_VALID_DAYS)
+    if (
+        not cert_path.exists()
+        or names_path.read_text().split() != list(names)
+        or Certificate.load(cert_path.read_bytes()).public_key_der() != tls_key.public_der()
+    ):
+        # A new key (securetf cas rotate-key): the certificate carries the chain to it.
+        chain = current_chain(ident, tls_key)
+        extensions = [(ROTATION_OID, encode_chain(chain))] if chain else []
+        cert = self_signed(
+            tls_key,
+            "securetf CAS",
+            names,
+            now=now,
+            valid_days=CERT_VALID_DAYS,
+            extensions=extensions,
+        )
         tmp = cert_path.with_suffix(".tmp")
         tmp.write_bytes(cert)
         os.replace(tmp, cert_path)

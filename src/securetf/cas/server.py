@@ -21,6 +21,8 @@ from securetf.cas.api import create_app, error_response
 from securetf.cas.core import Cas
 from securetf.cas.identity import CasIdentity, load_identity, package_measurement
 from securetf.cas.master_key import MasterKey
+from securetf.cas.recovery import RecoverySet, ShareSet, ensure_shares
+from securetf.cas.sealing import sealer_for
 from securetf.cas.settings import CasSettings
 from securetf.cas.store import open_store
 from securetf.crypto import VerifyKey
@@ -45,6 +47,9 @@ class ServeOptions:
     #: A directory of test roots (emulated hardware): evidence chained to them is verified,
     #: and accepted only by policies that name test-roots.
     test_roots: Path | None = None
+    #: Owners' recovery public keys and threshold (JSON, docs/cas.md): the master key is
+    #: split into shares sealed to them, so a backup can be recovered.
+    recovery_keys: Path | None = None
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -67,9 +72,11 @@ def build(options: ServeOptions) -> tuple[Cas, CasIdentity]:
         data_dir, producer, measurement, hosts=(options.host,), now=time.time()
     )
     url = options.db_url or f"sqlite:///{data_dir / 'cas.db'}"
-    store = open_store(
-        url, master_key=MasterKey.load_or_create(data_dir), audit_key=identity.audit_key
-    )
+    master_key = MasterKey.load_or_create_sealed(data_dir, sealer_for(options.tee))
+    if options.recovery_keys is not None:
+        ensure_shares(data_dir, master_key, RecoverySet.load(options.recovery_keys))
+    shares = ShareSet.load(data_dir)
+    store = open_store(url, master_key=master_key, audit_key=identity.audit_key)
     cas = Cas(store, clock=time.time, settings=options.settings, evidence=_verifier(options))
     cas.log_identity(
         identity_entry(
@@ -78,6 +85,8 @@ def build(options: ServeOptions) -> tuple[Cas, CasIdentity]:
             tls_public_key_der=identity.tls_key.public_der(),
             audit_public_key=identity.audit_key.verify_key().to_text(),
             log_vkey=identity.log_signer.verifier().vkey(),
+            # Who can rebuild the master key is part of what clients trust: logged.
+            recovery=shares.recovery.digest() if shares is not None else None,
         )
     )
     return cas, identity

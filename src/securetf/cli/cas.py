@@ -15,6 +15,7 @@ from securetf.attestation.anchors import EmulatedRoots
 from securetf.attestation.claims import TEST_ROOTS
 from securetf.attestation.collateral import CollateralSource
 from securetf.attestation.sim_key import securetf_home
+from securetf.cli import _cas_keys
 from securetf.cli._common import print_json
 from securetf.cli.attest import PCCS_ENV
 from securetf.client import save_pin, verify_cas
@@ -81,6 +82,14 @@ def serve_cmd(
             "clients are given it (default: all of them).",
         ),
     ] = 0,
+    recovery_keys: Annotated[
+        Path | None,
+        typer.Option(
+            help="Owners' recovery public keys and threshold (JSON: {threshold, owners: "
+            "[{name, public_key}]}): the master key is split into shares sealed to them, "
+            "which securetf cas recover needs."
+        ),
+    ] = None,
 ) -> None:
     """Run the CAS over HTTPS until interrupted."""
     from securetf.cas.server import ServeOptions, parse_listen, serve  # the web stack, on demand
@@ -103,8 +112,16 @@ def serve_cmd(
             kds_url=kds,
             collateral_bundle=collateral_bundle,
             test_roots=test_roots,
+            recovery_keys=recovery_keys,
         )
     )
+
+
+app.command("recovery-keygen")(_cas_keys.recovery_keygen_cmd)
+app.command("backup")(_cas_keys.backup_cmd)
+app.command("recovery-share")(_cas_keys.recovery_share_cmd)
+app.command("recover")(_cas_keys.recover_cmd)
+app.command("rotate-key")(_cas_keys.rotate_key_cmd)
 
 
 @app.command("attest")

@@ -22,9 +22,18 @@ def get(
     cas: CasUrl,
     key: Annotated[Path, typer.Option("--key", help="Your owner key.")],
     out: Annotated[Path, typer.Option(help="Where to write the secret (mode 0600).")],
+    previous: Annotated[
+        bool,
+        typer.Option(
+            "--previous",
+            help="The value a policy update replaced, while the policy keeps it readable "
+            "(previous_readable_seconds).",
+        ),
+    ] = False,
 ) -> None:
     """Write an exported secret's bytes to OUT (for example a model volume's key)."""
+    target = name + "@previous" if previous else name
     with CasClient.for_url(cas) as client:
-        value = client.export_secret(policy, name, load_owner_key(key))
+        value = client.export_secret(policy, target, load_owner_key(key))
     write_private_file(out, value)
     typer.echo(f"wrote secret {name} of policy {policy} to {out}")

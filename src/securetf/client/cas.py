@@ -20,6 +20,7 @@ from securetf.client.audit import AuditReader, AuditTrail
 from securetf.client.audit_heads import keep_head, kept_head
 from securetf.client.caslog import CasLogClient
 from securetf.client.pins import CasPin, load_pin
+from securetf.client.rotation import follow_rotation, is_certificate_mismatch
 from securetf.crypto import Certificate, SigningKey, VerifyKey, sha256
 from securetf.errors import Error, UsageError
 from securetf.policy import (
@@ -219,7 +220,7 @@ class CasClient:
         for step in range(len(self.pins)):
             index = (self._current + step) % len(self.pins)
             try:
-                response = self._client(index).request(method, path, json=body)
+                response = self._request(index, method, path, body)
             except httpx.TransportError as exc:
                 failures.append(f"{self.pins[index].url}: {exc}")
                 continue
@@ -230,6 +231,25 @@ class CasClient:
                 raise _error_from(response)
             return response
         raise UsageError(f"cannot reach the CAS at {'; '.join(failures)}")
+
+    def _request(self, index: int, method: str, path: str, body: Any) -> httpx.Response:
+        try:
+            return self._client(index).request(method, path, json=body)
+        except httpx.ConnectError as exc:
+            if not is_certificate_mismatch(exc):
+                raise
+        # Another certificate than the pinned one: a rotation, if the pinned key endorsed
+        # it and the CAS attests it (else this raises, and the pin stays).
+        self._clients.pop(index).close()
+        self.pins[index] = follow_rotation(self.pins[index], now=int(time.time()))
+        if index == 0:
+            self.pin = self.pins[0]
+            if self._log is not None:
+                self._log.close()
+                self._log = CasLogClient(
+                    self.pin, home=self._home, timeout=self._timeout, source=self._log_source
+                )
+        return self._client(index).request(method, path, json=body)
 
     def _model(self, model: type[M], method: str, path: str, body: Any = None) -> M:
         return model.model_validate_json(self._call(method, path, body).content)

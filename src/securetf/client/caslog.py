@@ -27,8 +27,8 @@ from typing import Any
 
 from securetf._fsutil import atomic_write
 from securetf.attestation.sim_key import securetf_home
-from securetf.client._logcheck import NotLoggedError, no_entry, require_entry
 from securetf.client._httpx import httpx
+from securetf.client._logcheck import NotLoggedError, no_entry, require_entry
 from securetf.client.pins import CasPin, cas_file_stem, load_pin
 from securetf.crypto import Certificate, sha256
 from securetf.errors import NotFoundError, UsageError

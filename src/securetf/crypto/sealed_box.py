@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from securetf.crypto._hash import hkdf_sha256
+from securetf.crypto._pem import load_private_pem
 from securetf.crypto.hazmat_aead import AesGcm
 from securetf.errors import IntegrityError, UsageError
 
@@ -40,12 +41,28 @@ def seal_to(recipient_public: bytes, plaintext: bytes, *, info: bytes) -> bytes:
 
 
 class BoxKey:
-    """An X25519 private key that opens sealed boxes; lives only in memory."""
+    """An X25519 private key that opens sealed boxes; in memory unless written with
+    :meth:`to_pem` (an owner's recovery key, kept on the owner's machine)."""
 
     __slots__ = ("_key",)
 
-    def __init__(self) -> None:
-        self._key = X25519PrivateKey.generate()
+    def __init__(self, key: X25519PrivateKey | None = None) -> None:
+        self._key = X25519PrivateKey.generate() if key is None else key
+
+    @classmethod
+    def from_pem(cls, data: bytes, *, source: str = "key") -> BoxKey:
+        key = load_private_pem(data, source=source)
+        if not isinstance(key, X25519PrivateKey):
+            raise UsageError(f"{source} does not hold an X25519 private key")
+        return cls(key)
+
+    def to_pem(self) -> bytes:
+        """PKCS#8 PEM, unencrypted: callers store it with mode 0600."""
+        return self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
 
     def public(self) -> bytes:
         return _public_raw(self._key.public_key())

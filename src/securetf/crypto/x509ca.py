@@ -141,6 +141,30 @@ def new_ca(common_name: str, *, now: float, valid_days: int) -> tuple[EcKey, byt
     return key, cert.public_bytes(serialization.Encoding.PEM)
 
 
+def retire_ca(key: EcKey, cert_pem: bytes, *, until: float) -> bytes:
+    """The CA certificate ``cert_pem`` (of ``key``) issued again to end at ``until`` (or its
+    own end, if earlier): same subject, key and extensions, so the certificates it issued
+    still chain to it, and every verifier stops trusting it at ``until``."""
+    try:
+        old = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise UsageError("cannot retire a CA: malformed CA certificate") from exc
+    end = min(old.not_valid_after_utc, _when(until))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.subject)
+        .public_key(key.raw.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(old.not_valid_before_utc)
+        .not_valid_after(max(end, old.not_valid_before_utc))
+    )
+    for ext in old.extensions:
+        builder = builder.add_extension(ext.value, critical=ext.critical)
+    cert = builder.sign(key.raw, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
 def issue_certificate(
     ca_key: EcKey,
     ca_cert_pem: bytes,
@@ -194,14 +218,25 @@ def issue_certificate(
 
 
 def self_signed(
-    key: EcKey, common_name: str, alt_names: Sequence[str], *, now: float, valid_days: int
+    key: EcKey,
+    common_name: str,
+    alt_names: Sequence[str],
+    *,
+    now: float,
+    valid_days: int,
+    extensions: Sequence[tuple[str, bytes]] = (),
 ) -> bytes:
-    """A self-signed server certificate (the CAS's own identity, pinned by its clients)."""
+    """A self-signed server certificate (the CAS's own identity, pinned by its clients);
+    ``extensions``: more non-critical extensions, (dotted OID, raw value)."""
     name = _name(common_name, "securetf CAS")
-    cert = (
+    builder = (
         _self_signed_base(key, name, now=now, valid_days=valid_days, ca=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(_alt_names(alt_names), critical=False)
-        .sign(key.raw, hashes.SHA256())
     )
+    for oid, value in extensions:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value), critical=False
+        )
+    cert = builder.sign(key.raw, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM)

@@ -73,6 +73,17 @@ class Volume(PolicyModel):
     """``protected``: the CAS tracks the volume's tag and refuses older states."""
 
 
+class CaSettings(PolicyModel):
+    """The policy's certificate authority, which issues its instances' certificates."""
+
+    generation: Annotated[StrictInt, Field(ge=1)] = 1
+    """Raise it in an update to rotate the CA: instances provisioned from then on get
+    certificates from a new CA. It never goes down."""
+    overlap_seconds: Annotated[StrictInt, Field(ge=0, le=limits.MAX_CA_OVERLAP_SECONDS)] = 86400
+    """How long after a rotation the previous CA stays trusted: instances and clients get
+    both CAs until then, and the previous CA's certificate ends then."""
+
+
 class Policy(PolicyModel):
     """A validated policy. Build one from untrusted bytes with :meth:`from_yaml`."""
 
@@ -95,6 +106,10 @@ class Policy(PolicyModel):
     """What the CAS's public transparency log shows of this policy: ``full`` (its name,
     owners' keys, threshold, reference values; its instances' services) or ``hashes``
     (the SHA-256 of each name, the policy's hash and version only; docs/log.md)."""
+    ca: CaSettings = Field(
+        default_factory=CaSettings, exclude_if=lambda value: value == CaSettings()
+    )
+    """Rotation of the policy's CA (docs/policy.md, "CA rotation")."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool, StrictInt, model_validator
 
 from securetf.policy import limits
 from securetf.policy._types import PolicyModel, SetOf, Text
@@ -18,6 +18,21 @@ class VolumeKeySecret(PolicyModel):
     """``imported``: an owner uploads it with the policy; ``generated``: the CAS makes it."""
     export_to_owners: StrictBool = False
     """Whether owners may download it (``securetf secret get``), e.g. an output volume's key."""
+    previous_readable_seconds: Annotated[
+        StrictInt, Field(ge=0, le=limits.MAX_PREVIOUS_SECRET_SECONDS)
+    ] = Field(default=0, exclude_if=lambda value: value == 0)
+    """Imported keys only: a policy update may upload a new value (a new version), and the
+    previous value stays readable to owners this long (``securetf secret get --previous``),
+    e.g. to re-seal volumes. 0: the value can never be replaced."""
+
+    @model_validator(mode="after")
+    def _imported_only(self) -> VolumeKeySecret:
+        if self.previous_readable_seconds and self.source != "imported":
+            raise ValueError(
+                "previous_readable_seconds applies to imported keys only (a generated key "
+                "is never replaced)"
+            )
+        return self
 
 
 class RandomSecret(PolicyModel):

@@ -58,3 +58,9 @@ MAX_CLOCK_SKEW_SECONDS = 60
 """How far in the future a request's ``issued_at`` may lie (the signer's clock runs ahead)."""
 REQUEST_ID_BYTES = 16
 """Random bytes in a request id (written as 32 hex digits)."""
+
+#: Longest time a retired policy CA stays trusted after a rotation (``ca.overlap_seconds``).
+MAX_CA_OVERLAP_SECONDS = 90 * 86400
+#: Longest time a replaced imported secret stays readable to owners
+#: (``previous_readable_seconds``).
+MAX_PREVIOUS_SECRET_SECONDS = 365 * 86400

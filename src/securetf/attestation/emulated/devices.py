@@ -50,13 +50,27 @@ class EmulatedGramine(FuseDevice):
     ``make_quote(report_data)`` (a failure reads as EACCES). ``attestation_type`` reads
     ``dcap``, without a newline, as Gramine's does. Every process that uses the mount
     shares the one value: the device is one enclave, not a service for many.
+    ``keys/_sgx_mrenclave`` reads the enclave's 16-byte sealing key (``sealing_key``;
+    by default derived from the mount point, so one emulated enclave keeps its key across
+    mounts).
     """
 
     kind = "Gramine"
 
-    def __init__(self, mountpoint: Path, make_quote: Callable[[bytes], bytes]) -> None:
+    def __init__(
+        self,
+        mountpoint: Path,
+        make_quote: Callable[[bytes], bytes],
+        *,
+        sealing_key: bytes | None = None,
+    ) -> None:
         super().__init__(mountpoint)
         self._make_quote = make_quote
+        seal = (
+            sealing_key
+            or hashlib.sha256(b"emulated sgx sealing key\0" + bytes(mountpoint)).digest()
+        )
+        self._keys = {"_sgx_mrenclave": Attr(0o444, show=lambda: seal[:16])}
         self._lock = threading.Lock()
         self._report_data = bytes(REPORT_DATA_SIZE)
         self._files = {
@@ -73,7 +87,13 @@ class EmulatedGramine(FuseDevice):
 
     def lookup(self, parts: Parts) -> Attr | list[str] | None:
         if not parts:
-            return sorted(self._files)
+            return sorted([*self._files, "keys"])
+        if parts[0] == "keys":
+            return (
+                sorted(self._keys)
+                if len(parts) == 1
+                else (self._keys.get(parts[1]) if len(parts) == 2 else None)
+            )
         return self._files.get(parts[0]) if len(parts) == 1 else None
 
     def _save(self, data: bytes) -> None:
