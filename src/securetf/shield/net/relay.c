@@ -48,7 +48,7 @@
 
 static int control_fd = -1;
 #define COPY 262144          /* bytes per read, as COPY_BUFFER in _settings.py */
-#define STAGE (COPY + 65536) /* network bytes of one read's records, with their overhead */
+#define STAGE (COPY + 65536) /* TLS bytes each way between OpenSSL and the socket */
 #define MAX_MSG 65536
 #define LINGER_MS 1000 /* how long a clean end waits to deliver what is left */
 
@@ -59,9 +59,9 @@ enum { IO_OK, IO_AGAIN, IO_EOF, IO_FAIL };
 struct end {
     int fd;
     SSL *ssl; /* NULL: a plain side */
-    BIO *rbio, *wbio;
-    unsigned char *net; /* TLS: network bytes, in and out */
-    size_t tx_len, tx_off;
+    /* TLS: OpenSSL reads and writes records through one end of a BIO pair (two ring
+     * buffers); the socket fills and drains the other end in place, with no copy. */
+    BIO *net;
 };
 
 struct job {
@@ -103,27 +103,37 @@ static int end_flush(struct end *e) {
     if (!e->ssl)
         return IO_OK;
     for (;;) {
-        if (e->tx_off == e->tx_len) {
-            int n = BIO_read(e->wbio, e->net + COPY, STAGE);
-            if (n <= 0)
-                return IO_OK;
-            e->tx_len = (size_t)n;
-            e->tx_off = 0;
-        }
-        ssize_t n = send(e->fd, e->net + COPY + e->tx_off, e->tx_len - e->tx_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            e->tx_off += (size_t)n;
+        char *data;
+        int n = BIO_nread0(e->net, &data);
+        if (n <= 0)
+            return IO_OK;
+        ssize_t sent = send(e->fd, data, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent > 0) {
+            BIO_nread(e->net, &data, (int)sent);
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return IO_AGAIN;
         return IO_FAIL;
     }
 }
 
-static int end_pending(struct end *e) {
-    return e->ssl && (e->tx_off < e->tx_len || BIO_ctrl_pending(e->wbio) > 0);
+static int end_pending(struct end *e) { return e->ssl && BIO_ctrl_pending(e->net) > 0; }
+
+/* Network bytes into the pair, received in place. */
+static int end_fill(struct end *e) {
+    char *room;
+    int n = BIO_nwrite0(e->net, &room);
+    if (n <= 0)
+        return IO_AGAIN; /* full: OpenSSL has records to read first */
+    ssize_t got = recv(e->fd, room, (size_t)n, MSG_DONTWAIT);
+    if (got > 0) {
+        BIO_nwrite(e->net, &room, (int)got);
+        return IO_OK;
+    }
+    if (got == 0)
+        return IO_EOF;
+    return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? IO_AGAIN : IO_FAIL;
 }
 
 static int end_read(struct end *e, unsigned char *buf, size_t cap, size_t *got) {
@@ -155,14 +165,11 @@ static int end_read(struct end *e, unsigned char *buf, size_t cap, size_t *got) 
         }
         if (*got)
             return IO_OK;
-        ssize_t n = recv(e->fd, e->net, COPY, MSG_DONTWAIT);
-        if (n > 0) {
-            BIO_write(e->rbio, e->net, (int)n);
-            continue;
-        }
-        if (n == 0)
+        int r = end_fill(e);
+        if (r == IO_EOF)
             return IO_FAIL; /* no close_notify: a truncation, never a clean end */
-        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? IO_AGAIN : IO_FAIL;
+        if (r != IO_OK)
+            return r;
     }
 }
 
@@ -180,10 +187,11 @@ static int end_write(struct end *e, const unsigned char *buf, size_t len, size_t
     int f = end_flush(e);
     if (f != IO_OK)
         return f;
-    /* Into the memory BIO: all records of the write at once, sent by one send(). */
-    if (SSL_write(e->ssl, buf, (int)len) != (int)len)
-        return IO_FAIL;
-    *put = len;
+    /* Into the pair: the records of the write as the ring takes them, sent by few send()s. */
+    int r = SSL_write(e->ssl, buf, (int)len);
+    if (r <= 0)
+        return SSL_get_error(e->ssl, r) == SSL_ERROR_WANT_WRITE ? IO_AGAIN : IO_FAIL;
+    *put = (size_t)r;
     f = end_flush(e);
     return f == IO_FAIL ? IO_FAIL : IO_OK;
 }
@@ -290,21 +298,22 @@ static void copy(struct end *a, struct end *b) {
 static int tls_end(struct end *e, int fd, SSL_CTX *ctx) {
     memset(e, 0, sizeof *e);
     e->fd = fd;
-    e->net = malloc(COPY + STAGE);
     e->ssl = SSL_new(ctx);
-    e->rbio = BIO_new(BIO_s_mem());
-    e->wbio = BIO_new(BIO_s_mem());
-    if (!e->net || !e->ssl || !e->rbio || !e->wbio)
+    BIO *inner = NULL;
+    if (!e->ssl || BIO_new_bio_pair(&inner, STAGE, &e->net, STAGE) != 1)
         return -1;
-    BIO_set_mem_eof_return(e->rbio, -1); /* empty: "want read", not an end */
-    SSL_set_bio(e->ssl, e->rbio, e->wbio);
+    SSL_set_bio(e->ssl, inner, inner);
+    /* A write takes what the ring has room for; the rest is written again from where it
+     * stopped (the same bytes, maybe at a new address). */
+    SSL_set_mode(e->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     return 0;
 }
 
 static void free_end(struct end *e) {
     if (e->ssl)
-        SSL_free(e->ssl); /* frees the BIOs too */
-    free(e->net);
+        SSL_free(e->ssl); /* frees its end of the pair */
+    if (e->net)
+        BIO_free(e->net);
 }
 
 /* Blocking, with a deadline: flush, then read more network bytes. -1: I/O failure. */
@@ -320,14 +329,8 @@ static int hs_flush(struct end *e, int64_t deadline) {
 static int hs_fill(struct end *e, int64_t deadline) {
     if (wait_fd(e->fd, POLLIN, deadline))
         return -1;
-    ssize_t n = recv(e->fd, e->net, COPY, MSG_DONTWAIT);
-    if (n > 0) {
-        BIO_write(e->rbio, e->net, (int)n);
-        return 0;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return 0;
-    return -1;
+    int r = end_fill(e);
+    return r == IO_OK || r == IO_AGAIN ? 0 : -1;
 }
 
 static void say(int ctl, char code, const char *text) {
