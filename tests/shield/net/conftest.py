@@ -124,3 +124,22 @@ def wait_for_tunnel_port(lab: Lab, host: str, timeout: float = 30) -> None:
                 return
         time.sleep(0.1)
     raise AssertionError(f"the runtime on host {host} never accepted tunnels")
+
+
+def wait_for_tunnel(lab: Lab, client: str, server: str, timeout: float = 60) -> None:
+    """Until a tunnel from ``client``'s runtime to ``server``'s is established."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["ip", "netns", "exec", lab.hosts[server], "ss", "-Htn", "state", "established"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        if any(
+            f"{lab.addresses[server]}:{TUNNEL}" in line and f"{lab.addresses[client]}:" in line
+            for line in out.splitlines()
+        ):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no tunnel from host {client} to host {server} came up")

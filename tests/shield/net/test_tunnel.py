@@ -5,7 +5,15 @@ from __future__ import annotations
 import os
 import time
 
-from .conftest import PORT, TUNNEL, StartNode, app, verdict, wait_for_tunnel_port
+from .conftest import (
+    PORT,
+    TUNNEL,
+    StartNode,
+    app,
+    verdict,
+    wait_for_tunnel,
+    wait_for_tunnel_port,
+)
 from .lab import SERVER_NAME, Capture, Lab, client_hello, streams, tcp_segments, tls_records
 
 SIZE = 8 * 1024 * 1024
@@ -77,7 +85,8 @@ def test_dead_peer_gives_a_closed_connection(lab: Lab, start_node: StartNode) ->
     server = start_node("b", 1, app("echo", PORT, 0))
     wait_for_tunnel_port(lab, "b")  # on a busy machine a node takes seconds to come up
     client = start_node("a", 0, app("send", "worker", 1, 1 << 40, "y"))
-    time.sleep(3.0)  # the transfer runs (a TiB takes far longer than this)
+    wait_for_tunnel(lab, "a", "b")
+    time.sleep(1.0)  # the transfer runs (a TiB takes far longer than this)
     os.killpg(server.pid, 9)
     killed = time.monotonic()
     result = verdict(client, timeout=30)
