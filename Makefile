@@ -5,12 +5,21 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.securetf-installed
 # Debian packages the project needs (FUSE, namespaces, redirection, strace for
 # securetf run --trace-writes, erofs-utils for environment images; openssl, gocryptfs and
-# stunnel4 are the benchmarks' baselines).
-APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux strace gocryptfs postgresql stunnel4 erofs-utils
+# stunnel4 are the benchmarks' baselines; gcc and libssl-dev build the network shield's relay).
+APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux strace gocryptfs postgresql stunnel4 erofs-utils gcc libc6-dev libssl-dev
+# The network shield's data path (docs/net-shield.md, ADR 0017), compiled beside its module.
+RELAY := src/securetf/shield/net/securetf-relay
+RELAY_SRC := src/securetf/shield/net/relay.c
 
-.PHONY: setup apt test test-soak test-fast lint format bench demo demo-distributed clean
+.PHONY: setup apt relay test test-soak test-fast lint format bench demo demo-distributed clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(RELAY)
+
+relay: $(RELAY)
+
+$(RELAY): $(RELAY_SRC)
+	@$(MAKE) --no-print-directory apt
+	cc -O2 -Wall -Wextra -Werror -o $@ $< -lssl -lcrypto -lpthread
 
 # tensorflow-serving-api and tf-keras go in with --no-deps: their dependencies would pull in
 # the full tensorflow wheel next to tensorflow-cpu, which serves them as well. tf-keras is
@@ -70,7 +79,7 @@ demo-distributed: setup
 	$(PY) -m demo.distributed
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build src/*.egg-info $(RELAY)
 
 # Apply the formatter and the safe lint fixes.
 format: setup

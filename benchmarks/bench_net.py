@@ -14,7 +14,10 @@ the driver on host a.
   certificates between two tunnel processes, the programs in plain TCP to them (two hops).
 - securetf: each program behind a NetShield, as ``securetf run`` starts it
   (tests/shield/net/node.py): the driver in its own namespace reaches the server's virtual
-  address, the runtimes carry it over mutual TLS 1.3 (two hops, like stunnel).
+  address, the runtimes carry it over mutual TLS 1.3 (two hops, like stunnel), the bytes
+  copied by the compiled relay (securetf-relay, the default data path).
+- securetf (python): the same, with the Python data path (threads over memory BIOs), the
+  data path before ADR 0017, for comparison.
 
 Every program, tunnel and runtime shares the machine's two cores. The kinds alternate, in a
 rotated order, ROUNDS times; each figure is the median of its rounds.
@@ -46,7 +49,7 @@ ROUNDS = 3
 BYTES = 512 * 1024 * 1024
 PINGS = 2000
 PORT, TLS_PORT, STUNNEL_IN, STUNNEL_OUT, TUNNEL = 5000, 5001, 7100, 7101, 7000
-KINDS = ["plain TCP", "direct TLS", "stunnel", "securetf"]
+KINDS = ["plain TCP", "direct TLS", "stunnel", "securetf", "securetf (python)"]
 APPS = [sys.executable, "-m", "benchmarks._net_apps"]
 
 
@@ -138,9 +141,11 @@ class _Bench:
             return self._drive("a", self.b_addr, TLS_PORT, str(self._dir(0)), "worker-1.pol")
         if kind == "stunnel":
             return self._drive("a", "127.0.0.1", STUNNEL_OUT)
-        return self._shielded()
+        return self._shielded("python" if kind == "securetf (python)" else "native")
 
-    def _node(self, host: str, instance: int, command: list[str]) -> subprocess.Popen[bytes]:
+    def _node(
+        self, host: str, instance: int, command: list[str], data_path: str
+    ) -> subprocess.Popen[bytes]:
         network = NetworkGrant(
             peers=["worker"],
             listen=[PORT],
@@ -157,6 +162,7 @@ class _Bench:
             peers=peers,
             command=command,
             patience=30.0,
+            data_path=data_path,
         )
         path = self.work / f"node-{host}.json"
         path.write_text(json.dumps(cfg))
@@ -168,10 +174,11 @@ class _Bench:
             stderr=subprocess.DEVNULL,
         )
 
-    def _shielded(self) -> dict[str, float]:
-        server = self._node("b", 1, [*APPS, "serve", str(PORT)])
+    def _shielded(self, data_path: str) -> dict[str, float]:
+        server = self._node("b", 1, [*APPS, "serve", str(PORT)], data_path)
         target = virtual_address(0, 1)  # worker-1 as the program sees it
-        driver = self._node("a", 0, [*APPS, "drive", target, str(PORT), str(BYTES), str(PINGS)])
+        drive = [*APPS, "drive", target, str(PORT), str(BYTES), str(PINGS)]
+        driver = self._node("a", 0, drive, data_path)
         try:
             out, _ = driver.communicate(timeout=600)
         finally:
@@ -196,13 +203,17 @@ def _rows(results: dict[str, list[dict[str, float]]]) -> list[Row]:
 
     added = med("securetf", "rtt_us") - med("plain TCP", "rtt_us")
     stunnel_added = med("stunnel", "rtt_us") - med("plain TCP", "rtt_us")
+    python_added = med("securetf (python)", "rtt_us") - med("plain TCP", "rtt_us")
     return [
-        row("tunnel, 1 stream", "one", "stunnel", "> 1 (faster than stunnel)"),
-        row("tunnel, 1 stream", "one", "direct TLS", ">= 0.50"),
+        row("tunnel, 1 stream", "one", "stunnel", ">= 1.5"),
+        row("tunnel, 1 stream", "one", "direct TLS", ">= 0.8"),
         row("tunnel, 1 stream", "one", "plain TCP"),
-        row("tunnel, 4 streams", "four", "stunnel"),
+        row("tunnel, 1 stream", "one", "securetf (python)"),
+        row("tunnel, 4 streams", "four", "stunnel", ">= 1.5"),
         row("tunnel, 4 streams", "four", "direct TLS"),
-        Row("net", "added round trip (1 byte)", added, "us", "stunnel", stunnel_added, ""),
+        row("tunnel, 4 streams", "four", "securetf (python)"),
+        Row("net", "added round trip (1 byte)", added, "us", "stunnel", stunnel_added, "<= 1"),
+        Row("net", "added round trip (1 byte)", added, "us", "securetf (python)", python_added, ""),
     ]
 
 

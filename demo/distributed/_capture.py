@@ -76,18 +76,37 @@ def tcp_segments(frames: list[bytes]) -> list[tuple[Key, int, bytes]]:
     return out
 
 
+SEQ_SPACE = 2**32
+
+
+def _after(seq: int, first: int) -> int:
+    """How far ``seq`` lies after ``first`` in TCP's sequence space (negative: before).
+
+    Sequence numbers count modulo 2**32 (RFC 9293, 3.4): a direction that carries more than
+    what is left to 2**32 after its initial number wraps to small numbers. Within one
+    capture every segment lies less than 2**31 from any other, so the nearer reading wins.
+    """
+    delta = (seq - first) % SEQ_SPACE
+    return delta - SEQ_SPACE if delta >= SEQ_SPACE // 2 else delta
+
+
 def streams(frames: list[bytes]) -> dict[Key, bytes]:
-    """Each TCP direction's bytes in order, up to the first gap in the capture."""
+    """Each TCP direction's bytes in order, up to the first gap in the capture.
+
+    A direction starts at its earliest segment in sequence order, counted from the first
+    segment captured (not at its lowest number, which after a wrap is in the middle).
+    """
     by_key: dict[Key, dict[int, bytes]] = {}
     for key, seq, payload in tcp_segments(frames):
         if payload:
             by_key.setdefault(key, {})[seq] = payload
     result = {}
     for key, segments in by_key.items():
-        seq, data = min(segments), bytearray()
+        first = next(iter(segments))  # dicts keep the order of capture
+        seq, data = min(segments, key=lambda s: _after(s, first)), bytearray()
         while seq in segments:
             data += segments[seq]
-            seq = (seq + len(segments[seq])) % 2**32
+            seq = (seq + len(segments[seq])) % SEQ_SPACE
         result[key] = bytes(data)
     return result
 

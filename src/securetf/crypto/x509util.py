@@ -8,6 +8,7 @@ checks that the signature is really made by that issuer's key.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -21,6 +22,8 @@ from securetf.errors import AuthenticationError, UsageError
 __all__ = ["Certificate"]
 
 _PEM_END = b"-----END CERTIFICATE-----\n"
+#: OpenSSL's long names, as ``getpeercert()`` spells them.
+_LONG_NAMES = {NameOID.COMMON_NAME: "commonName", NameOID.ORGANIZATION_NAME: "organizationName"}
 
 
 def _utf8(value: str | bytes) -> str:
@@ -79,6 +82,26 @@ class Certificate:
 
     def pem(self) -> bytes:
         return self._cert.public_bytes(serialization.Encoding.PEM)
+
+    def peer_form(self) -> dict[str, tuple[tuple[Any, ...], ...]]:
+        """Subject and DNS names in the form of Python's ``SSLSocket.getpeercert()``.
+
+        For certificates a TLS library has already verified, read by code written against
+        that form (the network shield's identity check). Attributes other than the common
+        name and organization keep their dotted OID, so they never pass for either.
+        """
+        subject = tuple(
+            tuple((_LONG_NAMES.get(a.oid, a.oid.dotted_string), _utf8(a.value)) for a in rdn)
+            for rdn in self._cert.subject.rdns
+        )
+        try:
+            san = self._cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            dns = tuple(("DNS", name) for name in san.value.get_values_for_type(x509.DNSName))
+        except x509.ExtensionNotFound:
+            dns = ()
+        except (ValueError, x509.DuplicateExtension) as exc:
+            raise UsageError(f"certificate {self.subject_cn!r} has malformed extensions") from exc
+        return {"subject": subject, "subjectAltName": dns}
 
     @property
     def subject_cn(self) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -111,3 +113,33 @@ def verdict(node: Node, timeout: float = 60) -> dict[str, Any]:
     assert lines, f"the program printed nothing (exit {node.returncode})"
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def wait_for_tunnel_port(lab: Lab, host: str, timeout: float = 30) -> None:
+    """Until the runtime on ``host`` accepts tunnels (probed from host c, then closed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.closing(lab.socket("c")) as probe:
+            if probe.connect_ex((lab.addresses[host], TUNNEL)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"the runtime on host {host} never accepted tunnels")
+
+
+def wait_for_tunnel(lab: Lab, client: str, server: str, timeout: float = 60) -> None:
+    """Until a tunnel from ``client``'s runtime to ``server``'s is established."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["ip", "netns", "exec", lab.hosts[server], "ss", "-Htn", "state", "established"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        if any(
+            f"{lab.addresses[server]}:{TUNNEL}" in line and f"{lab.addresses[client]}:" in line
+            for line in out.splitlines()
+        ):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no tunnel from host {client} to host {server} came up")

@@ -18,7 +18,16 @@ from demo.distributed._capture import streams, tcp_segments
 
 from securetf.shield.net import _netns
 
-__all__ = ["Capture", "Lab", "namespaces", "streams", "tcp_segments", "tls_records"]
+__all__ = [
+    "SERVER_NAME",
+    "Capture",
+    "Lab",
+    "client_hello",
+    "namespaces",
+    "streams",
+    "tcp_segments",
+    "tls_records",
+]
 _count = itertools.count()
 SUBNET = "10.231.7"
 SUBNET6 = "fd00:231:7::"  # a unique local prefix, inside the lab's namespaces only
@@ -156,6 +165,33 @@ def tls_records(data: bytes) -> list[int]:
         types.append(kind)
         at += 5 + length
     return types
+
+
+#: The TLS extension that carries the server's name in clear (RFC 6066, 3).
+SERVER_NAME = 0
+
+
+def client_hello(stream: bytes) -> dict[int, bytes] | None:
+    """The extensions of the TLS ClientHello that opens ``stream`` (None: it opens with
+    none), by type. RFC 8446, 4.1.2: the ClientHello is sent in clear."""
+    if len(stream) < 9 or stream[0] != 22 or stream[5] != 1:  # handshake record, ClientHello
+        return None
+    body = stream[9 : 5 + int.from_bytes(stream[3:5], "big")]
+    at = 2 + 32  # legacy_version, random
+    at += 1 + body[at]  # legacy_session_id
+    at += 2 + int.from_bytes(body[at : at + 2], "big")  # cipher_suites
+    at += 1 + body[at]  # legacy_compression_methods
+    end = at + 2 + int.from_bytes(body[at : at + 2], "big")
+    at += 2
+    extensions: dict[int, bytes] = {}
+    while at + 4 <= end:
+        kind, size = (
+            int.from_bytes(body[at : at + 2], "big"),
+            int.from_bytes(body[at + 2 : at + 4], "big"),
+        )
+        extensions[kind] = body[at + 4 : at + 4 + size]
+        at += 4 + size
+    return extensions
 
 
 ROOT = Path(__file__).resolve().parents[3]

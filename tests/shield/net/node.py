@@ -17,6 +17,7 @@ from securetf.client.liveness import LivenessChecker
 from securetf.protocol.messages import NetworkGrant
 from securetf.shield.net import Identity, NetShield, Timing, parse_peers, plan
 from securetf.shield.net._plan import resolve_host
+from securetf.shield.net._settings import DEFAULT_DATA_PATH
 from tests.shield.net.pki import registry_lookup
 
 
@@ -33,6 +34,7 @@ def node_config(
     patience: float = 5.0,
     env: dict[str, str] | None = None,
     hosts: dict[str, list[str]] | None = None,
+    data_path: str | None = None,
 ) -> dict[str, Any]:
     return {
         "network": network.model_dump(),
@@ -46,6 +48,9 @@ def node_config(
         "patience": patience,
         "env": env or {},
         "hosts": hosts,  # the name resolver's answers, in place of the machine's
+        # The shield's default, unless a test or benchmark names one (or the environment
+        # does: SECURETF_TEST_DATA_PATH=python runs the suite over the Python data path).
+        "data_path": data_path or os.environ.get("SECURETF_TEST_DATA_PATH", DEFAULT_DATA_PATH),
     }
 
 
@@ -64,7 +69,14 @@ def main(path: str) -> int:
     cert, key, ca = (Path(p) for p in cfg["identity"])
     timing = Timing(connect_patience=cfg["patience"], keepalive_idle=2, keepalive_interval=1)
     liveness = LivenessChecker(registry_lookup(Path(cfg["registry"])), policy=cfg["policy"])
-    with NetShield(the_plan, Identity(cert, key, ca), liveness=liveness, timing=timing) as shield:
+    shield = NetShield(
+        the_plan,
+        Identity(cert, key, ca),
+        liveness=liveness,
+        timing=timing,
+        data_path=cfg["data_path"],
+    )
+    with shield:
         env = {**os.environ, **cfg["env"], "TF_CONFIG": shield.tf_config()}
         with shield.program_namespace():
             proc = subprocess.Popen(cfg["command"], env=env)

@@ -25,6 +25,7 @@ class Pki:
     policy: str = "pol"
 
     def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)  # the benchmarks pass a fresh path
         self.ca_key, self.ca_pem = new_ca(f"{self.policy} CA", now=time.time(), valid_days=1)
 
     def identity(self, service: str, instance: int, *, name: str | None = None) -> Identity:

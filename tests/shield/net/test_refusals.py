@@ -11,7 +11,6 @@ import socket
 import ssl
 import struct
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from securetf.shield.net import Identity
 
-from .conftest import PORT, TUNNEL, StartNode, app, peer_map, verdict
+from .conftest import PORT, TUNNEL, StartNode, app, peer_map, verdict, wait_for_tunnel_port
 from .lab import Lab
 from .pki import Pki
 
@@ -60,21 +59,11 @@ def _knock(lab: Lab, trust: Pki, identity: Identity | None) -> bytes:
     return got
 
 
-def _wait_for_tunnel(lab: Lab) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        with contextlib.closing(lab.socket("c")) as probe:
-            if probe.connect_ex((lab.addresses["a"], TUNNEL)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError("worker-0's runtime never accepted tunnels")
-
-
 @pytest.fixture
 def worker0(lab: Lab, start_node: StartNode) -> None:
     """worker-0 on host a, its program echoing on PORT."""
     start_node("a", 0, app("echo", PORT, 0))
-    _wait_for_tunnel(lab)
+    wait_for_tunnel_port(lab, "a")
 
 
 def test_inbound_control_right_certificate_is_served(lab: Lab, pki: Pki, worker0: None) -> None:

@@ -1,5 +1,5 @@
-"""The tunnel's copy loop on real sockets and real TLS: both directions at once, the clean
-end, and a truncated TLS stream, which the program must see as an error."""
+"""The tunnel's copy loop on real sockets and real TLS, on both data paths: both directions
+at once, the clean end, and a truncated TLS stream, which the program must see as an error."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from securetf.shield.net._native import NativeRelay
 from securetf.shield.net._relay import Plain, Tls, relay
+from securetf.shield.net._settings import DATA_PATHS
 from securetf.shield.net._tls import client_context, server_context
 
 from .pki import Pki
 
 SIZE = 24 * 1024 * 1024
+PORT = 5000
 
 
 def _pair() -> tuple[socket.socket, socket.socket]:
@@ -30,9 +33,10 @@ def _pair() -> tuple[socket.socket, socket.socket]:
 
 
 class Rig:
-    """program <-plain-> relay <-TLS-> peer, each end a real socket of this process."""
+    """program <-plain-> relay <-TLS-> peer, each end a real socket of this process; the
+    relay is the Python data path's copy loop, or the compiled relay (securetf-relay)."""
 
-    def __init__(self, pki: Pki) -> None:
+    def __init__(self, pki: Pki, data_path: str) -> None:
         self.program, relay_plain = _pair()
         relay_tls, peer_raw = _pair()
         ident_a, ident_b = pki.identity("worker", 0), pki.identity("worker", 1)
@@ -42,22 +46,41 @@ class Rig:
             )
         )
         server.start()
-        tls = Tls(relay_tls, client_context(ident_a), server_side=False, hostname="worker-1.pol")
+        self.peer: ssl.SSLSocket
+        self.native: NativeRelay | None = None
+        self.thread: threading.Thread | None = None
+        if data_path == "native":
+            self.native = NativeRelay(ident_a)
+            handshake = self.native.tunnel(relay_tls, 10, name="worker-1.pol")
+            handshake.report()
+            server.join()
+            handshake.allow(relay_plain, PORT)
+            relay_plain.close()
+            relay_tls.close()
+            # The relay names the port first, inside TLS.
+            assert _receive(self.peer, 2) == PORT.to_bytes(2, "big")
+            return
+        tls = Tls(relay_tls, client_context(ident_a), server_side=False)
         tls.handshake(10)
         server.join()
-        self.peer: ssl.SSLSocket
         self.thread = threading.Thread(target=relay, args=(Plain(relay_plain), tls), daemon=True)
         self.thread.start()
 
+    def close(self) -> None:
+        self.program.close()
+        self.peer.close()
+        if self.thread is not None:
+            self.thread.join(10)
+            assert not self.thread.is_alive()
+        if self.native is not None:
+            self.native.stop()
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    the_rig = Rig(Pki(tmp_path))
+
+@pytest.fixture(params=DATA_PATHS)
+def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
+    the_rig = Rig(Pki(tmp_path), request.param)
     yield the_rig
-    the_rig.program.close()
-    the_rig.peer.close()
-    the_rig.thread.join(10)
-    assert not the_rig.thread.is_alive()
+    the_rig.close()
 
 
 def _send(sock: socket.socket, data: bytes) -> None:

@@ -5,8 +5,16 @@ from __future__ import annotations
 import os
 import time
 
-from .conftest import PORT, TUNNEL, StartNode, app, verdict
-from .lab import Capture, Lab, streams, tcp_segments, tls_records
+from .conftest import (
+    PORT,
+    TUNNEL,
+    StartNode,
+    app,
+    verdict,
+    wait_for_tunnel,
+    wait_for_tunnel_port,
+)
+from .lab import SERVER_NAME, Capture, Lab, client_hello, streams, tcp_segments, tls_records
 
 SIZE = 8 * 1024 * 1024
 
@@ -39,6 +47,31 @@ def test_round_trip_only_tls_on_the_link(lab: Lab, start_node: StartNode) -> Non
     assert not any(marker in stream for stream in data.values())
 
 
+def test_no_service_or_policy_name_in_clear(lab: Lab, start_node: StartNode) -> None:
+    # The names the certificates carry: worker-0/worker-1 of policy "pol".
+    capture = Capture(lab)
+    try:
+        server = start_node("b", 1, app("echo", PORT, 1))
+        wait_for_tunnel_port(lab, "b")
+        client = start_node("a", 0, app("send", "worker", 1, 4096, "z"))
+        result = verdict(client)
+        assert server.wait(timeout=30) == 0
+    finally:
+        frames = capture.stop()
+    assert result["result"] == "ok", result
+    hellos = [
+        hello
+        for (_, _, _, port), stream in streams(frames).items()
+        if port == TUNNEL and (hello := client_hello(stream)) is not None
+    ]
+    assert len(hellos) >= 1  # the capture saw the tunnel's handshake
+    for extensions in hellos:
+        assert SERVER_NAME not in extensions  # no SNI at all
+    # Nor anywhere else on the wire: the certificates travel encrypted (TLS 1.3).
+    for name in (b"worker", b".pol"):
+        assert not [f for f in frames if name in f], name
+
+
 def test_unreachable_peer_gives_a_closed_connection(lab: Lab, start_node: StartNode) -> None:
     # worker-1 "lives" on host c, where nothing listens: after its patience the runtime
     # closes the program's connection instead of leaving it hanging.
@@ -50,8 +83,10 @@ def test_unreachable_peer_gives_a_closed_connection(lab: Lab, start_node: StartN
 
 def test_dead_peer_gives_a_closed_connection(lab: Lab, start_node: StartNode) -> None:
     server = start_node("b", 1, app("echo", PORT, 0))
+    wait_for_tunnel_port(lab, "b")  # on a busy machine a node takes seconds to come up
     client = start_node("a", 0, app("send", "worker", 1, 1 << 40, "y"))
-    time.sleep(3.0)  # the transfer runs (a TiB takes far longer than this)
+    wait_for_tunnel(lab, "a", "b")
+    time.sleep(1.0)  # the transfer runs (a TiB takes far longer than this)
     os.killpg(server.pid, 9)
     killed = time.monotonic()
     result = verdict(client, timeout=30)

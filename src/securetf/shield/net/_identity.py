@@ -53,3 +53,14 @@ def peer_service(cert: Mapping[str, Any], *, policy: str, allowed: Iterable[str]
             f"the peer {common!r} is of service {service!r}, not one of {sorted(allow)}"
         )
     return service
+
+
+def require_instance(cert: Mapping[str, Any], *, policy: str, name: str) -> None:
+    """The certificate is that of instance ``name`` (``<service>-<n>``) of ``policy``.
+
+    The tunnel sends no server name (SNI would show it in clear), so the instance is
+    checked here, in the verified certificate, by its DNS name ``<name>.<policy>``.
+    """
+    dns = {value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"}
+    if f"{name}.{policy}" not in dns:
+        raise PeerRefusedError(f"the peer's certificate is not that of {name}")

@@ -14,6 +14,12 @@ MAX_SERVICES = 100
 INSTANCES_PER_OCTET = 250
 
 
+#: What carries the tunnels' bytes: ``native`` (the compiled relay, securetf-relay) or
+#: ``python`` (threads over memory BIOs, _relay.py: the data path before ADR 0017).
+DATA_PATHS = ("native", "python")
+DEFAULT_DATA_PATH = "native"
+
+
 @dataclass(frozen=True)
 class Timing:
     """How long the tunnel waits; tests shorten them, production keeps the defaults."""

@@ -13,8 +13,9 @@ from types import TracebackType
 from securetf.shield.net import _netns, _nft
 from securetf.shield.net._errors import NetShieldError
 from securetf.shield.net._liveness import PeerLiveness
+from securetf.shield.net._native import NativeRelay, NativeTunnels
 from securetf.shield.net._plan import Plan
-from securetf.shield.net._settings import Timing
+from securetf.shield.net._settings import DATA_PATHS, DEFAULT_DATA_PATH, Timing
 from securetf.shield.net._tls import Identity
 from securetf.shield.net._tunnel import Tunnels
 
@@ -39,8 +40,13 @@ class NetShield:
         *,
         liveness: PeerLiveness,
         timing: Timing | None = None,
+        data_path: str = DEFAULT_DATA_PATH,
     ) -> None:
+        if data_path not in DATA_PATHS:
+            raise NetShieldError(f"data path {data_path!r} is not one of {', '.join(DATA_PATHS)}")
         self.plan = plan
+        self.data_path = data_path
+        self._relay: NativeRelay | None = None
         self._identity = identity
         self._liveness = liveness
         self._timing = timing or Timing()
@@ -62,9 +68,13 @@ class NetShield:
         _netns.check_tools()
         try:
             self._netns = _netns.create()
-            self._tunnels = tunnels = Tunnels(
-                self.plan, self._identity, self._netns, self._timing, self._liveness
-            )
+            args = (self.plan, self._identity, self._netns, self._timing, self._liveness)
+            tunnels: Tunnels
+            if self.data_path == "native":
+                self._relay = NativeRelay(self._identity)
+                self._tunnels = tunnels = NativeTunnels(*args, relay=self._relay)
+            else:
+                self._tunnels = tunnels = Tunnels(*args)
             port = self._serve(self._listen_inside(), tunnels.outbound)
             families = {net.version for net, _ in self.plan.egress}
             egress = self._serve(self._listen_inside(), tunnels.egress) if 4 in families else None
@@ -92,7 +102,9 @@ class NetShield:
             self.stop()
             raise
         log.info(
-            "network shield up: %s at %s, %d peer route(s), tunnels in at %s, public %s",
+            "network shield up (%s data path): %s at %s, %d peer route(s), tunnels in at %s, "
+            "public %s",
+            self.data_path,
             self.plan.service,
             self.plan.own_address,
             len(self.plan.routes),
@@ -168,6 +180,9 @@ class NetShield:
         for thread in self._threads:
             thread.join(_JOIN_SECONDS)
         self._threads.clear()
+        if self._relay is not None:
+            self._relay.stop()
+            self._relay = None
         if self._netns is not None:
             os.close(self._netns)
             self._netns = None

@@ -12,10 +12,11 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from securetf.shield.net._errors import PeerRefusedError
-from securetf.shield.net._identity import peer_service
+from securetf.shield.net._identity import peer_service, require_instance
 from securetf.shield.net._liveness import PeerLiveness, require_live
 from securetf.shield.net._netns import socket_inside
 from securetf.shield.net._nft import original_destination
@@ -30,6 +31,8 @@ _HEADER = struct.Struct("!H")
 #: Public ports are reached at the namespace's 127.0.0.1, where a server bound to loopback
 #: (``securetf serve``'s default) or to every address both answer.
 _PROGRAM_LOOPBACK = "127.0.0.1"
+#: Carries the program's connection (given) through a checked tunnel, until it ends.
+Carry = Callable[[socket.socket], None]
 
 
 class _Backoff:
@@ -67,14 +70,14 @@ class Tunnels:
 
     # -- bookkeeping, so that stop() ends every tunnel ----------------------------------------
 
-    def _track(self, sock: socket.socket) -> bool:
+    def track(self, sock: socket.socket) -> bool:
         with self._lock:
             if self._closing:
                 return False
             self._open.add(sock)
             return True
 
-    def _untrack(self, *socks: socket.socket) -> None:
+    def untrack(self, *socks: socket.socket) -> None:
         with self._lock:
             self._open.difference_update(socks)
 
@@ -92,7 +95,7 @@ class Tunnels:
         """``handler`` for one accepted socket, with the socket tracked and closed at the end."""
 
         def run(sock: socket.socket) -> None:
-            if not self._track(sock):
+            if not self.track(sock):
                 abort(sock)
                 return
             try:
@@ -101,7 +104,7 @@ class Tunnels:
                 log.exception("tunnel failed")
                 abort(sock)
             finally:
-                self._untrack(sock)
+                self.untrack(sock)
 
         return run
 
@@ -119,16 +122,13 @@ class Tunnels:
             abort(sock)
             return
         tune(sock)
-        peer = self._dial(route)
-        if peer is None:
+        carry = self._dial(route)
+        if carry is None:
             abort(sock)
             return
-        try:
-            relay(Plain(sock), peer)
-        finally:
-            self._untrack(peer.sock)
+        carry(sock)
 
-    def _dial(self, route: Route) -> Tls | None:
+    def _dial(self, route: Route) -> Carry | None:
         """mTLS to the peer's runtime, retried while it is unreachable; None if it never is."""
         if route.endpoint is None:
             return None
@@ -142,37 +142,56 @@ class Tunnels:
                     log.warning("peer %s at %s unreachable: %s", route.name, route.endpoint, exc)
                     return None
                 continue
-            if not self._track(raw):
+            if not self.track(raw):
                 abort(raw)
                 return None
             tune(raw, self.timing)
-            peer = Tls(raw, self._client, server_side=False, hostname=self._hostname(route))
             try:
-                peer.handshake(self.timing.handshake)
-                if (
-                    peer_service(peer.peercert(), policy=self.plan.policy, allowed=[route.service])
-                    != route.service
-                ):
-                    raise PeerRefusedError(f"{route.name} answered for another service")
-                require_live(self._liveness, peer.peer_der())
-                peer.sendall(memoryview(_HEADER.pack(route.port)))
+                return self._secure(raw, route)
             except (ssl.SSLError, PeerRefusedError) as exc:  # an answer, but not the peer's
                 log.warning("refused peer %s at %s: %s", route.name, route.endpoint, exc)
-                self._drop(raw)
+                self.drop(raw)
                 return None
             except OSError as exc:  # reset or timed out mid-handshake: never reached the peer
-                self._drop(raw)
+                self.drop(raw)
                 if not backoff.wait():
                     log.warning("peer %s at %s unreachable: %s", route.name, route.endpoint, exc)
                     return None
                 continue
-            return peer
 
-    def _hostname(self, route: Route) -> str:
-        return f"{route.name}.{self.plan.policy}"
+    def _secure(self, raw: socket.socket, route: Route) -> Carry:
+        """The handshake and every check on a connection to ``route``'s runtime; then how
+        the program's connection is carried. Raises ssl.SSLError or PeerRefusedError for a
+        refused peer, OSError for one not reached."""
+        peer = Tls(raw, self._client, server_side=False)  # no server name: no SNI
+        peer.handshake(self.timing.handshake)
+        self.check_server(route, peer.peercert(), peer.peer_der())
+        peer.sendall(memoryview(_HEADER.pack(route.port)))
 
-    def _drop(self, sock: socket.socket) -> None:
-        self._untrack(sock)
+        def carry(sock: socket.socket) -> None:
+            try:
+                relay(Plain(sock), peer)
+            finally:
+                self.untrack(raw)
+
+        return carry
+
+    def check_server(self, route: Route, cert: Mapping[str, Any], der: bytes) -> None:
+        """The server is ``route``'s instance, of its service, and the CAS vouches for it."""
+        policy = self.plan.policy
+        if peer_service(cert, policy=policy, allowed=[route.service]) != route.service:
+            raise PeerRefusedError(f"{route.name} answered for another service")
+        require_instance(cert, policy=policy, name=route.name)
+        require_live(self._liveness, der)
+
+    def check_client(self, cert: Mapping[str, Any], der: bytes) -> str:
+        """A client's service, if it is one of the peers and the CAS vouches for it."""
+        service = peer_service(cert, policy=self.plan.policy, allowed=self.plan.allowed)
+        require_live(self._liveness, der)
+        return service
+
+    def drop(self, sock: socket.socket) -> None:
+        self.untrack(sock)
         abort(sock)
 
     # -- egress: an exception of the policy, carried as plain TCP -----------------------------
@@ -193,16 +212,20 @@ class Tunnels:
             log.info("egress to %s:%d failed: %s", host, port, exc)
             abort(sock)
             return
-        if not self._track(outside):
+        if not self.track(outside):
             abort(outside)
             abort(sock)
             return
         tune(sock)
         tune(outside)
+        self.plain(sock, outside)
+
+    def plain(self, accepted: socket.socket, opened: socket.socket) -> None:
+        """Copy both ways between two plain connections (``opened`` is tracked)."""
         try:
-            relay(Plain(sock), Plain(outside))
+            relay(Plain(accepted), Plain(opened))
         finally:
-            self._untrack(outside)
+            self.untrack(opened)
 
     # -- public: anyone may connect; the program's own TLS protects what it says ---------------
 
@@ -211,15 +234,12 @@ class Tunnels:
 
         def forward(sock: socket.socket) -> None:
             tune(sock)
-            program = self._into_program(port, address=_PROGRAM_LOOPBACK)
+            program = self.into_program(port, address=_PROGRAM_LOOPBACK)
             if program is None:
                 log.info("public port %d: the program never accepted", port)
                 abort(sock)
                 return
-            try:
-                relay(Plain(sock), Plain(program))
-            finally:
-                self._untrack(program)
+            self.plain(sock, program)
 
         return forward
 
@@ -231,28 +251,30 @@ class Tunnels:
         peer = Tls(sock, self._server, server_side=True)
         try:
             peer.handshake(self.timing.handshake)
-            service = peer_service(
-                peer.peercert(), policy=self.plan.policy, allowed=self.plan.allowed
-            )
-            require_live(self._liveness, peer.peer_der())
+            service = self.check_client(peer.peercert(), peer.peer_der())
             port = self._read_header(peer)
         except (OSError, ssl.SSLError, PeerRefusedError) as exc:
             log.warning("refused a connection from %s: %r", source, exc)
             abort(sock)
             return
-        if port not in self.plan.listen:
-            log.warning("refused %s from %s: port %d is not a listen port", service, source, port)
-            abort(sock)
-            return
-        program = self._into_program(port)
+        program = self.program_for(service, source, port)
         if program is None:
-            log.info("%s from %s: the program never accepted on port %d", service, source, port)
             abort(sock)
             return
         try:
             relay(Plain(program), peer)
         finally:
-            self._untrack(program)
+            self.untrack(program)
+
+    def program_for(self, service: str, source: object, port: int) -> socket.socket | None:
+        """A connection to the program's listen ``port`` (tracked), for a checked peer."""
+        if port not in self.plan.listen:
+            log.warning("refused %s from %s: port %d is not a listen port", service, source, port)
+            return None
+        program = self.into_program(port)
+        if program is None:
+            log.info("%s from %s: the program never accepted on port %d", service, source, port)
+        return program
 
     def _read_header(self, peer: Tls) -> int:
         header = memoryview(bytearray(_HEADER.size))
@@ -269,7 +291,7 @@ class Tunnels:
         (port,) = _HEADER.unpack(header)
         return int(port)
 
-    def _into_program(self, port: int, address: str | None = None) -> socket.socket | None:
+    def into_program(self, port: int, address: str | None = None) -> socket.socket | None:
         """Connect to the program's port, retried while it is not listening yet."""
         backoff = _Backoff(self.timing)
         while True:
@@ -282,7 +304,7 @@ class Tunnels:
                 if not backoff.wait():
                     return None
                 continue
-            if not self._track(sock):
+            if not self.track(sock):
                 abort(sock)
                 return None
             tune(sock)
