@@ -19,14 +19,14 @@ from securetf.attestation.collateral import CollateralSource
 from securetf.attestation.emulated.amd import AmdTestPki
 from securetf.attestation.emulated.intel import IntelTestPki
 from securetf.attestation.sim_producer import SimProducer
-from securetf.client.attest_cas import expected_references, verify_cas
+from securetf.client.cas_attest import expected_references, verify_cas
 from securetf.crypto import Certificate, SigningKey
 from securetf.crypto.x509ca import EcKey, self_signed
 from securetf.errors import AttestationError, UsageError
 from securetf.protocol import CasIdentityDoc, cas_report_data
 
 # The module, not the function of the same name that securetf.client exports.
-attest_mod = importlib.import_module("securetf.client.attest_cas")
+attest_mod = importlib.import_module("securetf.client.cas_attest")
 
 URL = "https://cas.test:8081"
 PACKAGE = b"\x42" * 32

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from securetf._fsutil import write_private_file
+from securetf.client.pins import cas_file_stem
 from securetf.crypto import Certificate, sha256
 from securetf.crypto.x509ca import EcKey
 from securetf.policy import canonical_json
@@ -20,7 +21,7 @@ from tests.cas.support import DATASET_KEY, Owners, policy_yaml
 
 
 def pin_of(cas: CasProcess) -> dict[str, str]:
-    (path,) = (cas.home / "cas-pins").iterdir()
+    path = cas.home / "cas-pins" / f"{cas_file_stem(cas.url)}.json"
     pin: dict[str, str] = json.loads(path.read_text())
     return pin
 
@@ -41,7 +42,7 @@ def cas(tmp_path: Path) -> Iterator[CasProcess]:
         write_private_file(tmp_path / "dataset.key", DATASET_KEY)
         (tmp_path / "policy.yaml").write_bytes(policy_yaml(owners))
         cas.cli(
-            "policy", "apply", tmp_path / "policy.yaml", "--cas", cas.url,
+            "policy", "apply", "--yes", tmp_path / "policy.yaml", "--cas", cas.url,
             "--key", tmp_path / "alice.key", "--secret", f"dataset-key={tmp_path / 'dataset.key'}",
         )  # fmt: skip
         yield cas

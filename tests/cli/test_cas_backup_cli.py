@@ -50,8 +50,8 @@ class Lost:
         write_private_file(tmp / "dataset.key", DATASET_KEY)
         (tmp / "policy.yaml").write_bytes(policy_yaml(policy_owners))
         cas.cli(
-            "policy", "apply", tmp / "policy.yaml", "--cas", cas.url, "--key", tmp / "owner.key",
-            "--secret", f"dataset-key={tmp / 'dataset.key'}",
+            "policy", "apply", "--yes", tmp / "policy.yaml", "--cas", cas.url,
+            "--key", tmp / "owner.key", "--secret", f"dataset-key={tmp / 'dataset.key'}",
         )  # fmt: skip
         self.model_key = self.get_model_key(tmp / "model-before.key")
         out = cas.cli("log", "entries", "--cas", cas.url, "--count", "256", "--json").stdout

@@ -66,14 +66,14 @@ def test_clients_verify_against_a_static_mirror_as_against_the_cas(
     owners = Owners()
     with CasClient(load_pin(cas.url, cas.home), home=cas.home) as client:
         client.apply_policy(policy_yaml(owners, threshold=1), owners.alice, DATASET)
-    _seed(cas.data, 300, "filler")  # full and partial tiles, two entry bundles
+    _seed(cas.data, 300, "filler", cas.home)  # full and partial tiles, two entry bundles
     mirror = tmp_path / "mirror"
     made = cas.cli("log", "mirror", "--cas", cas.url, mirror)
     assert "mirrored 302 entries" in made.stdout
     again = cas.cli("log", "mirror", "--cas", cas.url, mirror)
     assert "302 -> 302 entries (0 files written)" in again.stdout
     early = _copy(mirror, tmp_path / "early")  # the mirror as it is now
-    _seed(cas.data, 5, "later")
+    _seed(cas.data, 5, "later", cas.home)
     assert "302 -> 307" in cas.cli("log", "mirror", "--cas", cas.url, mirror).stdout
 
     served = StaticServer(_copy(mirror, tmp_path / "served"))

@@ -19,7 +19,7 @@ from securetf.cli import _cas_keys
 from securetf.cli._common import print_json
 from securetf.cli.attest import PCCS_ENV
 from securetf.client import save_pin, verify_cas
-from securetf.client.attest_cas import unchecked_warning
+from securetf.client.cas_attest import unchecked_warning
 from securetf.client.caslog import prove_identity
 from securetf.errors import UsageError
 
@@ -230,7 +230,7 @@ def attest_cmd(
 
 
 def _read_reference(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path`` (:func:`securetf.client.attest_cas.expected_references`)."""
+    """The JSON object in ``path`` (:func:`securetf.client.cas_attest.expected_references`)."""
     try:
         value = json.loads(read_file(path, "--expect-reference file"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:

@@ -3,6 +3,9 @@
 Each name is imported from its module on first use: ``securetf run`` needs the CAS client
 and the liveness check, not the CAS's attestation verifiers or the serving client, and
 their imports would be a tenth of its start-up.
+
+No submodule is named like one of these names: importing it would bind the package's
+attribute to the module, hiding the lazily imported name.
 """
 
 from __future__ import annotations
@@ -11,16 +14,16 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from securetf.client.attest_cas import CasAttestation, attest_cas, verify_cas
     from securetf.client.cas import CasClient
+    from securetf.client.cas_attest import CasAttestation, attest_cas, verify_cas
     from securetf.client.liveness import LivenessChecker, NotLiveError
     from securetf.client.pins import CasPin, load_pin, save_pin
     from securetf.client.serving import ServingClient, serving_name
 
 _WHERE = {
-    "CasAttestation": "attest_cas",
-    "attest_cas": "attest_cas",
-    "verify_cas": "attest_cas",
+    "CasAttestation": "cas_attest",
+    "attest_cas": "cas_attest",
+    "verify_cas": "cas_attest",
     "CasClient": "cas",
     "LivenessChecker": "liveness",
     "NotLiveError": "liveness",

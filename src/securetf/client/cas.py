@@ -119,7 +119,9 @@ class CasClient:
         self._home, self._log_source = home, log_source
         self._log: CasLogClient | None = None
         if self.pin.log_vkey is not None:
-            self._log = CasLogClient(self.pin, home=home, timeout=timeout, source=log_source)
+            self._log = CasLogClient(
+                self.pin, home=home, timeout=timeout, source=log_source, replicas=self.pins
+            )
 
     @classmethod
     def for_url(cls, url: str, *, log_source: str | None = None) -> CasClient:
@@ -247,7 +249,11 @@ class CasClient:
             if self._log is not None:
                 self._log.close()
                 self._log = CasLogClient(
-                    self.pin, home=self._home, timeout=self._timeout, source=self._log_source
+                    self.pin,
+                    home=self._home,
+                    timeout=self._timeout,
+                    source=self._log_source,
+                    replicas=self.pins,
                 )
         return self._client(index).request(method, path, json=body)
 

@@ -20,7 +20,7 @@ import fcntl
 import json
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,7 @@ class CasLogClient:
         timeout: float = TIMEOUT,
         source: str | None = None,
         wait: float = LOG_WAIT,
+        replicas: Sequence[CasPin] = (),
     ):
         if pin.log_vkey is None:
             raise UsageError(
@@ -128,10 +129,13 @@ class CasLogClient:
         self._verifier: Ed25519Verifier = parse_vkey(pin.log_vkey)
         self._witnesses = witness_policy(pin)
         self.mirror = source
+        self._timeout = timeout
+        #: Where the log is read: the pinned CAS, then its replicas (one database, one log
+        #: key) when it cannot be reached. The kept checkpoint is the pinned CAS's.
+        self._pins = [pin, *(r for r in replicas if r.log_vkey == pin.log_vkey and r != pin)]
+        self._at = 0
         if source is None:
-            ctx = ssl.create_default_context(cadata=pin.certificate_pem)
-            base = pin.url + "/v1/log/"
-            self._http = httpx.Client(base_url=base, verify=ctx, timeout=timeout)
+            self._http = self._connect(pin)
         else:
             if not source.startswith(("https://", "http://")):
                 raise UsageError(f"a log mirror is an http(s) URL, not {source!r}")
@@ -161,24 +165,44 @@ class CasLogClient:
 
     @property
     def where(self) -> str:
-        return self.mirror or f"the CAS at {self.pin.url}"
+        return self.mirror or f"the CAS at {self._pins[self._at].url}"
+
+    def _connect(self, pin: CasPin) -> httpx.Client:
+        ctx = ssl.create_default_context(cadata=pin.certificate_pem)
+        base = pin.url + "/v1/log/"
+        return httpx.Client(base_url=base, verify=ctx, timeout=self._timeout)
+
+    def _next_replica(self) -> bool:
+        """Read from the next replica (after a transport error); False if none is left."""
+        if self.mirror is not None or self._at + 1 >= len(self._pins):
+            return False
+        self._http.close()
+        self._at += 1
+        self._http = self._connect(self._pins[self._at])
+        return True
 
     def fetch(self, path: str, limit: int) -> bytes:
         """GET ``<log>/<path>``, at most ``limit`` bytes (a :data:`securetf.log.Fetch`)."""
         cached = self._tiles.get(path)
         if cached is not None:
             return cached
-        try:
-            with self._http.stream("GET", path) as response:
-                data = b""
-                for chunk in response.iter_bytes():
-                    data += chunk
-                    if len(data) > min(limit, MAX_RESPONSE):
-                        raise UsageError(
-                            f"the log's answer for {path} from {self.where} is too large"
-                        )
-        except httpx.HTTPError as exc:
-            raise UsageError(f"cannot reach {self.where}: {exc}") from exc
+        while True:
+            try:
+                with self._http.stream("GET", path) as response:
+                    data = b""
+                    for chunk in response.iter_bytes():
+                        data += chunk
+                        if len(data) > min(limit, MAX_RESPONSE):
+                            raise UsageError(
+                                f"the log's answer for {path} from {self.where} is too large"
+                            )
+                break
+            except httpx.TransportError as exc:
+                where = self.where
+                if not self._next_replica():
+                    raise UsageError(f"cannot reach {where}: {exc}") from exc
+            except httpx.HTTPError as exc:
+                raise UsageError(f"cannot reach {self.where}: {exc}") from exc
         if response.status_code == 404:
             raise NotFoundError(f"{self.where} has no {path} (yet)")
         if response.status_code >= 400:

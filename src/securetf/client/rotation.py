@@ -20,7 +20,7 @@ import ssl
 from securetf.attestation import default_sim_trust
 from securetf.attestation.collateral import CollateralSource
 from securetf.attestation.sim_key import securetf_home
-from securetf.client.attest_cas import verify_cas
+from securetf.client.cas_attest import verify_cas
 from securetf.client.pins import CasPin, save_pin
 from securetf.crypto import Certificate
 from securetf.errors import AttestationError
