@@ -180,6 +180,23 @@ def test_a_kept_mount_that_is_not_usable_is_not_used(new_job: NewJob, packed_env
         shutil.rmtree(where)
 
 
+def test_a_kept_mount_open_to_others_is_not_used(new_job: NewJob, packed_env: Packed) -> None:
+    """A live server's mount whose directory others may enter or change (mode not 0700)
+    is not trusted: the run mounts the image itself."""
+    job = _job(new_job, packed_env.image)
+    with _served(packed_env.image):
+        where = _kept_dir(packed_env)
+        os.chmod(where, 0o755)
+        try:
+            proc = job.run("env")
+        finally:
+            os.chmod(where, 0o700)
+    assert proc.returncode == 0, proc.stderr
+    seen = markers(proc.stdout)["started"]
+    assert isinstance(seen, dict)
+    assert not str(seen["source"]).startswith(str(STATE))
+
+
 def test_serving_an_image_twice_is_refused(packed_env: Packed) -> None:
     with _served(packed_env.image):
         again = subprocess.run(

@@ -34,7 +34,7 @@ from pathlib import Path
 from securetf.envimage import EnvImage, measurement_text
 from securetf.errors import UsageError
 from securetf.shield.fs._image import ImageMount, mount_image
-from securetf.shield.fs._unmount import is_mounted, unmount
+from securetf.shield.fs._unmount import is_mounted, mounts, unmount
 
 log = logging.getLogger("securetf.shield.fs")
 
@@ -45,19 +45,6 @@ _LEASE = "lease"
 
 def _dir_of(digest: bytes, state: Path) -> Path:
     return state / digest.hex()
-
-
-def _mounts() -> dict[str, str]:
-    """Mount point -> file system type, in this process's mount namespace."""
-    from securetf.shield.fs._unmount import _unescape
-
-    found: dict[str, str] = {}
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) >= 3:
-                found[_unescape(fields[1])] = fields[2]
-    return found
 
 
 @dataclass
@@ -92,11 +79,10 @@ def shared_image(digest: bytes, state: Path = STATE) -> SharedImage | None:
         if ready.get("digest") != digest.hex():
             raise ValueError("another image")
         os.kill(int(ready["pid"]), 0)
-        mounts = _mounts()
+        found = mounts()
         root = where / "root"
-        if mounts.get(str(root)) != "erofs" or not mounts.get(
-            str(where / "verified"), ""
-        ).startswith("fuse"):
+        verified = found.get(str(where / "verified"), "")
+        if found.get(str(root)) != "erofs" or not verified.startswith("fuse"):
             raise ValueError("not mounted in this namespace")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.debug("the kept mount at %s is not usable: %s", where, exc)

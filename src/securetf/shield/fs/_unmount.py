@@ -24,11 +24,21 @@ def _unescape(field: str) -> str:
     return field
 
 
+def mounts() -> dict[str, str]:
+    """Mount point -> file system type, in this process's mount namespace (the last mount
+    on a point wins, as it is the one seen there)."""
+    found: dict[str, str] = {}
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 3:
+                found[_unescape(fields[1])] = fields[2]
+    return found
+
+
 def is_mounted(mountpoint: Path) -> bool:
     """Whether anything is mounted at ``mountpoint`` in this process's mount namespace."""
-    target = str(mountpoint)
-    with open("/proc/self/mounts") as f:
-        return any(_unescape(line.split()[1]) == target for line in f if line.strip())
+    return str(mountpoint) in mounts()
 
 
 def _run(*argv: str) -> bool:
