@@ -23,7 +23,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from tests.cas.server_support import EXE, CasProcess, free_port
+from tests.cas.server_support import EXE, CasProcess
+from tests.ports import free_port
 from tests.runtime.support import VENV_BIN
 from tests.serve.support import TlsPair
 

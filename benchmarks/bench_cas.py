@@ -24,8 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.cas.pg_support import postgres
-from tests.cas.server_support import CasProcess, free_port
+from tests.cas.server_support import CasProcess
 from tests.cas.support import DATASET_KEY, Owners, Runtime, policy_yaml
+from tests.ports import free_port
 
 from benchmarks._common import Row
 from securetf.attestation import default_sim_trust

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import tests.cas.server_support as server_support
-from tests.cas.server_support import CasProcess, free_port
+from tests.cas.server_support import CasProcess
 from tests.cas.support import DATASET_KEY, Owners, Runtime, policy_yaml
+from tests.ports import free_port
 
 from benchmarks._common import Row
 from securetf.attestation import default_sim_trust

@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tests.cas.server_support import CasProcess, free_port
+from tests.cas.server_support import CasProcess
+from tests.ports import free_port
 from tests.runtime.support import VENV_BIN, Deployment, Job, make_job
 
 from benchmarks._common import Row

@@ -15,8 +15,7 @@ import pytest
 from securetf.cas.server import ServeOptions, http_server
 from securetf.cas.settings import CasSettings
 from tests._http.attacks import Target, running
-
-from .server_support import free_port
+from tests.ports import free_port
 
 
 @contextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from tests.ports import free_port
 
 PG_GLOB = "/usr/lib/postgresql/*/bin"
 PG_START_TIMEOUT_S = 60
@@ -66,13 +67,6 @@ def _pg_bindir() -> Path:
     return candidates[-1]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _as_server_user(base: Path) -> list[str]:
     """The command prefix that runs PostgreSQL's tools as a user it accepts."""
     if os.geteuid() != 0:
@@ -102,7 +96,7 @@ def postgres(*, durable: bool = False) -> Iterator[PgServer]:
     base = Path(tempfile.mkdtemp(prefix="securetf-pg-"))
     data, log = base / "data", base / "server.log"
     prefix = _as_server_user(base)
-    port = _free_port()
+    port = free_port()
     _run(
         [
             *prefix,

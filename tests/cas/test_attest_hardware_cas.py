@@ -29,7 +29,8 @@ from securetf.attestation.emulated.intel import IntelTestPki
 from securetf.attestation.snp_certs import vcek_from_cert_table
 from securetf.errors import AttestationError, UsageError
 from securetf.protocol import CasIdentityDoc
-from tests.cas.server_support import EXE, CasProcess, free_port
+from tests.cas.server_support import EXE, CasProcess
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -35,9 +35,10 @@ from tests._http.attacks import (
     request_head,
     served_again,
 )
+from tests.ports import free_port
 
 from .inprocess import running_cas
-from .server_support import CasProcess, free_port
+from .server_support import CasProcess
 
 MIB = 1024 * 1024
 LIMIT = CasSettings().max_request_bytes

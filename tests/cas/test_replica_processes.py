@@ -19,8 +19,9 @@ from securetf.client import CasClient, attest_cas, save_pin
 from securetf.errors import Error, RollbackError
 from securetf.protocol import ProvisionResponse
 from tests.cas.pg_support import PgServer
+from tests.ports import free_port
 
-from .server_support import CasProcess, free_port
+from .server_support import CasProcess
 from .support import DATASET_KEY, Owners, Runtime, policy_yaml, tag_update
 
 CLIENTS = 16

@@ -15,8 +15,9 @@ import pytest
 
 from securetf.crypto.x509ca import EcKey, self_signed
 from securetf.errors import AttestationError, AuthenticationError, UsageError
+from tests.ports import free_port
 
-from .server_support import CasProcess, free_port
+from .server_support import CasProcess
 from .store.conftest import raw_sql
 from .support import MEASUREMENT
 

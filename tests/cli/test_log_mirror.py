@@ -16,9 +16,10 @@ import pytest
 
 from securetf.client import CasClient, load_pin
 from securetf.errors import IntegrityError
-from tests.cas.server_support import CasProcess, attested_cas, free_port
+from tests.cas.server_support import CasProcess, attested_cas
 from tests.cas.support import DATASET, Owners, policy_yaml
 from tests.cas.test_log_http import _seed
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 

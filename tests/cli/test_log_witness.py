@@ -21,8 +21,9 @@ from securetf.client import CasClient, load_pin
 from securetf.crypto import random_bytes
 from securetf.errors import IntegrityError
 from securetf.log import CosignatureSigner, signature_line
-from tests.cas.server_support import EXE, CasProcess, free_port
+from tests.cas.server_support import EXE, CasProcess
 from tests.cas.support import DATASET, Owners, policy_yaml
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cas.server_support import free_port
+from tests.ports import free_port
 from tests.runtime.support import VENV_BIN
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "tutorial.md"

@@ -11,8 +11,9 @@ import pytest
 
 from securetf._fsutil import write_private_file
 from securetf.errors import IntegrityError, UsageError
-from tests.cas.server_support import CasProcess, free_port
+from tests.cas.server_support import CasProcess
 from tests.cas.support import DATASET_KEY, Owners, policy_yaml
+from tests.ports import free_port
 
 
 class Owner:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cas.server_support import CasProcess, free_port
+from tests.cas.server_support import CasProcess
+from tests.ports import free_port
 
 from .support import Deployment, Job, fast_job_args, make_job, markers
 

@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from tests.cas.server_support import free_port
+from tests.ports import free_port
 
 from .support import Job, fast_job_args, markers
 

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from securetf.runtime import measure, measurement_text
-from tests.cas.server_support import EXE, free_port
+from tests.cas.server_support import EXE
+from tests.ports import free_port
 
 from .support import REPO, RUN_TIMEOUT_S, VENV_BIN, Deployment
 

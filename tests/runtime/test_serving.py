@@ -16,7 +16,8 @@ import pytest
 from securetf.client import CasClient, load_pin
 from securetf.client.serving import ServingClient
 from securetf.errors import AuthenticationError, UsageError
-from tests.cas.server_support import EXE, free_port
+from tests.cas.server_support import EXE
+from tests.ports import free_port
 
 from .support import (
     VENV_BIN,

@@ -19,16 +19,11 @@ import httpx
 import numpy as np
 
 from securetf.crypto.x509ca import EcKey, issue_certificate, new_ca, self_signed
+from tests.ports import free_port
 
 EXE = [sys.executable, "-m", "securetf.cli.main"]
 POLICY, SERVICE = "clinic", "classifier"
 INPUT_DIM = 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

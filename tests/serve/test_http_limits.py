@@ -26,7 +26,8 @@ from tests._http.attacks import (
     running,
     served_again,
 )
-from tests.serve.support import ServerProcess, TestCa, free_port
+from tests.ports import free_port
+from tests.serve.support import ServerProcess, TestCa
 
 
 @pytest.mark.parametrize(

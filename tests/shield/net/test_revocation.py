@@ -28,8 +28,8 @@ import pytest
 from securetf.client import CasClient, CasPin, LivenessChecker, load_pin
 from securetf.protocol.messages import NetworkGrant, PeerService
 from securetf.shield.net import Endpoint, Identity, NetShield, PeerLiveness, Timing, plan
-from tests.cas.server_support import free_port
 from tests.client.real_cas import Issued, RealCas, real_cas
+from tests.ports import free_port
 from tests.serve.support import RecordingTlsServer, TlsPair
 
 from .lab import ROOT
