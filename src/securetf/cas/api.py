@@ -322,8 +322,19 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
     @app.post(
         "/v1/provision", response_model=ProvisionResponse, responses=_errors(400, 403, 404, 409)
     )
-    def provision(body: ProvisionRequest, request: Request) -> Response:
-        return _json(cas.provision(body, _source(request)))
+    def provision(
+        body: ProvisionRequest,
+        request: Request,
+        log_from: Annotated[int | None, Query(ge=0, lt=2**63)] = None,
+    ) -> Response:
+        """The certificate and sealed configuration for attested evidence. With
+        ``log_from`` (the size of the client's kept checkpoint), the answer carries its log
+        entries' proofs (``log_bundle``), so the client proves it in this one round trip."""
+        answer = cas.provision(body, _source(request))
+        if log_from is not None:
+            wanted = (answer.log_index, answer.policy_log_index)
+            answer = answer.model_copy(update={"log_bundle": log().bundle(wanted, log_from)})
+        return _json(answer)
 
     @app.post("/v1/tags", status_code=204, responses=_errors(400, 403, 404, 409))
     def update_tag(body: TagUpdate, request: Request) -> Response:

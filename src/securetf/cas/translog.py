@@ -26,7 +26,9 @@ from securetf.log import (
     sign_note,
 )
 from securetf.log._limits import TILE_HEIGHT, TILE_WIDTH
+from securetf.log._proofs import SubtreeHashes, consistency_proof, inclusion_proof
 from securetf.log._tilepath import ENTRIES, Level
+from securetf.protocol.messages import LogBundle, LogBundleEntry
 
 __all__ = ["LOG_KEY_FILE", "MAX_COSIGNATURE_LINE", "MAX_ENTRIES", "CasLog", "Witnessing"]
 
@@ -91,26 +93,60 @@ class CasLog:
         """The signed checkpoint of the tree as it is now (no cosignatures)."""
         return self._signed(self._tree.size())
 
-    def _signed(self, size: int) -> bytes:
-        text = Checkpoint(self.origin, size, self._tree.root(size)).text()
-        return sign_note(text, [self._signer])
+    def _signed(self, size: int, tree: SubtreeHashes | None = None) -> bytes:
+        root = (tree or self._tree.at(size)).root()
+        return sign_note(Checkpoint(self.origin, size, root).text(), [self._signer])
 
     def checkpoint(self) -> bytes:
         """The checkpoint clients are given: the latest, or with witnesses required, the
         largest that k of them cosigned, with their cosignatures (404 before there is one)."""
+        return self._given()[1]
+
+    def _given(self) -> tuple[SubtreeHashes, bytes]:
+        """(the tree, its note) of :meth:`checkpoint`."""
         w = self._witnessing
         if w is None:
-            return self.latest()
+            tree = self._tree.at(self._tree.size())
+            return tree, self._signed(tree.size, tree)
         counted = w.counted()
         if counted is None:
             raise NotFoundError(
                 f"no checkpoint of this log has {w.threshold} witness cosignatures yet"
             )
         size, root, lines = counted
-        if size > self._tree.size() or root != self._tree.root(size):
+        if size > self._tree.size():
             # A database put back behind its own counted checkpoint: nothing to give.
             raise NotFoundError("the log is behind its last witnessed checkpoint")
-        return self._signed(size) + lines
+        tree = self._tree.at(size)
+        if root != tree.root():
+            raise NotFoundError("the log is not the one its last witnessed checkpoint signs")
+        return tree, self._signed(size, tree) + lines
+
+    def bundle(self, indexes: Sequence[int | None], since: int | None) -> LogBundle | None:
+        """The checkpoint clients are given, with entries ``indexes`` and their inclusion
+        proofs in it, and the consistency proof from the tree of ``since`` entries (a
+        client's kept checkpoint); None while that checkpoint does not hold them all (with
+        witnesses: until they cosign a larger tree), or there is none yet."""
+        wanted = sorted({i for i in indexes if i is not None})
+        try:
+            tree, note = self._given()
+        except NotFoundError:
+            return None
+        if not wanted or wanted[-1] >= tree.size:
+            return None
+        entries = [
+            LogBundleEntry(
+                index=i, data=self._tree.entries(i, i + 1)[0], proof=inclusion_proof(tree, i)
+            )
+            for i in wanted
+        ]
+        extends = since is not None and 0 < since <= tree.size
+        return LogBundle(
+            checkpoint=note.decode(),
+            entries=entries,
+            consistency_from=since if extends else None,
+            consistency=consistency_proof(tree, since) if since and extends else [],
+        )
 
     def witness_checkpoint(self) -> bytes:
         """The checkpoint witnesses are asked to cosign: the smallest one that some (but

@@ -196,7 +196,10 @@ class CasClient:
         if self._log is None:
             self._logged(what, response.log_index, cert)  # warns
             return
-        entry = self._log.require(what, response.log_index, cert).decoded()
+        at = None
+        if response.log_bundle is not None:
+            at = self._log.adopt(response.log_bundle)
+        entry = self._log.require(what, response.log_index, cert, at=at).decoded()
         # The version the certificate was issued under, as its proven entry records it.
         version = entry.get("policy_version")
         self._log.require(
@@ -411,9 +414,11 @@ class CasClient:
     def provision(self, req: ProvisionRequest) -> ProvisionResponse:
         """The certificate and sealed configuration, the certificate and the policy version
         it was issued under proven to be in the log."""
-        response = self._model(
-            ProvisionResponse, "POST", "/v1/provision", req.model_dump(mode="json")
-        )
+        # The kept checkpoint's size asks the CAS to send the answer's log proofs with it.
+        kept = self._log.kept_size() if self._log is not None else None
+        query = f"?log_from={kept or 0}" if self._log is not None else ""
+        body = req.model_dump(mode="json")
+        response = self._model(ProvisionResponse, "POST", "/v1/provision" + query, body)
         self._prove_provisioned(req, response)
         return response
 

@@ -20,7 +20,7 @@ import fcntl
 import json
 import ssl
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,9 +45,10 @@ from securetf.log import (
     leaf_hash,
     parse_vkey,
     verify_checkpoint,
+    verify_extension,
     verify_inclusion,
 )
-from securetf.protocol.messages import LogEntries, LogProof
+from securetf.protocol.messages import LogBundle, LogBundleEntry, LogEntries, LogProof
 
 __all__ = ["CasLogClient", "ProvenEntry", "kept_checkpoint", "prove_identity", "witness_policy"]
 
@@ -142,8 +143,10 @@ class CasLogClient:
             self._http = httpx.Client(base_url=source.rstrip("/") + "/", timeout=timeout)
         self._tiles: dict[str, bytes] = {}
         self.tiles = TileClient(self.fetch)
-        #: The checkpoint the last :meth:`require` proved its entry in.
+        #: The checkpoint the last :meth:`require` proved its entry in (or :meth:`adopt`
+        #: verified), and the entries with proofs an answer's bundle brought for it.
         self.last: Checkpoint | None = None
+        self._bundled: dict[int, LogBundleEntry] = {}
 
     @classmethod
     def for_url(cls, url: str, *, source: str | None = None) -> CasLogClient:
@@ -271,6 +274,39 @@ class CasLogClient:
         """The current checkpoint, checked to extend the kept one (raises
         :class:`securetf.log.LogRollbackError` or :class:`securetf.log.ForkError` if not);
         then kept. Returns (the kept one before, the current one)."""
+        return self._advance(self.checkpoint, self.tiles.check_consistency)
+
+    def kept_size(self) -> int | None:
+        """The size of the kept checkpoint, unverified (a hint for the CAS: the tree its
+        consistency proof should start from; :meth:`adopt` verifies everything)."""
+        note = kept_checkpoint(self.pin, self._home)
+        try:
+            return int(note.split(b"\n", 2)[1]) if note is not None else None
+        except (IndexError, ValueError):
+            return None
+
+    def adopt(self, bundle: LogBundle) -> Checkpoint:
+        """The checkpoint an answer's ``bundle`` brought, verified with the pinned keys and
+        shown to extend the kept one (with the bundle's consistency proof if it starts at
+        the kept size, else one built from the log's tiles), then kept; its entries and
+        proofs serve the next :meth:`require` calls with ``at=`` this checkpoint."""
+
+        def extends(old: Checkpoint, new: Checkpoint) -> None:
+            if bundle.consistency_from == old.size:
+                verify_extension(old, new, lambda: bundle.consistency)
+            else:
+                self.tiles.check_consistency(old, new)
+
+        _, current = self._advance(lambda: self._open(bundle.checkpoint.encode()), extends)
+        self._bundled = {e.index: e for e in bundle.entries}
+        self.last = current.checkpoint
+        return current.checkpoint
+
+    def _advance(
+        self,
+        current_checkpoint: Callable[[], VerifiedCheckpoint],
+        check: Callable[[Checkpoint, Checkpoint], None],
+    ) -> tuple[Checkpoint | None, VerifiedCheckpoint]:
         path = _kept_path(self.pin, self._home)
         with _locked(path):
             # 1. The kept checkpoint, verified again: the file is only as good as its
@@ -281,11 +317,11 @@ class CasLogClient:
                 no_witnesses = WitnessPolicy.unsafe_no_witnesses()
                 old = verify_checkpoint(kept_note, self._verifier, no_witnesses).checkpoint
             # 2. The current one, signed by the pinned log key (and k witnesses).
-            current = self.checkpoint()
+            current = current_checkpoint()
             # 3. It extends the kept one: never smaller, same root at the same size, and a
-            #    consistency proof (built from the log's tiles) between them.
+            #    consistency proof between them.
             if old is not None:
-                _check_extends(self.tiles, old, current.checkpoint, path, self.where)
+                _check_extends(check, old, current.checkpoint, path, self.where)
             # 4. Keep it, only now (the same one again is not written).
             if kept_note != current.note:
                 atomic_write(path, current.note, mode=0o600)
@@ -307,7 +343,13 @@ class CasLogClient:
         if index is None:
             raise NotLoggedError(no_entry(what))
         if at is not None and index < at.size:
-            proven = self._from_tiles(index, at)
+            bundled = self._bundled.get(index) if at == self.last else None
+            if bundled is not None:
+                leaf = leaf_hash(bundled.data)
+                verify_inclusion(leaf, index, at.size, bundled.proof, at.root)
+                proven = ProvenEntry(index, bundled.data, bundled.proof)
+            else:
+                proven = self._from_tiles(index, at)
             require_entry(what, index, proven.data, expect)
             return proven
         # Without witnesses the CAS's checkpoint holds every entry it answers about.
@@ -357,11 +399,15 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _check_extends(
-    tiles: TileClient, old: Checkpoint, new: Checkpoint, kept: Path, where: str
+    check: Callable[[Checkpoint, Checkpoint], None],
+    old: Checkpoint,
+    new: Checkpoint,
+    kept: Path,
+    where: str,
 ) -> None:
     evidence = f"keep {kept} and the current checkpoint as evidence"
     try:
-        tiles.check_consistency(old, new)
+        check(old, new)
     except LogRollbackError:
         raise LogRollbackError(
             f"{where} shows a log of {new.size} entries, but this client saw {old.size} "

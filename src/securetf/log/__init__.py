@@ -35,7 +35,13 @@ from securetf.log._note import (
 )
 from securetf.log._proofs import TileSource
 from securetf.log._store import LogStore, MemoryStore
-from securetf.log._tiledir import Fetch, TileClient, directory_fetch, write_tiles
+from securetf.log._tiledir import (
+    Fetch,
+    TileClient,
+    directory_fetch,
+    verify_extension,
+    write_tiles,
+)
 from securetf.log._tilepath import (
     decode_bundle,
     encode_bundle,
@@ -88,6 +94,7 @@ __all__ = [
     "tiles_for_size",
     "verify_checkpoint",
     "verify_consistency",
+    "verify_extension",
     "verify_inclusion",
     "write_tiles",
 ]

@@ -140,15 +140,24 @@ class TileClient:
     def check_consistency(self, old: Checkpoint, new: Checkpoint) -> None:
         """Return if the tree ``new`` extends ``old`` (both verified checkpoints of one log);
         raise :class:`ProofError` (:class:`ForkError`, :class:`LogRollbackError`) if not."""
-        if old.origin != new.origin:
-            raise UsageError(f"checkpoints of two logs: {old.origin!r} and {new.origin!r}")
-        if old.size == 0:
-            # Everything extends the empty tree, whose root is fixed.
-            if not constant_time_equal(old.root, EMPTY_ROOT):
-                raise ProofError("a checkpoint of the empty tree has a root other than HASH()")
-            return
-        proof = self.consistency_proof(old.size, new.size) if old.size <= new.size else []
-        verify_consistency(old.size, new.size, proof, old.root, new.root)
+        verify_extension(old, new, lambda: self.consistency_proof(old.size, new.size))
+
+
+def verify_extension(
+    old: Checkpoint, new: Checkpoint, proof: Callable[[], Sequence[bytes]]
+) -> None:
+    """Return if the tree ``new`` extends ``old`` (both verified checkpoints of one log),
+    with the consistency proof ``proof()`` gives (asked only when one is needed); raise
+    :class:`ProofError` (:class:`ForkError`, :class:`LogRollbackError`) if not."""
+    if old.origin != new.origin:
+        raise UsageError(f"checkpoints of two logs: {old.origin!r} and {new.origin!r}")
+    if old.size == 0:
+        # Everything extends the empty tree, whose root is fixed.
+        if not constant_time_equal(old.root, EMPTY_ROOT):
+            raise ProofError("a checkpoint of the empty tree has a root other than HASH()")
+        return
+    hashes = proof() if old.size < new.size else []
+    verify_consistency(old.size, new.size, hashes, old.root, new.root)
 
 
 def write_file(directory: Path, path: str, data: bytes) -> int:

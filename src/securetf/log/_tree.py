@@ -86,6 +86,12 @@ class LogTree:
         start = index * TILE_WIDTH
         return b"".join(self._store.read_hashes(level, start, start + width))
 
+    def at(self, size: int) -> SubtreeHashes:
+        """The tree of ``size`` entries, for several roots and proofs of it that read and
+        hash each tile once (``root()``; :func:`inclusion_proof`, :func:`consistency_proof`
+        of :mod:`securetf.log._proofs`)."""
+        return self._hashes(size)
+
     def _hashes(self, size: int) -> SubtreeHashes:
         self._check_size(size)
         return SubtreeHashes(StoreTiles(self._store), size)

@@ -217,6 +217,29 @@ class ServiceConfig(_Msg):
     output: str | dict[str, str] = "operator"
 
 
+class LogBundleEntry(_Msg):
+    """One log entry an answer names, exact bytes, with its RFC 9162 inclusion proof in the
+    bundle's checkpoint (hashes leaf side first)."""
+
+    index: int
+    data: Base64Bytes
+    proof: list[Base64Bytes]
+
+
+class LogBundle(_Msg):
+    """The proofs an answer comes with, so that a client proves it without asking the log
+    again: a signed checkpoint (C2SP note, with the witnesses' cosignatures when the CAS
+    requires them) that holds the entries the answer names, each with its inclusion proof,
+    and the consistency proof from the tree of ``consistency_from`` entries (the one the
+    client said it kept) to the checkpoint's. The client verifies all of it against its
+    pinned keys; a CAS that sends none is asked the usual way."""
+
+    checkpoint: str
+    entries: list[LogBundleEntry]
+    consistency_from: int | None = None
+    consistency: list[Base64Bytes] = Field(default_factory=list)
+
+
 class ProvisionResponse(_Msg):
     certificate_pem: str  # issued to tls_public_key by the policy's CA
     ca_certificate_pem: str
@@ -226,6 +249,8 @@ class ProvisionResponse(_Msg):
     #: CAS's transparency log: the runtime proves both before it trusts the answer.
     log_index: int | None = None
     policy_log_index: int | None = None
+    #: Both entries' proofs, when asked for with ``?log_from=`` (the client's kept size).
+    log_bundle: LogBundle | None = None
 
 
 class InstanceStatus(_Msg):
