@@ -91,7 +91,8 @@ class CasLog:
 
     def latest(self) -> bytes:
         """The signed checkpoint of the tree as it is now (no cosignatures)."""
-        return self._signed(self._tree.size())
+        tree = self._tree.latest()
+        return self._signed(tree.size, tree)
 
     def _signed(self, size: int, tree: SubtreeHashes | None = None) -> bytes:
         root = (tree or self._tree.at(size)).root()
@@ -106,7 +107,7 @@ class CasLog:
         """(the tree, its note) of :meth:`checkpoint`."""
         w = self._witnessing
         if w is None:
-            tree = self._tree.at(self._tree.size())
+            tree = self._tree.latest()
             return tree, self._signed(tree.size, tree)
         counted = w.counted()
         if counted is None:

@@ -92,6 +92,10 @@ class LogTree:
         of :mod:`securetf.log._proofs`)."""
         return self._hashes(size)
 
+    def latest(self) -> SubtreeHashes:
+        """The tree as it is now (:meth:`at` its current size, with one size read)."""
+        return SubtreeHashes(StoreTiles(self._store), self._store.size())
+
     def _hashes(self, size: int) -> SubtreeHashes:
         self._check_size(size)
         return SubtreeHashes(StoreTiles(self._store), size)
