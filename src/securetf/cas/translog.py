@@ -91,8 +91,9 @@ class CasLog:
 
     def latest(self) -> bytes:
         """The signed checkpoint of the tree as it is now (no cosignatures)."""
-        tree = self._tree.latest()
-        return self._signed(tree.size, tree)
+        with self._tree.reading() as log:
+            tree = log.latest()
+            return self._signed(tree.size, tree)
 
     def _signed(self, size: int, tree: SubtreeHashes | None = None) -> bytes:
         root = (tree or self._tree.at(size)).root()
@@ -101,13 +102,14 @@ class CasLog:
     def checkpoint(self) -> bytes:
         """The checkpoint clients are given: the latest, or with witnesses required, the
         largest that k of them cosigned, with their cosignatures (404 before there is one)."""
-        return self._given()[1]
+        with self._tree.reading() as log:
+            return self._given(log)[1]
 
-    def _given(self) -> tuple[SubtreeHashes, bytes]:
-        """(the tree, its note) of :meth:`checkpoint`."""
+    def _given(self, log: LogTree) -> tuple[SubtreeHashes, bytes]:
+        """(the tree, its note) of :meth:`checkpoint`, read from ``log``."""
         w = self._witnessing
         if w is None:
-            tree = self._tree.latest()
+            tree = log.latest()
             return tree, self._signed(tree.size, tree)
         counted = w.counted()
         if counted is None:
@@ -115,10 +117,10 @@ class CasLog:
                 f"no checkpoint of this log has {w.threshold} witness cosignatures yet"
             )
         size, root, lines = counted
-        if size > self._tree.size():
+        if size > log.size():
             # A database put back behind its own counted checkpoint: nothing to give.
             raise NotFoundError("the log is behind its last witnessed checkpoint")
-        tree = self._tree.at(size)
+        tree = log.at(size)
         if root != tree.root():
             raise NotFoundError("the log is not the one its last witnessed checkpoint signs")
         return tree, self._signed(size, tree) + lines
@@ -129,25 +131,26 @@ class CasLog:
         client's kept checkpoint); None while that checkpoint does not hold them all (with
         witnesses: until they cosign a larger tree), or there is none yet."""
         wanted = sorted({i for i in indexes if i is not None})
-        try:
-            tree, note = self._given()
-        except NotFoundError:
-            return None
-        if not wanted or wanted[-1] >= tree.size:
-            return None
-        entries = [
-            LogBundleEntry(
-                index=i, data=self._tree.entries(i, i + 1)[0], proof=inclusion_proof(tree, i)
+        with self._tree.reading() as log:
+            try:
+                tree, note = self._given(log)
+            except NotFoundError:
+                return None
+            if not wanted or wanted[-1] >= tree.size:
+                return None
+            entries = [
+                LogBundleEntry(
+                    index=i, data=log.entries(i, i + 1)[0], proof=inclusion_proof(tree, i)
+                )
+                for i in wanted
+            ]
+            extends = since is not None and 0 < since <= tree.size
+            return LogBundle(
+                checkpoint=note.decode(),
+                entries=entries,
+                consistency_from=since if extends else None,
+                consistency=consistency_proof(tree, since) if since and extends else [],
             )
-            for i in wanted
-        ]
-        extends = since is not None and 0 < since <= tree.size
-        return LogBundle(
-            checkpoint=note.decode(),
-            entries=entries,
-            consistency_from=since if extends else None,
-            consistency=consistency_proof(tree, since) if since and extends else [],
-        )
 
     def witness_checkpoint(self) -> bytes:
         """The checkpoint witnesses are asked to cosign: the smallest one that some (but

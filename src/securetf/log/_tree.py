@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 
 from securetf.errors import UsageError
 from securetf.log._errors import ProofError
@@ -91,6 +93,18 @@ class LogTree:
         hash each tile once (``root()``; :func:`inclusion_proof`, :func:`consistency_proof`
         of :mod:`securetf.log._proofs`)."""
         return self._hashes(size)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[LogTree]:
+        """The tree for several reads at once: on one database connection when the store
+        has them (:meth:`securetf.log.sql.SqlLogStore.reading`), else this tree."""
+        opener: Callable[[], AbstractContextManager[LogStore]] | None
+        opener = getattr(self._store, "reading", None)
+        if opener is None:
+            yield self
+            return
+        with opener() as store:
+            yield LogTree(store)
 
     def latest(self) -> SubtreeHashes:
         """The tree as it is now (:meth:`at` its current size, with one size read)."""

@@ -12,7 +12,8 @@ the two are committed together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import (
     BigInteger,
@@ -70,6 +71,16 @@ class SqlLogStore:
                 return _size(conn)
         except sa_exc.SQLAlchemyError as exc:
             raise _error(exc, "reading the log size") from exc
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[ConnectionLogStore]:
+        """The store for several reads on one connection (one read transaction: on SQLite
+        a snapshot)."""
+        try:
+            with self._engine.connect() as conn:
+                yield ConnectionLogStore(conn)
+        except sa_exc.SQLAlchemyError as exc:
+            raise _error(exc, "reading the log") from exc
 
     def read_hashes(self, level: int, start: int, end: int) -> list[bytes]:
         query = _hashes_query(level, start, end)
