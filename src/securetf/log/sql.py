@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Select,
     SmallInteger,
     Table,
+    bindparam,
     func,
     insert,
     select,
@@ -98,7 +100,7 @@ class SqlLogStore:
         except sa_exc.SQLAlchemyError as exc:
             raise _error(exc, "appending to the log") from exc
 
-    def _read(self, query: Select[bytes], count: int, what: str) -> list[bytes]:
+    def _read(self, query: Query, count: int, what: str) -> list[bytes]:
         if count < 0:
             raise LogStoreError(f"cannot read {what}")
         try:
@@ -135,26 +137,40 @@ class ConnectionLogStore:
         _append(self._conn, old_size, entries, hashes)
 
 
-def _hashes_query(level: int, start: int, end: int) -> Select[bytes]:
-    return (
-        select(_hashes.c.hash)
-        .where(_hashes.c.level == level, _hashes.c.idx >= start, _hashes.c.idx < end)
-        .order_by(_hashes.c.idx)
+# Built once: a statement object caches its compiled form's key, so a read costs the
+# execution, not the building and hashing of a new statement (the log is read on every
+# provisioning's answer).
+_HASHES = (
+    select(_hashes.c.hash)
+    .where(
+        _hashes.c.level == bindparam("level"),
+        _hashes.c.idx >= bindparam("start"),
+        _hashes.c.idx < bindparam("end"),
     )
+    .order_by(_hashes.c.idx)
+)
+_ENTRIES = (
+    select(_entries.c.data)
+    .where(_entries.c.idx >= bindparam("start"), _entries.c.idx < bindparam("end"))
+    .order_by(_entries.c.idx)
+)
+_SIZE = select(func.max(_entries.c.idx))
+
+Query = tuple[Select[Any], dict[str, int]]
 
 
-def _entries_query(start: int, end: int) -> Select[bytes]:
-    return (
-        select(_entries.c.data)
-        .where(_entries.c.idx >= start, _entries.c.idx < end)
-        .order_by(_entries.c.idx)
-    )
+def _hashes_query(level: int, start: int, end: int) -> Query:
+    return _HASHES, {"level": level, "start": start, "end": end}
 
 
-def _read(conn: Connection, query: Select[bytes], count: int, what: str) -> list[bytes]:
+def _entries_query(start: int, end: int) -> Query:
+    return _ENTRIES, {"start": start, "end": end}
+
+
+def _read(conn: Connection, query: Query, count: int, what: str) -> list[bytes]:
     if count < 0:
         raise LogStoreError(f"cannot read {what}")
-    rows = [bytes(value) for value in conn.execute(query).scalars()]
+    rows = [bytes(value) for value in conn.execute(*query).scalars()]
     if len(rows) != count:
         raise LogStoreError(f"the log database lacks {what}: it was damaged or edited")
     return rows
@@ -186,7 +202,7 @@ def _conflict(old_size: int) -> AppendConflictError:
 
 
 def _size(conn: Connection) -> int:
-    last = conn.execute(select(func.max(_entries.c.idx))).scalar()
+    last = conn.execute(_SIZE).scalar()
     return 0 if last is None else int(last) + 1
 
 
