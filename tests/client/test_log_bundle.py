@@ -158,16 +158,64 @@ def test_a_bundle_that_does_not_prove_its_answer_is_refused(
         assert kept == kept_before  # a checkpoint that does not verify is never kept
 
 
-def test_an_older_bundle_replayed_is_a_rollback(
+def test_an_older_bundle_replayed_proves_nothing(
     cas: RealCas, policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with cas.client() as client:
         old = _provision(cas, policy, client).log_bundle
         assert old is not None
         _provision(cas, policy, client)  # the kept checkpoint moves past the old one
+        kept = next((cas.proc.home / "cas-pins").glob("*.checkpoint")).read_bytes()
         _answered(client, lambda _: old, monkeypatch)
+        asked = _fetches(monkeypatch)
+        _provision(cas, policy, client)
+    # The replayed bundle was not taken: the answer was proven against the log's current
+    # checkpoint, fetched and shown to extend the kept one, which then moved on.
+    assert "checkpoint" in asked
+    assert next((cas.proc.home / "cas-pins").glob("*.checkpoint")).read_bytes() != kept
+
+
+def test_a_later_checkpoint_kept_meanwhile_by_another_runtime_is_no_rollback(
+    cas: RealCas, policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runtimes of one home provision at once: the other keeps a later checkpoint
+    between this answer's signing and its proof."""
+    with cas.client() as client, cas.client() as other:
+        _provision(cas, policy, client)
+
+        def meanwhile(bundle: LogBundle) -> LogBundle:
+            _provision(cas, policy, other)
+            return bundle
+
+        _answered(client, meanwhile, monkeypatch)
+        _provision(cas, policy, client)  # no LogRollbackError
+
+
+def test_a_rolled_back_log_is_caught_when_its_bundle_is_older_than_the_kept_one(
+    cas: RealCas, policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback of an older bundle still refuses a log whose current checkpoint is
+    behind the kept one."""
+    with cas.client() as client:
+        old = _provision(cas, policy, client).log_bundle
+        assert old is not None
+        _provision(cas, policy, client)
+        _answered(client, lambda _: old, monkeypatch)
+        # The log as a restored database would show it: the old checkpoint is the current.
+        monkeypatch.setattr(
+            CasLogClient, "fetch", _serving_checkpoint(CasLogClient.fetch, old.checkpoint)
+        )
         with pytest.raises(LogRollbackError, match="rolled back"):
             _provision(cas, policy, client)
+
+
+def _serving_checkpoint(
+    real: Callable[[CasLogClient, str, int], bytes], note: str
+) -> Callable[[CasLogClient, str, int], bytes]:
+    def fetch(self: CasLogClient, path: str, limit: int) -> bytes:
+        return note.encode() if path == "checkpoint" else real(self, path, limit)
+
+    return fetch
 
 
 def test_the_proofs_are_sent_only_when_asked(cas: RealCas, policy: str) -> None:

@@ -144,9 +144,10 @@ class CasLogClient:
         self._tiles: dict[str, bytes] = {}
         self.tiles = TileClient(self.fetch)
         #: The checkpoint the last :meth:`require` proved its entry in (or :meth:`adopt`
-        #: verified), and the entries with proofs an answer's bundle brought for it.
+        #: verified).
         self.last: Checkpoint | None = None
-        self._bundled: dict[int, LogBundleEntry] = {}
+        #: The entries (with proofs) an answer's bundle brought, and its checkpoint.
+        self._bundled: tuple[Checkpoint, dict[int, LogBundleEntry]] | None = None
 
     @classmethod
     def for_url(cls, url: str, *, source: str | None = None) -> CasLogClient:
@@ -285,20 +286,31 @@ class CasLogClient:
         except (IndexError, ValueError):
             return None
 
-    def adopt(self, bundle: LogBundle) -> Checkpoint:
+    def adopt(self, bundle: LogBundle) -> Checkpoint | None:
         """The checkpoint an answer's ``bundle`` brought, verified with the pinned keys and
         shown to extend the kept one (with the bundle's consistency proof if it starts at
         the kept size, else one built from the log's tiles), then kept; its entries and
-        proofs serve the next :meth:`require` calls with ``at=`` this checkpoint."""
+        proofs serve the next :meth:`require` calls with ``at=`` this checkpoint.
+
+        None if the kept checkpoint is larger than the bundle's (another process of this
+        home kept a later one meanwhile, or the bundle is a replay): the caller proves the
+        answer against the log's current checkpoint instead (:meth:`require` without
+        ``at``), which also tells a rolled-back log from a late answer."""
 
         def extends(old: Checkpoint, new: Checkpoint) -> None:
+            if new.size < old.size:
+                raise _Older
             if bundle.consistency_from == old.size:
                 verify_extension(old, new, lambda: bundle.consistency)
             else:
                 self.tiles.check_consistency(old, new)
 
-        _, current = self._advance(lambda: self._open(bundle.checkpoint.encode()), extends)
-        self._bundled = {e.index: e for e in bundle.entries}
+        self._bundled = None
+        try:
+            _, current = self._advance(lambda: self._open(bundle.checkpoint.encode()), extends)
+        except _Older:
+            return None
+        self._bundled = (current.checkpoint, {e.index: e for e in bundle.entries})
         self.last = current.checkpoint
         return current.checkpoint
 
@@ -343,7 +355,9 @@ class CasLogClient:
         if index is None:
             raise NotLoggedError(no_entry(what))
         if at is not None and index < at.size:
-            bundled = self._bundled.get(index) if at == self.last else None
+            bundled = None
+            if self._bundled is not None and self._bundled[0] == at:
+                bundled = self._bundled[1].get(index)
             if bundled is not None:
                 leaf = leaf_hash(bundled.data)
                 verify_inclusion(leaf, index, at.size, bundled.proof, at.root)
@@ -383,6 +397,10 @@ class CasLogClient:
         require_entry(what, index, proven.data, expect)
         self.last = current.checkpoint
         return proven
+
+
+class _Older(Exception):
+    """An answer's checkpoint is older than the kept one (see :meth:`CasLogClient.adopt`)."""
 
 
 @contextlib.contextmanager
