@@ -299,7 +299,7 @@ class CasLogClient:
 
         def extends(old: Checkpoint, new: Checkpoint) -> None:
             if new.size < old.size:
-                raise _Older
+                raise _OlderError
             if bundle.consistency_from == old.size:
                 verify_extension(old, new, lambda: bundle.consistency)
             else:
@@ -308,7 +308,7 @@ class CasLogClient:
         self._bundled = None
         try:
             _, current = self._advance(lambda: self._open(bundle.checkpoint.encode()), extends)
-        except _Older:
+        except _OlderError:
             return None
         self._bundled = (current.checkpoint, {e.index: e for e in bundle.entries})
         self.last = current.checkpoint
@@ -399,7 +399,7 @@ class CasLogClient:
         return proven
 
 
-class _Older(Exception):
+class _OlderError(Exception):
     """An answer's checkpoint is older than the kept one (see :meth:`CasLogClient.adopt`)."""
 
 
