@@ -54,6 +54,7 @@ _MOVE_STATE = (
         mac=bindparam("state_mac"),
     )
 )
+_UPSERT: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
 _INSERT_ABSENT: dict[tuple[str, str], Executable] = {}
 
 
@@ -221,10 +222,18 @@ class TxBase:
 
     def _upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str]) -> None:
         """INSERT, or UPDATE the row with the same ``keys`` (one statement, no race)."""
-        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(table).values(**values)
-        update = {k: v for k, v in values.items() if k not in keys}
-        self._conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update))
+        name = self._conn.dialect.name
+        cache_key = (name, table.name, tuple(keys), tuple(values))
+        stmt = _UPSERT.get(cache_key)
+        if stmt is None:
+            # Built once per shape, the values bound at execution: a statement object
+            # keeps its compiled form's cache key, a new one is built and hashed each time.
+            dialect = postgresql if name == "postgresql" else sqlite
+            insert = dialect.insert(table)
+            update = {k: insert.excluded[k] for k in values if k not in keys}
+            stmt = insert.on_conflict_do_update(index_elements=list(keys), set_=update)
+            _UPSERT[cache_key] = stmt
+        self._conn.execute(stmt, values)
 
     def _insert_absent(self, table: Table, values: dict[str, Any]) -> bool:
         """INSERT unless the primary key exists; True if this call inserted."""

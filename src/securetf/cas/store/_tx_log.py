@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from securetf.cas._log_entries import IDENTITY_REF
 from securetf.cas.store._errors import TransactionConflictError
@@ -13,6 +13,9 @@ from securetf.log import AppendConflictError, LogTree
 from securetf.log.sql import ConnectionLogStore
 
 __all__ = ["LogOps"]
+
+# Built once (read on every provisioning): see TxBase._upsert.
+_LOG_REF = select(log_refs.c.idx).where(log_refs.c.ref == bindparam("ref"))
 
 
 class LogOps(TxBase):
@@ -29,7 +32,7 @@ class LogOps(TxBase):
         return index
 
     def log_ref(self, ref: str) -> int | None:
-        row = self._conn.execute(select(log_refs.c.idx).where(log_refs.c.ref == ref)).first()
+        row = self._conn.execute(_LOG_REF, {"ref": ref}).first()
         return None if row is None else int(row.idx)
 
     def log_identity(self, entry: bytes) -> int | None:
