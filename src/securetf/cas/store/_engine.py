@@ -29,6 +29,10 @@ POOL_SIZE = 16  # connections per process: the CAS's expected concurrency
 WRITERS_LOCK_TIMEOUT_S = 10.0
 
 
+#: Execution option of a connection whose transactions only read (SQLite: plain BEGIN).
+READ_ONLY = "securetf_read_only"
+
+
 def parse_url(url: str) -> URL:
     """The SQLAlchemy URL for ``url``; ``postgresql://`` means psycopg 3."""
     try:
@@ -92,6 +96,9 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that only reads takes no lock: in WAL mode it reads a snapshot
+        # while the writer writes (Store.transaction(writes=False)).
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

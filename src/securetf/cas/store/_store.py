@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from securetf.cas._store_api import Store
 from securetf.cas.master_key import MasterKey
 from securetf.cas.store import _engine
-from securetf.cas.store._engine import make_engine, parse_url
+from securetf.cas.store._engine import READ_ONLY, make_engine, parse_url
 from securetf.cas.store._errors import StoreError, TransactionConflictError, translate
 from securetf.cas.store._schema import init_schema
 from securetf.cas.store._sealing import RecordSealer
@@ -82,9 +82,11 @@ class SqlStore:
         A lost race surfaces as :class:`TransactionConflictError`; use :meth:`run` to re-run.
         On PostgreSQL a transaction that ``writes`` first takes the writers' lock (below).
         """
-        with self._serial or contextlib.nullcontext():
+        # A reader on SQLite neither queues behind the writers nor locks the database.
+        serial = self._serial if writes else None
+        with serial or contextlib.nullcontext():
             try:
-                with self._engine.begin() as conn:
+                with self._begin(writes) as conn:
                     if writes and self._pg:
                         # Every write moves the one state head row (and the audit and log
                         # heads): concurrent writers, of this process or of other replicas,
@@ -102,6 +104,15 @@ class SqlStore:
                     tx.flush_state()
             except SQLAlchemyError as exc:
                 raise translate(exc, self._where) from exc
+
+    @contextmanager
+    def _begin(self, writes: bool) -> Iterator[Connection]:
+        if writes or self._pg:
+            with self._engine.begin() as conn:
+                yield conn
+            return
+        with self._engine.connect() as conn, conn.execution_options(**{READ_ONLY: True}).begin():
+            yield conn
 
     def run(self, fn: Callable[[SqlTx], T], *, writes: bool = True) -> T:
         """``fn`` in a transaction, re-run (at most :data:`MAX_ATTEMPTS` times, with
