@@ -60,9 +60,11 @@ def rows(models: list[BenchModel], times: Times) -> list[Row]:
                     plain["p99"],
                 )
             )
-            if api == "grpc":
-                tls = summary(times, (m.name, "grpc/tls"))
-                _, t_lo, t_hi = ratio_ci(times[(m.name, "grpc/tls")], times[(m.name, "grpc/plain")])
+            if (m.name, f"{api}/tls") in times:
+                tls = summary(times, (m.name, f"{api}/tls"))
+                _, t_lo, t_hi = ratio_ci(
+                    times[(m.name, f"{api}/tls")], times[(m.name, f"{api}/plain")]
+                )
                 out.append(
                     Row(
                         "serve",
@@ -74,6 +76,7 @@ def rows(models: list[BenchModel], times: Times) -> list[Row]:
                         plain["p50"],
                     )
                 )
+            if api == "grpc":
                 out.append(
                     Row(
                         "serve",
@@ -115,8 +118,10 @@ def detail(models: list[BenchModel], times: Times, stamp: str) -> str:
                 times[(m.name, f"{api}/securetf")], times[(m.name, f"{api}/plain")]
             )
             tls = "-"
-            if api == "grpc":
-                t, t_lo, t_hi = ratio_ci(times[(m.name, "grpc/tls")], times[(m.name, "grpc/plain")])
+            if (m.name, f"{api}/tls") in times:
+                t, t_lo, t_hi = ratio_ci(
+                    times[(m.name, f"{api}/tls")], times[(m.name, f"{api}/plain")]
+                )
                 tls = f"{t:.3f} ({t_lo:.3f}-{t_hi:.3f})"
             lines.append(
                 f"| {label(m)} | {api_name} | {nat['p50']:.1f} / {nat['p99']:.1f} "

@@ -17,15 +17,17 @@ Three configurations, all in the same run and interleaved request by request:
   certificate, models loaded from a sealed volume through the file system shield), called
   through securetf's verifying ``ServingClient`` over TLS.
 
-A fourth, ``securetf serve`` with TLS on the plain files outside the runtime (gRPC only),
-splits what securetf adds into TLS and the runtime (whose public-port forwarding carries
-every byte between the host and the server's network namespace).
+A fourth, ``securetf serve`` with TLS on the plain files outside the runtime, splits
+what securetf adds into TLS and the runtime (whose public-port forwarding carries every
+byte between the host and the server's network namespace).
 
 Both APIs are measured: gRPC (``PredictionService/Predict``, tensors as bytes: what a
 latency-minded TensorFlow Serving client uses) and REST with JSON rows (the other way TF
 Serving clients send float tensors; JSON encoding then dominates the request). The p50
 ratio comes with a bootstrap 95 % interval. ``SECURETF_BENCH_SERVE_ROUNDS`` sets the
-number of rounds (REST takes part in every third one, see ``REST_EVERY``). The chart goes to
+number of rounds; REST takes part in every third one, or every Nth with
+``SECURETF_BENCH_SERVE_REST_EVERY=N`` (1 gives REST's p50 as many samples as gRPC's, for
+a narrower interval, at the cost of a longer run). The chart goes to
 ``docs/img/serve-bench.png`` and a per-model table to ``bench-results/serve.md``.
 """
 
@@ -57,7 +59,7 @@ ROUNDS = int(os.environ.get("SECURETF_BENCH_SERVE_ROUNDS", "60"))
 #: REST requests are JSON-bound (about 0.5 s of encoding and parsing per image here, the
 #: same for either server), so they run in every third round, for the SavedModels only:
 #: the model's format makes no difference to what TLS and the runtime add to JSON.
-REST_EVERY = 3
+REST_EVERY = int(os.environ.get("SECURETF_BENCH_SERVE_REST_EVERY", "3"))
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "docs" / "img" / "serve-bench.png"
 DETAIL = REPO / "bench-results" / "serve.md"
@@ -96,6 +98,7 @@ def _calls(models: list[BenchModel], native: dict[str, Native], c: Clients) -> l
         }
         if m.fmt in REST_FORMATS:
             fns["rest/plain"] = (partial(c.plain_rest.predict, m.name, m.x), REST_EVERY)
+            fns["rest/tls"] = (partial(c.tls_only.predict, m.name, m.x), REST_EVERY)
             fns["rest/securetf"] = (partial(c.secure.predict, m.name, m.x), REST_EVERY)
         want = native[m.name]()
         for config, (fn, every) in fns.items():

@@ -12,6 +12,12 @@ Run: python -m benchmarks.run serve_json
    count) to ``securetf serve --insecure-no-tls`` (the plain server) and to
    ``securetf serve`` with TLS, outside the runtime, both on a cheap model that takes the
    image (so the time is the request path, not the model), interleaved request by request.
+   The two servers run the same code; the only difference is TLS.
+3. TLS alone, the floor of what 2. can show: the body through Python's ``ssl`` in this
+   process, encrypted as a client writes it and decrypted as asyncio's TLS layer (which
+   ``securetf serve`` uses) reads it, 256 KiB from the socket at a time; beside it the
+   negotiated cipher alone (one AES-GCM call each way through OpenSSL, as ``openssl speed``
+   measures it). Client and server each pay their half on every request.
 
 Each figure is the median over ``PASSES`` passes of the per-pass median; the spread is
 the range of the per-pass medians. ``SECURETF_BENCH_SERVE_JSON_N`` sets calls per pass.
@@ -19,9 +25,11 @@ the range of the per-pass medians. ``SECURETF_BENCH_SERVE_JSON_N`` sets calls pe
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
+import ssl
 import statistics
 import sys
 import tempfile
@@ -171,17 +179,97 @@ def path_passes(body: bytes) -> list[dict[str, float]]:
             tls.stop()
 
 
+def _tls_objects(root: Path) -> tuple[ssl.SSLObject, ssl.SSLObject, list[ssl.MemoryBIO]]:
+    """A client and a server ``SSLObject`` over memory BIOs, handshaken as the servers'."""
+    from tests.serve.support import TestCa
+
+    ca = TestCa.create()
+    pair = ca.instance(root)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(pair.cert, pair.key)
+    client_ctx = ssl.create_default_context(cadata=ca.pem.decode())
+    client_ctx.check_hostname = False
+    bios = [ssl.MemoryBIO() for _ in range(4)]  # client in/out, server in/out
+    client = client_ctx.wrap_bio(bios[0], bios[1], server_side=False)
+    server = server_ctx.wrap_bio(bios[2], bios[3], server_side=True)
+    for _ in range(8):
+        for end in (client, server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                end.do_handshake()
+        bios[2].write(bios[1].read())
+        bios[0].write(bios[3].read())
+    return client, server, bios
+
+
+def tls_passes(body: bytes) -> tuple[str, list[dict[str, float]]]:
+    """Python's ssl on ``body`` and the cipher alone, each in asyncio's 256 KiB pieces (so
+    no 5.7 MB buffer is allocated, as none is on the request path): per pass the median
+    of the client's encryption, the server's decryption and the cipher's both ways."""
+    from asyncio.sslproto import SSLProtocol
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    chunk = SSLProtocol.max_size  # asyncio's read size, from the socket and from OpenSSL
+    pieces = [memoryview(body)[at : at + chunk] for at in range(0, len(body), chunk)]
+    with tempfile.TemporaryDirectory(prefix="securetf-bench-tls-", dir="/tmp") as tmp:
+        client, server, (_, c_out, s_in, _) = _tls_objects(Path(tmp))
+    negotiated = server.cipher()
+    assert negotiated is not None, "the handshake did not finish"
+    cipher = negotiated[0]
+    aead = AESGCM(os.urandom(32 if "256" in cipher else 16))
+    nonce = os.urandom(12)
+
+    def once() -> dict[str, float]:
+        start = time.perf_counter()
+        wire = []
+        for piece in pieces:  # a client's SSL_write: records, then the socket
+            client.write(piece)
+            wire.append(c_out.read())
+        encrypted = time.perf_counter()
+        got = 0
+        for data in wire:  # asyncio's SSLProtocol: the BIO, then read() until it is empty
+            s_in.write(data)
+            parts = []
+            with contextlib.suppress(ssl.SSLWantReadError):
+                while part := server.read(chunk):
+                    parts.append(part)
+            got += len(b"".join(parts))
+        decrypted = time.perf_counter()
+        for piece in pieces:
+            aead.decrypt(nonce, aead.encrypt(nonce, piece, None), None)
+        assert got == len(body)
+        return {
+            "client": encrypted - start,
+            "server": decrypted - encrypted,
+            "cipher": time.perf_counter() - decrypted,
+        }
+
+    out = []
+    for i in range(PASSES):
+        calls = [once() for _ in range(N)]
+        out.append({k: statistics.median(c[k] for c in calls) for k in calls[0]})
+        _log(f"tls pass {i + 1}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in out[-1].items()))
+    return cipher, out
+
+
 def run() -> list[Row]:
     x = np.random.default_rng(0).normal(size=SHAPE).astype(np.float32)
     body = json.dumps({"instances": x.tolist()}).encode()
     mb = len(body) / 1e6
     codec = codec_passes(body)
     path = path_passes(body)
+    cipher, crypto = tls_passes(body)
     new, new_lo, new_hi = _summary(codec, "orjson")
     old, old_lo, old_hi = _summary(codec, "stdlib")
     tls, tls_lo, tls_hi = _summary(path, "tls")
     plain, plain_lo, plain_hi = _summary(path, "plain")
     ratios = [p["tls"] / p["plain"] for p in path]
+    diffs = [(p["tls"] - p["plain"]) * 1e3 for p in path]
+    for p in crypto:
+        p["ssl"] = p["client"] + p["server"]
+    through, through_lo, through_hi = _summary(crypto, "ssl")
+    server_side = _summary(crypto, "server")[0]
+    alone, alone_lo, alone_hi = _summary(crypto, "cipher")
     return [
         Row(
             "serve_json",
@@ -199,12 +287,26 @@ def run() -> list[Row]:
             f"REST p50 of a {mb:.1f} MB predict body, securetf serve with TLS vs plain server, "
             f"median of {PASSES} passes (ratios {min(ratios):.3f}-{max(ratios):.3f}; "
             f"TLS {tls_lo * 1e3:.0f}-{tls_hi * 1e3:.0f} ms, plain "
-            f"{plain_lo * 1e3:.0f}-{plain_hi * 1e3:.0f} ms)",
+            f"{plain_lo * 1e3:.0f}-{plain_hi * 1e3:.0f} ms; TLS alone, the row below, "
+            f"puts the floor at {(plain + through) / plain:.3f}x)",
             tls * 1e3,
             "ms",
             "plain server, no TLS",
             plain * 1e3,
             "<= 1.03x at p50",
+        ),
+        Row(
+            "serve_json",
+            f"of that, TLS alone: Python's ssl encrypting the body as a client and decrypting "
+            f"it as asyncio's TLS layer does ({cipher}, in process; the server's half "
+            f"{server_side * 1e3:.1f} ms), median of {PASSES} passes "
+            f"(spread {through_lo * 1e3:.1f}-{through_hi * 1e3:.1f} ms; cipher "
+            f"{alone_lo * 1e3:.1f}-{alone_hi * 1e3:.1f} ms; the request path's TLS minus plain: "
+            f"{min(diffs):.1f} to {max(diffs):.1f} ms)",
+            through * 1e3,
+            "ms",
+            "the cipher alone, both ways (one OpenSSL call each)",
+            alone * 1e3,
         ),
     ]
 
