@@ -293,7 +293,8 @@ def run() -> list[Row]:
             "ms",
             "plain server, no TLS",
             plain * 1e3,
-            "<= 1.03x at p50",
+            # No target: the target is on the real models (bench_serve); on this
+            # cheap model the TLS of the body alone (the next row) is more than 3 %.
         ),
         Row(
             "serve_json",
