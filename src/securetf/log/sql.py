@@ -155,6 +155,8 @@ _ENTRIES = (
     .order_by(_entries.c.idx)
 )
 _SIZE = select(func.max(_entries.c.idx))
+_INSERT_ENTRIES = insert(_entries)
+_INSERT_HASHES = insert(_hashes)
 
 Query = tuple[Select[Any], dict[str, int]]
 
@@ -186,12 +188,9 @@ def _append(
         )
     rows = [{"idx": old_size + i, "data": e} for i, e in enumerate(entries)]
     if rows:
-        conn.execute(insert(_entries), rows)
+        conn.execute(_INSERT_ENTRIES, rows)
     if hashes:
-        conn.execute(
-            insert(_hashes),
-            [{"level": lv, "idx": i, "hash": h} for lv, i, h in hashes],
-        )
+        conn.execute(_INSERT_HASHES, [{"level": lv, "idx": i, "hash": h} for lv, i, h in hashes])
 
 
 def _conflict(old_size: int) -> AppendConflictError:

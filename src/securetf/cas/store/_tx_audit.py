@@ -6,7 +6,7 @@ import hmac
 import json
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from securetf.cas._records import AuditEntry
 from securetf.cas.audit import make_audit_entry
@@ -36,37 +36,42 @@ def _entry(row: Any) -> AuditEntry:
     )
 
 
+# Built once (every decision appends an entry): see TxBase._upsert.
+_LOCK_HEAD = (
+    select(audit_head.c.seq, audit_head.c.chain).where(audit_head.c.id == 1).with_for_update()
+)
+_INSERT_ENTRY = insert(audit_log)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), chain=bindparam("new_chain"))
+)
+
+
 class AuditOps(TxBase):
     def append_audit(
         self, kind: str, policy: str | None, detail: dict[str, Any], now: float
     ) -> AuditEntry:
         # Lock the head row first: concurrent appends queue here (PostgreSQL: the loser
         # fails with a serialization error and is re-run), so the chain cannot fork.
-        head = self._conn.execute(
-            select(audit_head.c.seq, audit_head.c.chain)
-            .where(audit_head.c.id == 1)
-            .with_for_update()
-        ).first()
+        head = self._conn.execute(_LOCK_HEAD).first()
         if head is None:
             raise StoreError("the audit head row is missing: the CAS database is damaged")
         entry = make_audit_entry(
             bytes(head.chain), head.seq + 1, now, kind, policy, detail, self._audit_key
         )
-        self._conn.execute(
-            insert(audit_log).values(
-                seq=entry.seq,
-                time=entry.time,
-                kind=entry.kind,
-                policy=entry.policy,
-                detail=canonical_json(entry.detail).decode("utf-8"),
-                digest=entry.digest,
-                chain=entry.chain,
-                signature=entry.signature,
-            )
-        )
-        self._conn.execute(
-            update(audit_head).where(audit_head.c.id == 1).values(seq=entry.seq, chain=entry.chain)
-        )
+        row = {
+            "seq": entry.seq,
+            "time": entry.time,
+            "kind": entry.kind,
+            "policy": entry.policy,
+            "detail": canonical_json(entry.detail).decode("utf-8"),
+            "digest": entry.digest,
+            "chain": entry.chain,
+            "signature": entry.signature,
+        }
+        self._conn.execute(_INSERT_ENTRY, row)
+        self._conn.execute(_MOVE_HEAD, {"new_seq": entry.seq, "new_chain": entry.chain})
         return entry
 
     def audit_head(self) -> tuple[int, bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 
 from securetf.cas._records import PendingUpdate, PolicyVersion
 from securetf.cas.store._schema import pending_secrets, pending_updates, policies, request_ids
@@ -42,15 +42,19 @@ def _columns(v: PolicyVersion | PendingUpdate) -> dict[str, Any]:
     }
 
 
+# Built once (read on every provisioning): see TxBase._upsert.
+_CURRENT_POLICY = (
+    select(policies)
+    .where(policies.c.name == bindparam("policy_name"))
+    .order_by(policies.c.version.desc())
+    .limit(1)
+)
+
+
 class PolicyOps(TxBase):
     # -- policies --------------------------------------------------------------------
     def current_policy(self, name: str) -> PolicyVersion | None:
-        row = self._conn.execute(
-            select(policies)
-            .where(policies.c.name == name)
-            .order_by(policies.c.version.desc())
-            .limit(1)
-        ).first()
+        row = self._conn.execute(_CURRENT_POLICY, {"policy_name": name}).first()
         listed = self._listed(name, policies)
         if row is None:
             if listed:

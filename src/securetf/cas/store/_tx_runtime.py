@@ -42,6 +42,13 @@ def _instance(row: Any) -> Instance:
     )
 
 
+# Built once (read or written on every provisioning): see TxBase._upsert.
+_INSERT_INSTANCE = insert(instances)
+_GET_TAG = select(volume_tags).where(
+    volume_tags.c.policy == bindparam("tag_policy"), volume_tags.c.volume == bindparam("tag_volume")
+)
+
+
 class RuntimeOps(TxBase):
     # -- nonces ------------------------------------------------------------------------
     def spend_nonce(self, nonce: bytes, expires_at: float) -> bool:
@@ -78,7 +85,7 @@ class RuntimeOps(TxBase):
             "tee": instance.tee,
             "measurement": instance.measurement,
         }
-        self._conn.execute(insert(instances).values(**values))
+        self._conn.execute(_INSERT_INSTANCE, values)
         self._record(instance.policy, instances, str(instance.serial), values)
         return superseded
 
@@ -101,11 +108,7 @@ class RuntimeOps(TxBase):
 
     # -- volume tags -------------------------------------------------------------------
     def get_tag(self, policy: str, volume: str) -> VolumeTag | None:
-        row = self._conn.execute(
-            select(volume_tags).where(
-                volume_tags.c.policy == policy, volume_tags.c.volume == volume
-            )
-        ).first()
+        row = self._conn.execute(_GET_TAG, {"tag_policy": policy, "tag_volume": volume}).first()
         if row is None:
             self._check_absent(policy, volume_tags, volume)
             return None
