@@ -14,7 +14,7 @@ Run: python -m benchmarks.run startup   (or ``make bench``; the run rows need ro
 Each figure is the median of ``REPEAT`` runs, with the spread (lowest-highest) in its
 row: the machine is shared and noisy. securetf's bytecode is compiled first, as installing
 the package compiles it: an editable install run under ``PYTHONDONTWRITEBYTECODE`` would
-otherwise compile every module it imports on every start (about 0.15 s of ``securetf run``
+otherwise compile every module it imports on every start (about 0.07 s of ``securetf run``
 on this machine), which is no work of securetf's.
 """
 
