@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import tempfile
 from pathlib import Path
 
+from securetf._libc import load_libc
 from securetf.errors import UsageError
 
 __all__ = ["atomic_write", "fsync_dir", "read_file", "syncfs", "write_private_file"]
@@ -75,7 +75,7 @@ def syncfs(path: Path) -> None:
     """Flush every dirty page of the file system holding ``path`` (one call, not one per file)."""
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        _libc = load_libc()
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         if _libc.syncfs(fd) != 0:

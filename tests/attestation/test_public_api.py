@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import securetf.attestation as attestation
 
 
@@ -12,9 +14,16 @@ def test_all_names_exist_and_are_sorted_uniquely() -> None:
 
 
 def test_public_names_are_exactly_all() -> None:
+    for name in attestation.__all__:  # handed on lazily: resolved on first use
+        getattr(attestation, name)
     public = {
         n
         for n, v in vars(attestation).items()
         if not n.startswith("_") and not getattr(v, "__name__", "").startswith("securetf.")
     }
     assert public == set(attestation.__all__)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError):
+        _ = attestation.not_a_name

@@ -19,6 +19,7 @@ from securetf.cas import Cas
 from securetf.cas.master_key import MasterKey
 from securetf.cas.sealing import SimSealer
 from securetf.cas.store import open_store
+from securetf.client._logcheck import NotLoggedError
 from securetf.client.caslog import CasLogClient
 from securetf.client.pins import load_pin
 from securetf.crypto import SigningKey, VerifyKey
@@ -217,3 +218,23 @@ def test_the_cli_refuses_a_rolled_back_or_forked_log(cas: CasProcess) -> None:
         assert log.checkpoint().checkpoint.size == 307
     kept = cas.home / "cas-pins"
     assert b"\n307\n" in next(kept.glob("*.checkpoint")).read_bytes()
+
+
+def test_one_answers_proofs_read_each_tile_once(cas: CasProcess) -> None:
+    """Proving two entries of one answer against one checkpoint reads the checkpoint once
+    and each tile once, partial tiles too (they never change: their path names their
+    width); the proofs are checked all the same."""
+    read: list[str] = []
+    with CasLogClient(load_pin(cas.url, home=cas.home), home=cas.home) as log:
+        log._http.event_hooks["request"].append(lambda request: read.append(request.url.path))
+        last = RAW  # the last filler entry, in the partial tile after the first full one
+        log.require("a filler", last, {"type": "test", "tag": "first", "i": RAW - 1})
+        assert log.last is not None
+        log.require("the policy", 0, {"type": "policy"}, at=log.last)
+        log.require("a filler", last - 1, {"type": "test", "i": RAW - 2}, at=log.last)
+        with pytest.raises(NotLoggedError):
+            log.require("a filler", last, {"type": "test", "i": 0}, at=log.last)
+    assert read.count("/v1/log/checkpoint") == 1
+    tiles = [p for p in read if "/tile/" in p]
+    assert any(".p/" in p for p in tiles)
+    assert len(tiles) == len(set(tiles)), tiles

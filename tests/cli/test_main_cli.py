@@ -3,6 +3,7 @@ listed without them equal to their own."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -56,3 +57,53 @@ def test_listed_help_is_the_commands_own(name: str) -> None:
     own = (command.help or "").strip().splitlines()[0]
     assert own.startswith(listed.rstrip(".")), f"{name}: listed {listed!r}, its own {own!r}"
     assert command.name == name
+
+
+RUN_PROBE = """
+import ctypes.util, sys
+looked_up, real = [], ctypes.util.find_library
+def find_library(name):  # each call runs ldconfig
+    looked_up.append(name)
+    return real(name)
+ctypes.util.find_library = find_library
+from securetf.cli.main import main
+try:
+    main(["run", "--help"])
+except SystemExit:
+    pass
+import securetf.shield.fs._fuse  # libfuse 3, as the run's check_fuse loads it
+print("LOADED", " ".join(sorted(sys.modules)))
+print("LOOKED-UP", ",".join(looked_up) or "-")
+"""
+
+#: What only owners, verifiers, packers or the CAS use: ADR 0019 keeps it out of the run.
+NOT_ON_THE_RUN_PATH = {
+    "securetf.policy._model",
+    "securetf.policy._governance",
+    "securetf.policy._requests",
+    "securetf.policy._tee",
+    "securetf.policy._update",
+    "securetf.policy._schema",
+    "yaml",
+    "securetf.attestation.dcap",
+    "securetf.attestation.verify",
+    "securetf.attestation.collateral",
+    "securetf.client.audit",
+    "securetf.client.rotation",
+    "securetf.client.cas_attest",
+    "securetf.cas",
+    "securetf.envimage._pack",
+}
+
+
+def test_the_run_command_imports_only_what_its_path_uses() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUSE_LIBRARY_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_PROBE], capture_output=True, text=True, check=True, env=env
+    )
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    loaded = set(lines["LOADED"].split())
+    assert lines["LOOKED-UP"] == "-", f"find_library ran ldconfig for {lines['LOOKED-UP']}"
+    assert "securetf.runtime.run" in loaded
+    assert "securetf.shield.fs._fuse" in loaded
+    assert not NOT_ON_THE_RUN_PATH & loaded, NOT_ON_THE_RUN_PATH & loaded

@@ -70,7 +70,14 @@ def test_signing_round_trip_text_form_and_wrong_signer() -> None:
     assert again.verify_key() == vk
 
 
-@pytest.mark.parametrize("text", ["", "ed25519:", "ed25519:!!", "rsa:AAAA", "ed25519:AAAA"])
+#: An Ed25519 key whose algorithm OID's first arc was flipped (0.3.101.112): cryptography
+#: raises UnsupportedAlgorithm, not ValueError (found by tests/policy/test_yaml.py's fuzzing).
+UNKNOWN_ALGORITHM = "ed25519:MCowBQYDA2VwAyEAiRhHj53RKFdTDFItrNjUnmbHQk5CFvOQUgfWUnl3AC0="
+
+
+@pytest.mark.parametrize(
+    "text", ["", "ed25519:", "ed25519:!!", "rsa:AAAA", "ed25519:AAAA", UNKNOWN_ALGORITHM]
+)
 def test_bad_public_key_text(text: str) -> None:
     with pytest.raises(UsageError):
         VerifyKey.from_text(text)
@@ -97,3 +104,13 @@ def test_raw_ed25519_keys_rfc8032_test_1() -> None:
         SigningKey.from_seed(seed[:31])
     with pytest.raises(UsageError):
         VerifyKey.from_raw(public + b"\x00")
+
+
+def test_an_unknown_key_algorithm_is_a_securetf_error() -> None:
+    import base64
+
+    from securetf.crypto.x509ca import verify_ec_signature
+
+    der = base64.b64decode(UNKNOWN_ALGORITHM.removeprefix("ed25519:"))
+    with pytest.raises(AuthenticationError):
+        verify_ec_signature(der, b"sig", b"msg")

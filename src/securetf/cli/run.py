@@ -13,7 +13,6 @@ from securetf._fsutil import read_file
 from securetf.cli._common import parse_assignments, steps_on_terminal
 from securetf.envimage import EnvImage
 from securetf.errors import UsageError
-from securetf.policy import Policy, fill_version, version_fields
 from securetf.runtime import RunOptions, measurement_text, run
 from securetf.runtime.measure import executable, launcher, measure
 from securetf.shield.net import parse_peers
@@ -110,6 +109,9 @@ def measure_cmd(
     The command's first word is looked up as ``securetf run`` will: on the service's PATH,
     in the program's view of this machine (docs/runtime.md); stderr names what it found.
     """
+    # The whole policy model only here: 'securetf run' gets its service from the CAS.
+    from securetf.policy import Policy, fill_version, version_fields
+
     raw = read_file(policy, "policy file")
     if not version_fields(raw).has_version:  # as securetf init writes it: apply fills it in
         raw = fill_version(raw, version=1, predecessor=None)

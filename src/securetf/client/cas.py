@@ -9,28 +9,17 @@ import ssl
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
 from securetf import errors
 from securetf._logutil import warn_loudly
 from securetf.client._httpx import httpx
-from securetf.client.audit import AuditReader, AuditTrail
-from securetf.client.audit_heads import keep_head, kept_head
 from securetf.client.caslog import CasLogClient
 from securetf.client.pins import CasPin, load_pin
-from securetf.client.rotation import follow_rotation, is_certificate_mismatch
 from securetf.crypto import Certificate, SigningKey, VerifyKey, sha256
 from securetf.errors import Error, UsageError
-from securetf.policy import (
-    Action,
-    Policy,
-    SignedRequest,
-    import_digest,
-    policy_hash,
-    sign_request,
-)
 from securetf.protocol import (
     ApplyResult,
     AuditPage,
@@ -46,6 +35,13 @@ from securetf.protocol import (
     TagUpdate,
 )
 from securetf.protocol.messages import RegisteredTag
+
+if TYPE_CHECKING:
+    from securetf.client.audit import AuditTrail
+    from securetf.policy import Action
+
+# What only owners use (the policy model, signed requests, the audit trail) and what only a
+# rotated certificate needs is imported where it is used: 'securetf run' starts without it.
 
 M = TypeVar("M", bound=BaseModel)
 TIMEOUT = 30.0
@@ -241,6 +237,8 @@ class CasClient:
         try:
             return self._client(index).request(method, path, json=body)
         except httpx.ConnectError as exc:
+            from securetf.client.rotation import follow_rotation, is_certificate_mismatch
+
             if not is_certificate_mismatch(exc):
                 raise
         # Another certificate than the pinned one: a rotation, if the pinned key endorsed
@@ -267,6 +265,8 @@ class CasClient:
     def apply_policy(
         self, yaml: bytes, key: SigningKey, secrets: dict[str, bytes] | None = None
     ) -> ApplyResult:
+        from securetf.policy import Policy, import_digest, policy_hash, sign_request
+
         policy = Policy.from_yaml(yaml)
         signed = sign_request(
             key,
@@ -281,6 +281,8 @@ class CasClient:
         return self._model(ApplyResult, "POST", "/v1/policies", body.model_dump(mode="json"))
 
     def approve_policy(self, name: str, version: int, key: SigningKey) -> ApplyResult:
+        from securetf.policy import sign_request
+
         history = self.history(name, key)  # an owner's view: the imported values' digests
         if history.pending is None or history.pending.version != version:
             raise UsageError(f"policy {name!r} has no pending version {version} to approve")
@@ -326,6 +328,8 @@ class CasClient:
     def show_policy(self, name: str, key: SigningKey) -> PolicyDoc:
         """The version in force with its YAML (``key`` must be an owner's); proven to be
         in the log, and the YAML to be the version the log records."""
+        from securetf.policy import Policy, policy_hash
+
         doc = self._model(
             PolicyDoc, "POST", f"/v1/policies/{name}/show", self._owner_request(name, key, "show")
         )
@@ -354,8 +358,10 @@ class CasClient:
         detail: dict[str, str | int] | None = None,
     ) -> dict[str, Any]:
         """An owner's signed request for exactly one operation on the version in force."""
+        from securetf.policy import sign_request
+
         doc = self.policy(name)
-        signed: SignedRequest = sign_request(
+        signed = sign_request(
             key,
             action=action,
             policy=name,
@@ -396,6 +402,9 @@ class CasClient:
     def audit(self, policy: str, key: SigningKey) -> AuditTrail:
         """The whole log up to its head, verified against the pinned audit key and against
         the head this client kept from its last read, which then moves to the new head."""
+        from securetf.client.audit import AuditReader
+        from securetf.client.audit_heads import keep_head, kept_head
+
         reader = AuditReader(
             VerifyKey.from_text(self.pin.audit_public_key),
             policy=policy,

@@ -57,6 +57,10 @@ TIMEOUT = 30.0
 MAX_RESPONSE = 16 * 1024 * 1024 + 512
 #: Full tiles remembered by one client (they never change): 8 KiB each.
 MAX_CACHED_TILES = 256
+#: Partial tiles remembered: the latest few. A partial tile never changes either (its
+#: path names its width), but the next checkpoint's are others; one answer's proofs read
+#: the same ones several times (a runtime's start: 7 reads of 2 tiles).
+MAX_CACHED_PARTIAL_TILES = 8
 #: How long a client waits for a checkpoint that covers an entry an answer names (with
 #: witnesses, a new entry counts only once they cosigned a checkpoint that holds it).
 LOG_WAIT = 30.0
@@ -142,6 +146,7 @@ class CasLogClient:
                 raise UsageError(f"a log mirror is an http(s) URL, not {source!r}")
             self._http = httpx.Client(base_url=source.rstrip("/") + "/", timeout=timeout)
         self._tiles: dict[str, bytes] = {}
+        self._partial: dict[str, bytes] = {}  # oldest first
         self.tiles = TileClient(self.fetch)
         #: The checkpoint the last :meth:`require` proved its entry in (or :meth:`adopt`
         #: verified).
@@ -187,7 +192,7 @@ class CasLogClient:
 
     def fetch(self, path: str, limit: int) -> bytes:
         """GET ``<log>/<path>``, at most ``limit`` bytes (a :data:`securetf.log.Fetch`)."""
-        cached = self._tiles.get(path)
+        cached = self._tiles.get(path, self._partial.get(path))
         if cached is not None:
             return cached
         while True:
@@ -214,9 +219,15 @@ class CasLogClient:
                 f"{self.where} answered {response.status_code} for {path}: "
                 f"{data[:300].decode(errors='replace')}"
             )
-        # A full tile or bundle never changes (what it claims is checked by every proof).
-        if path.startswith("tile/") and ".p/" not in path and len(self._tiles) < MAX_CACHED_TILES:
-            self._tiles[path] = data
+        # A tile or bundle at a path never changes: what it claims is checked by every proof
+        # against a checkpoint verified for it, cached or not.
+        if path.startswith("tile/"):
+            if ".p/" in path:
+                self._partial[path] = data
+                while len(self._partial) > MAX_CACHED_PARTIAL_TILES:
+                    del self._partial[next(iter(self._partial))]
+            elif len(self._tiles) < MAX_CACHED_TILES:
+                self._tiles[path] = data
         return data
 
     def post(self, path: str, body: object) -> bytes:

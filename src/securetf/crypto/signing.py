@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -34,7 +34,7 @@ class VerifyKey:
         try:
             der = base64.b64decode(text[len(_PREFIX) :], validate=True)
             key = serialization.load_der_public_key(der)
-        except (binascii.Error, ValueError) as exc:
+        except (binascii.Error, ValueError, UnsupportedAlgorithm) as exc:
             raise UsageError(f"not a valid Ed25519 public key: {text!r}") from exc
         if not isinstance(key, Ed25519PublicKey):
             raise UsageError(f"not an Ed25519 public key: {text!r}")

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -66,7 +66,7 @@ def verify_ec_signature(public_der: bytes, signature: bytes, message: bytes) -> 
     """Return if ``signature`` is a P-256 ECDSA-SHA256 signature of ``message``; else raise."""
     try:
         key = serialization.load_der_public_key(public_der)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise AuthenticationError("not a valid public key") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise AuthenticationError("not an ECDSA public key")
@@ -183,7 +183,7 @@ def issue_certificate(
     try:
         ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
         public = serialization.load_der_public_key(subject_public_der)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise UsageError("cannot issue a certificate: malformed CA certificate or key") from exc
     if not isinstance(public, ec.EllipticCurvePublicKey):
         raise UsageError("certificates are issued only for ECDSA P-256 keys")

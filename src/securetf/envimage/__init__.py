@@ -5,7 +5,30 @@ system shield, checking each chunk it reads (:mod:`securetf.shield.fs`). The for
 specified in docs/env-image.md.
 """
 
-from securetf.envimage._format import EnvImage, ImageMeta, measurement_text
-from securetf.envimage._pack import describe, pack
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from securetf.envimage._format import EnvImage, ImageMeta, measurement_text
+    from securetf.envimage._pack import describe, pack
+
+#: Each name is imported from its module on first use: the runtime opens images and
+#: never packs one.
+_WHERE: dict[str, str] = {
+    "EnvImage": "_format",
+    "ImageMeta": "_format",
+    "measurement_text": "_format",
+    "describe": "_pack",
+    "pack": "_pack",
+}
 
 __all__ = ["EnvImage", "ImageMeta", "describe", "measurement_text", "pack"]
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'securetf.envimage' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f"securetf.envimage.{module}"), name)
+    globals()[name] = value  # once: later lookups do not come back here
+    return value

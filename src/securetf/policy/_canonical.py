@@ -1,4 +1,4 @@
-"""The canonical form of a policy, its hash, and its JSON Schema.
+"""The canonical form of a policy and its hash.
 
 Canonical JSON: the validated policy with every default filled in and set-like lists
 sorted, serialized with sorted keys, no whitespace, UTF-8 (not ASCII escapes). Two files
@@ -10,10 +10,12 @@ exception: ``transparency: full``, the default, is left out).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from securetf.crypto import sha256
-from securetf.policy._model import Policy
+
+if TYPE_CHECKING:  # canonical_json alone (the runtime's measurement) needs no model
+    from securetf.policy._model import Policy
 
 HASH_PREFIX = "sha256:"
 
@@ -40,16 +42,3 @@ def policy_canonical_json(policy: Policy) -> bytes:
 def policy_hash(policy: Policy) -> str:
     """``sha256:<64 hex>`` over the canonical JSON: what ``predecessor`` and requests name."""
     return HASH_PREFIX + sha256(policy_canonical_json(policy)).hex()
-
-
-def policy_json_schema() -> dict[str, Any]:
-    """The JSON Schema of policy documents (as written, before defaults are filled in)."""
-    schema = Policy.model_json_schema(mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://securetf.dev/schemas/policy.schema.json"
-    return schema
-
-
-def policy_json_schema_text() -> str:
-    """The schema as docs/policy.schema.json holds it (a test keeps the two equal)."""
-    return json.dumps(policy_json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -79,7 +79,7 @@ class Request(PolicyModel):
 
 
 class _Envelope(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     signer: Annotated[StrictStr, Field(max_length=200)]
     body: Annotated[StrictStr, Field(max_length=2 * limits.MAX_REQUEST_BYTES)]

@@ -54,7 +54,7 @@ Name = Annotated[
 ]
 """A DNS label: lower-case letters, digits and inner hyphens (``breast-cancer-training``)."""
 
-NameText = TypeAdapter(Name)
+NameText = TypeAdapter(Name, config=ConfigDict(defer_build=True))
 """Validates one name outside a model (the volume of ``VOLUME/PATH``)."""
 
 OwnerName = Annotated[
@@ -103,7 +103,7 @@ AbsolutePath = Annotated[
     AfterValidator(_absolute_path),
 ]
 
-AbsolutePathText = TypeAdapter(AbsolutePath)
+AbsolutePathText = TypeAdapter(AbsolutePath, config=ConfigDict(defer_build=True))
 """Validates one absolute path outside a model (the entries of a ``PATH``)."""
 
 
@@ -151,9 +151,14 @@ SetOf = AfterValidator(sorted_set)
 
 
 class PolicyModel(BaseModel):
-    """Base of every policy model: unknown fields are refused, objects are immutable."""
+    """Base of every policy model: unknown fields are refused, objects are immutable.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    Each model's validator is built when it is first used, not on import (``defer_build``):
+    the runtime uses a few of the policy's models and should not pay for the others. The
+    attribute docstrings describe the fields in the JSON Schema (:mod:`._schema`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -39,7 +39,8 @@ InstanceNumber = Annotated[int, Field(ge=0, lt=MAX_INSTANCES)]
 
 
 class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validators are built on first use (a runtime uses a handful of these messages).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class CasIdentityDoc(_Msg):

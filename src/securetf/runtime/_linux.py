@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from securetf._libc import load_libc
 from securetf.errors import Error, UsageError
 
 CLONE_NEWNS = 0x00020000
@@ -33,7 +33,7 @@ _KEEP = (
     (os.ST_RELATIME, MS_RELATIME),
 )
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc = load_libc()
 
 
 class PrivilegeError(Error):

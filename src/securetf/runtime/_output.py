@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from securetf.errors import AttestationError, UsageError
 from securetf.policy import Output, SealedOutput
@@ -36,7 +36,7 @@ DRAIN_SECONDS = 30.0
 #: The log's mode inside the volume (the program owns every file of its volumes).
 LOG_MODE = 0o600
 
-_OUTPUT: TypeAdapter[Output] = TypeAdapter(Output)
+_OUTPUT: TypeAdapter[Output] = TypeAdapter(Output, config=ConfigDict(defer_build=True))
 
 
 def output_of(config: ServiceConfig) -> Output:

@@ -12,9 +12,17 @@ import logging
 import os
 from typing import Any, Protocol
 
+from securetf._libc import LIBFUSE3_SONAME
+
 # mfusepy picks libfuse 2 when both are installed; the shield is built for libfuse 3
-# (bigger requests, fuse_config options). Set before the import, which loads the library.
-os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
+# (bigger requests, fuse_config options). Set before the import, which loads the library:
+# by its soname, as the dynamic linker finds it (a library name would have mfusepy run
+# ldconfig to look it up). An operator's own choice of another library stands.
+if (
+    "FUSE_LIBRARY_PATH" not in os.environ
+    and os.environ.get("FUSE_LIBRARY_NAME", "fuse3") == "fuse3"
+):
+    os.environ["FUSE_LIBRARY_PATH"] = LIBFUSE3_SONAME
 
 import mfusepy
 

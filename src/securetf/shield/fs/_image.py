@@ -11,7 +11,6 @@ what a local file system costs, and only data reads pass the shield.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from securetf._libc import load_libc
 from securetf.envimage import EnvImage
 from securetf.errors import Error, IntegrityError, UsageError
 from securetf.shield.fs._fuse import FuseOSError, Operations
@@ -32,7 +32,7 @@ log = logging.getLogger("securetf.shield.fs")
 
 _FILE = "image"
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV = 1, 2, 4
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc = load_libc()
 _TIMEOUT = 10.0
 _SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
 
+from securetf._libc import load_libc
 from securetf.shield.net._errors import NetShieldError
 
 CLONE_NEWNET = 0x40000000
 _THREAD_NS = "/proc/thread-self/ns/net"
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc = load_libc()
 
 
 def _call(result: int, what: str) -> None:
