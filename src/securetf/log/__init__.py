@@ -33,7 +33,7 @@ from securetf.log._note import (
     sign_note,
     signature_line,
 )
-from securetf.log._proofs import TileSource
+from securetf.log._proofs import FullTiles, TileSource
 from securetf.log._store import LogStore, MemoryStore
 from securetf.log._tiledir import (
     Fetch,
@@ -63,6 +63,7 @@ __all__ = [
     "Ed25519Verifier",
     "Fetch",
     "ForkError",
+    "FullTiles",
     "LogRollbackError",
     "LogStore",
     "LogStoreError",

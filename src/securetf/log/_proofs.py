@@ -10,6 +10,8 @@ root (:mod:`._verify`).
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -17,7 +19,14 @@ from securetf.log._errors import ProofError
 from securetf.log._hashing import EMPTY_ROOT, node_hash
 from securetf.log._limits import HASH_SIZE, TILE_HEIGHT, TILE_WIDTH
 
-__all__ = ["SubtreeHashes", "TileSource", "consistency_proof", "inclusion_proof", "tile_root"]
+__all__ = [
+    "FullTiles",
+    "SubtreeHashes",
+    "TileSource",
+    "consistency_proof",
+    "inclusion_proof",
+    "tile_root",
+]
 
 
 class TileSource(Protocol):
@@ -35,15 +44,53 @@ def tile_root(hashes: Sequence[bytes]) -> bytes:
     return row[0]
 
 
+#: A kept full tile: its hashes, its root, the nodes inside it.
+_Kept = tuple[Sequence[bytes], bytes, dict[tuple[int, int], bytes]]
+
+
+class FullTiles:
+    """Full tiles kept across reads of one log (a long-lived reader such as the CAS's),
+    each with its root, at most ``limit`` of them, least recently used dropped first.
+
+    A kept tile is used only when the tree being read holds that same root one level up:
+    what it gives is then exactly what the source's own parent hash commits to, so a
+    source that changed beneath it (a database put back) is read again, never papered
+    over with what it held before.
+    """
+
+    def __init__(self, limit: int = 256) -> None:
+        self._limit = limit
+        self._tiles: OrderedDict[tuple[int, int], _Kept] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, level: int, index: int, parent: bytes) -> _Kept | None:
+        """The tile and the nodes inside it, if kept with the root ``parent``."""
+        with self._lock:
+            kept = self._tiles.get((level, index))
+            if kept is None or kept[1] != parent:
+                return None
+            self._tiles.move_to_end((level, index))
+            return kept
+
+    def put(self, level: int, index: int, kept: _Kept) -> None:
+        with self._lock:
+            self._tiles[(level, index)] = kept
+            self._tiles.move_to_end((level, index))
+            while len(self._tiles) > self._limit:
+                self._tiles.popitem(last=False)
+
+
 class SubtreeHashes:
     """The Merkle tree hashes of a tree of ``size`` leaves, read from ``source``.
 
     Each tile is read once, at the width the tree of ``size`` gives it; the rest is
-    hashed (at most 127 hashes per tile per node).
+    hashed (at most 127 hashes per tile per node). With ``full``, full tiles whose parent
+    hash the tree holds come from there (see :class:`FullTiles`).
     """
 
-    def __init__(self, source: TileSource, size: int) -> None:
+    def __init__(self, source: TileSource, size: int, full: FullTiles | None = None) -> None:
         self._source = source
+        self._full = full
         self._size = size
         self._tiles: dict[tuple[int, int], Sequence[bytes]] = {}
         self._nodes: dict[tuple[int, int], bytes] = {}
@@ -87,23 +134,45 @@ class SubtreeHashes:
         width = min(TILE_WIDTH, (self._size >> (TILE_HEIGHT * level)) - index * TILE_WIDTH)
         if width <= 0:
             raise ProofError(f"tile {level}/{index} lies beyond the tree of {self._size}")
+        parent = None
+        if self._full is not None and width == TILE_WIDTH:
+            # The tree holds this tile's root one level up (its tile completed it).
+            parent = self.node(TILE_HEIGHT * (level + 1), index)
+            kept = self._full.get(level, index, parent)
+            if kept is not None:
+                self._tiles[key] = kept[0]
+                for node, value in kept[2].items():
+                    self._nodes.setdefault(node, value)
+                return kept[0]
         hashes = self._source.tile_hashes(level, index, width)
         if len(hashes) != width or any(len(h) != HASH_SIZE for h in hashes):
             raise ProofError(f"tile {level}/{index} does not hold {width} SHA-256 hashes")
         self._tiles[key] = hashes
-        self._hash_inside(level, index, hashes)
+        inside = self._hash_inside(level, index, hashes)
+        if self._full is not None and parent is not None:
+            top = TILE_HEIGHT * (level + 1) - 1
+            left, right = inside.get((top, 2 * index)), inside.get((top, 2 * index + 1))
+            # Kept only if it hashes to the parent the tree holds.
+            if left is not None and right is not None and _node(left, right) == parent:
+                self._full.put(level, index, (hashes, parent, inside))
         return hashes
 
-    def _hash_inside(self, level: int, index: int, hashes: Sequence[bytes]) -> None:
+    def _hash_inside(
+        self, level: int, index: int, hashes: Sequence[bytes]
+    ) -> dict[tuple[int, int], bytes]:
         """Every complete subtree inside a tile, hashed row by row in one pass (the nodes
         between tile levels that proofs ask for; cheaper than one recursive call each)."""
         row, height = list(hashes), TILE_HEIGHT * level
         first = index * TILE_WIDTH
+        inside: dict[tuple[int, int], bytes] = {}
         while len(row) > 1 and height + 1 < TILE_HEIGHT * (level + 1):
             row = [_node(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
             height, first = height + 1, first // 2
             for i, value in enumerate(row):
-                self._nodes.setdefault((height, first + i), value)
+                inside[(height, first + i)] = value
+        for node, value in inside.items():
+            self._nodes.setdefault(node, value)
+        return inside
 
 
 def inclusion_proof(hashes: SubtreeHashes, index: int) -> list[bytes]:

@@ -10,7 +10,13 @@ from securetf.errors import UsageError
 from securetf.log._errors import ProofError
 from securetf.log._hashing import leaf_hash
 from securetf.log._limits import MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH
-from securetf.log._proofs import SubtreeHashes, consistency_proof, inclusion_proof, tile_root
+from securetf.log._proofs import (
+    FullTiles,
+    SubtreeHashes,
+    consistency_proof,
+    inclusion_proof,
+    tile_root,
+)
 from securetf.log._store import LogStore, StoredHash
 
 __all__ = ["LogTree", "StoreTiles"]
@@ -19,8 +25,11 @@ __all__ = ["LogTree", "StoreTiles"]
 class StoreTiles:
     """The tiles of a store, as :class:`SubtreeHashes` reads them."""
 
-    def __init__(self, store: LogStore) -> None:
+    def __init__(self, store: LogStore, *, full_tiles: FullTiles | None = None) -> None:
+        """``full_tiles``: full tiles kept across reads (a long-lived reader's), used only
+        where the store's own parent hashes commit to them (:class:`FullTiles`)."""
         self._store = store
+        self._full = full_tiles
 
     def tile_hashes(self, level: int, index: int, width: int) -> Sequence[bytes]:
         start = index * TILE_WIDTH
@@ -34,8 +43,11 @@ class LogTree:
     and an append that loses the race raises :class:`AppendConflictError`.
     """
 
-    def __init__(self, store: LogStore) -> None:
+    def __init__(self, store: LogStore, *, full_tiles: FullTiles | None = None) -> None:
+        """``full_tiles``: full tiles kept across reads (a long-lived reader's), used only
+        where the store's own parent hashes commit to them (:class:`FullTiles`)."""
         self._store = store
+        self._full = full_tiles
 
     @property
     def store(self) -> LogStore:
@@ -104,15 +116,15 @@ class LogTree:
             yield self
             return
         with opener() as store:
-            yield LogTree(store)
+            yield LogTree(store, full_tiles=self._full)
 
     def latest(self) -> SubtreeHashes:
         """The tree as it is now (:meth:`at` its current size, with one size read)."""
-        return SubtreeHashes(StoreTiles(self._store), self._store.size())
+        return SubtreeHashes(StoreTiles(self._store), self._store.size(), self._full)
 
     def _hashes(self, size: int) -> SubtreeHashes:
         self._check_size(size)
-        return SubtreeHashes(StoreTiles(self._store), size)
+        return SubtreeHashes(StoreTiles(self._store), size, self._full)
 
     def _check_size(self, size: int) -> None:
         current = self._store.size()

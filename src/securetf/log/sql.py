@@ -13,7 +13,7 @@ the two are committed together or not at all.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -60,8 +60,11 @@ _hashes = Table(
 class SqlLogStore:
     """A :class:`LogStore` in the database behind ``engine``; creates its tables."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, read_options: Mapping[str, Any] | None = None) -> None:
+        """``read_options``: execution options of the connections that only read (a service
+        whose engine takes a write lock at BEGIN unless told otherwise names them here)."""
         self._engine = engine
+        self._read_options = dict(read_options or {})
         try:
             log_metadata.create_all(engine)
         except sa_exc.SQLAlchemyError as exc:
@@ -69,7 +72,7 @@ class SqlLogStore:
 
     def size(self) -> int:
         try:
-            with self._engine.connect() as conn:
+            with self._reader() as conn:
                 return _size(conn)
         except sa_exc.SQLAlchemyError as exc:
             raise _error(exc, "reading the log size") from exc
@@ -79,10 +82,14 @@ class SqlLogStore:
         """The store for several reads on one connection (one read transaction: on SQLite
         a snapshot)."""
         try:
-            with self._engine.connect() as conn:
+            with self._reader() as conn:
                 yield ConnectionLogStore(conn)
         except sa_exc.SQLAlchemyError as exc:
             raise _error(exc, "reading the log") from exc
+
+    def _reader(self) -> Connection:
+        conn = self._engine.connect()
+        return conn.execution_options(**self._read_options) if self._read_options else conn
 
     def read_hashes(self, level: int, start: int, end: int) -> list[bytes]:
         query = _hashes_query(level, start, end)
@@ -104,7 +111,7 @@ class SqlLogStore:
         if count < 0:
             raise LogStoreError(f"cannot read {what}")
         try:
-            with self._engine.connect() as conn:
+            with self._reader() as conn:
                 return _read(conn, query, count, what)
         except sa_exc.SQLAlchemyError as exc:
             raise _error(exc, f"reading {what}") from exc

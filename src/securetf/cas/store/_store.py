@@ -27,7 +27,7 @@ from securetf.cas.store._tx_policies import PolicyOps
 from securetf.cas.store._tx_runtime import RuntimeOps
 from securetf.cas.store._tx_secrets import SecretOps
 from securetf.crypto import SigningKey, random_bytes
-from securetf.log import LogTree
+from securetf.log import FullTiles, LogTree
 from securetf.log.sql import SqlLogStore
 
 __all__ = ["MAX_ATTEMPTS", "SqlStore", "SqlTx", "open_store"]
@@ -142,7 +142,12 @@ class SqlStore:
         """The transparency log for reads outside any transaction: rows are only added,
         so a size read first and the hashes under it never change."""
         if self._log is None:
-            self._log = LogTree(SqlLogStore(self._engine))  # its tables exist: init_schema
+            # Reads only: on SQLite they take no lock (an anonymous log read must never
+            # queue the writers), on PostgreSQL the option is ignored.
+            store = SqlLogStore(self._engine, read_options={READ_ONLY: True})
+            # Full tiles are kept across requests (checked against the parent hashes the
+            # database holds on each use): a proof of an old entry reads no full tile.
+            self._log = LogTree(store, full_tiles=FullTiles())  # tables exist: init_schema
         return self._log
 
     def close(self) -> None:
