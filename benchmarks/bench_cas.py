@@ -6,8 +6,10 @@ its own (sim evidence), beside GET /healthz on the same connections as the HTTP 
   then two replicas of it, the clients spread over both (each client's SDK is given both
   URLs, its own first): how two replicas scale on this machine.
 
-The clients are threads of this process: their own CPU (TLS, JSON, the sim evidence) is
-part of what the machine's cores do per round trip (docs/cas.md, "Throughput").
+The clients are threads of this process, each a runtime of its own as `securetf run` is
+(its own home: it proves each answer in the CAS's transparency log from the proofs the
+answer carries, and keeps its own checkpoint); their CPU (TLS, JSON, the sim evidence, the
+proofs) is part of what the machine's cores do per round trip (docs/cas.md, "Throughput").
 
 Run: python -m benchmarks.run cas
 """
@@ -30,7 +32,7 @@ from tests.ports import free_port
 
 from benchmarks._common import Row
 from securetf.attestation import default_sim_trust
-from securetf.client import CasClient, attest_cas, save_pin
+from securetf.client import CasClient, attest_cas, load_pin, save_pin
 
 DURATION = 4.0
 CONCURRENCY = (1, 16, 64)
@@ -47,7 +49,11 @@ def _load(n: int, one: Callable[[CasClient], None], urls: list[str]) -> tuple[fl
     def worker(i: int) -> None:
         mine: list[float] = []
         first = i % len(urls)
-        with CasClient.for_url(",".join(urls[first:] + urls[:first])) as client:
+        # Each client is a runtime of its own: the pins of the home, a kept log checkpoint
+        # of its own (runtimes sharing one home would queue on its lock and fsync).
+        own = Path(tempfile.mkdtemp(prefix=f"client-{i}-", dir=os.environ["SECURETF_HOME"]))
+        pins = [load_pin(u) for u in urls[first:] + urls[:first]]
+        with CasClient(pins, home=own) as client:
             while time.monotonic() < stop:
                 start = time.perf_counter()
                 one(client)
