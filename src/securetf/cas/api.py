@@ -11,6 +11,7 @@ import base64
 import binascii
 import functools
 import json
+import logging
 import time
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -73,6 +74,9 @@ _STATUS: list[tuple[type[Error], int]] = [
     (AttestationError, 403),
     (IntegrityError, 409),
 ]
+
+
+_log = logging.getLogger(__name__)
 
 
 def status_of(exc: Error) -> int:
@@ -333,7 +337,14 @@ def create_app(cas: Cas, identity: CasIdentity) -> FastAPI:
         answer = cas.provision(body, _source(request))
         if log_from is not None:
             wanted = (answer.log_index, answer.policy_log_index)
-            answer = answer.model_copy(update={"log_bundle": log().bundle(wanted, log_from)})
+            try:
+                bundle = log().bundle(wanted, log_from)
+            except Error as exc:
+                # The decision is committed: answer it, and let the client prove it the
+                # usual way (which names the log's fault to it) rather than fail it here.
+                _log.warning("no log proofs sent with a provisioning answer: %s", exc)
+                bundle = None
+            answer = answer.model_copy(update={"log_bundle": bundle})
         return _json(answer)
 
     @app.post("/v1/tags", status_code=204, responses=_errors(400, 403, 404, 409))
