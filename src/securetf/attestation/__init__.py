@@ -4,8 +4,9 @@ Verifiers return :class:`Claims` or raise :class:`securetf.errors.AttestationErr
 nothing here returns a bool. See docs/attestation.md.
 """
 
-import importlib as _importlib
 import typing as _typing
+
+from securetf._lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
     from securetf.attestation._amd_roots import AmdRoots, bundled_roots
@@ -96,10 +97,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'securetf.attestation' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(f"securetf.attestation.{module}"), name)
-    globals()[name] = value  # once: later lookups do not come back here
-    return value
+__getattr__ = _lazy_names(__name__, _WHERE)

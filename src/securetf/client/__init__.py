@@ -10,8 +10,9 @@ attribute to the module, hiding the lazily imported name.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from securetf._lazy import lazy_names as _lazy_names
 
 if TYPE_CHECKING:
     from securetf.client.cas import CasClient
@@ -49,8 +50,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'securetf.client' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"securetf.client.{module}"), name)
+__getattr__ = _lazy_names(__name__, _WHERE)

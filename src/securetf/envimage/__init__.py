@@ -5,8 +5,9 @@ system shield, checking each chunk it reads (:mod:`securetf.shield.fs`). The for
 specified in docs/env-image.md.
 """
 
-import importlib as _importlib
 import typing as _typing
+
+from securetf._lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
     from securetf.envimage._format import EnvImage, ImageMeta, measurement_text
@@ -25,10 +26,4 @@ _WHERE: dict[str, str] = {
 __all__ = ["EnvImage", "ImageMeta", "describe", "measurement_text", "pack"]
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'securetf.envimage' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(f"securetf.envimage.{module}"), name)
-    globals()[name] = value  # once: later lookups do not come back here
-    return value
+__getattr__ = _lazy_names(__name__, _WHERE)

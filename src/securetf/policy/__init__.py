@@ -5,8 +5,9 @@ docs/policy.md; the JSON Schema is docs/policy.schema.json; limits live in
 :mod:`securetf.policy.limits`.
 """
 
-import importlib as _importlib
 import typing as _typing
+
+from securetf._lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
     from securetf.policy._canonical import canonical_json, policy_canonical_json, policy_hash
@@ -157,10 +158,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'securetf.policy' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(f"securetf.policy.{module}"), name)
-    globals()[name] = value  # once: later lookups do not come back here
-    return value
+__getattr__ = _lazy_names(__name__, _WHERE)

@@ -6,9 +6,9 @@ option defaults) does not load the web stack or TensorFlow until they are used.
 
 from __future__ import annotations
 
-import importlib as _importlib
 from typing import TYPE_CHECKING
-from typing import Any as _Any
+
+from securetf._lazy import lazy_names as _lazy_names
 
 if TYPE_CHECKING:
     from securetf.serve.batching import Batcher
@@ -49,7 +49,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'securetf.serve' has no attribute {name!r}")
-    return getattr(_importlib.import_module(f"securetf.serve.{_WHERE[name]}"), name)
+__getattr__ = _lazy_names(__name__, _WHERE)
