@@ -62,6 +62,7 @@ struct end {
     /* TLS: OpenSSL reads and writes records through one end of a BIO pair (two ring
      * buffers); the socket fills and drains the other end in place, with no copy. */
     BIO *net;
+    int more; /* the last recv filled all the room it was given: the socket may hold more */
 };
 
 struct job {
@@ -129,6 +130,7 @@ static int end_fill(struct end *e) {
     ssize_t got = recv(e->fd, room, (size_t)n, MSG_DONTWAIT);
     if (got > 0) {
         BIO_nwrite(e->net, &room, (int)got);
+        e->more = got == n;
         return IO_OK;
     }
     if (got == 0)
@@ -163,9 +165,12 @@ static int end_read(struct end *e, unsigned char *buf, size_t cap, size_t *got) 
                 return IO_OK; /* the end (or the error) comes on the next call */
             return err == SSL_ERROR_ZERO_RETURN ? IO_EOF : IO_FAIL;
         }
-        if (*got)
+        if (*got && (*got == cap || !e->more))
             return IO_OK;
+        /* Nothing yet, or the ring's room ended before the socket did: read on. */
         int r = end_fill(e);
+        if (r != IO_OK && *got)
+            return IO_OK; /* the end (or the error) comes on the next call */
         if (r == IO_EOF)
             return IO_FAIL; /* no close_notify: a truncation, never a clean end */
         if (r != IO_OK)
@@ -187,13 +192,22 @@ static int end_write(struct end *e, const unsigned char *buf, size_t len, size_t
     int f = end_flush(e);
     if (f != IO_OK)
         return f;
-    /* Into the pair: the records of the write as the ring takes them, sent by few send()s. */
-    int r = SSL_write(e->ssl, buf, (int)len);
-    if (r <= 0)
-        return SSL_get_error(e->ssl, r) == SSL_ERROR_WANT_WRITE ? IO_AGAIN : IO_FAIL;
-    *put = (size_t)r;
+    /* Into the pair: as many records as the ring takes (with partial writes on, SSL_write
+     * returns after each record), then all of them out in few send()s, not one per record.
+     * A write the ring refused is made again from the same bytes (*put is not advanced). */
+    while (*put < len) {
+        int r = SSL_write(e->ssl, buf + *put, (int)(len - *put));
+        if (r <= 0) {
+            if (SSL_get_error(e->ssl, r) != SSL_ERROR_WANT_WRITE)
+                return IO_FAIL;
+            break;
+        }
+        *put += (size_t)r;
+    }
     f = end_flush(e);
-    return f == IO_FAIL ? IO_FAIL : IO_OK;
+    if (f == IO_FAIL)
+        return IO_FAIL;
+    return *put ? IO_OK : IO_AGAIN;
 }
 
 /* ---- the copy ------------------------------------------------------------------------ */
@@ -228,6 +242,10 @@ static void copy(struct end *a, struct end *b) {
     struct end *ends[2] = {a, b}; /* direction d: ends[d] -> ends[1 - d] */
     unsigned char *buf[2] = {malloc(COPY), malloc(COPY)};
     size_t len[2] = {0, 0}, off[2] = {0, 0};
+    /* What each socket may do without waiting: cleared when a call would block, set again
+     * by poll. A side is not asked again until poll says it can go on, so an idle direction
+     * costs no system call per pass of the busy one. */
+    int readable[2] = {1, 1}, writable[2] = {1, 1};
     int clean = 0, failed = 0;
     if (!buf[0] || !buf[1])
         failed = 1;
@@ -237,7 +255,7 @@ static void copy(struct end *a, struct end *b) {
             progress = 0;
             for (int d = 0; d < 2 && !clean && !failed; d++) {
                 struct end *src = ends[d], *dst = ends[1 - d];
-                if (off[d] == len[d]) {
+                if (off[d] == len[d] && readable[d]) {
                     size_t got;
                     int r = end_read(src, buf[d], COPY, &got);
                     if (r == IO_OK) {
@@ -248,9 +266,11 @@ static void copy(struct end *a, struct end *b) {
                         clean = 1;
                     } else if (r == IO_FAIL) {
                         failed = 1;
+                    } else {
+                        readable[d] = 0;
                     }
                 }
-                if (!clean && !failed && off[d] < len[d]) {
+                if (!clean && !failed && off[d] < len[d] && writable[1 - d]) {
                     size_t put;
                     int r = end_write(dst, buf[d] + off[d], len[d] - off[d], &put);
                     if (r == IO_OK) {
@@ -260,12 +280,20 @@ static void copy(struct end *a, struct end *b) {
                         progress = 1;
                     } else if (r == IO_FAIL) {
                         failed = 1;
+                    } else {
+                        writable[1 - d] = 0;
                     }
                 }
             }
-            for (int k = 0; k < 2 && !failed; k++)
-                if (end_flush(ends[k]) == IO_FAIL) /* also what a read made (a key update) */
+            for (int k = 0; k < 2 && !failed; k++) {
+                if (!writable[k] || !end_pending(ends[k]))
+                    continue;
+                int r = end_flush(ends[k]); /* also what a read made (a key update) */
+                if (r == IO_FAIL)
                     failed = 1;
+                else if (r == IO_AGAIN)
+                    writable[k] = 0;
+            }
         }
         if (clean || failed)
             break;
@@ -280,6 +308,13 @@ static void copy(struct end *a, struct end *b) {
         }
         if (poll(p, 2, -1) < 0 && errno != EINTR)
             failed = 1;
+        for (int k = 0; k < 2; k++) {
+            short got = p[k].revents;
+            if (got & (POLLIN | POLLHUP | POLLERR))
+                readable[k] = 1;
+            if (got & (POLLOUT | POLLHUP | POLLERR))
+                writable[k] = 1;
+        }
     }
     if (clean) {
         finish(ends, buf, len, off);
