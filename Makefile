@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.securetf-installed
 # Debian packages the project needs (FUSE, namespaces, redirection, strace for
-# securetf run --trace-writes, erofs-utils for environment images; openssl, gocryptfs and
-# stunnel4 are the benchmarks' baselines; gcc and libssl-dev build the network shield's relay).
-APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux strace gocryptfs postgresql stunnel4 erofs-utils gcc libc6-dev libssl-dev
+# securetf run --trace-writes, erofs-utils for environment images; openssl, gocryptfs,
+# stunnel4 and socat are the benchmarks' baselines; gcc and libssl-dev build the relay).
+APT_PACKAGES := openssl fuse3 libfuse3-3 iproute2 nftables util-linux strace gocryptfs postgresql stunnel4 socat erofs-utils gcc libc6-dev libssl-dev
 # The network shield's data path (docs/net-shield.md, ADR 0017), compiled beside its module.
 RELAY := src/securetf/shield/net/securetf-relay
 RELAY_SRC := src/securetf/shield/net/relay.c

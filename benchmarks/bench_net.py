@@ -18,6 +18,10 @@ the driver on host a.
   copied by the compiled relay (securetf-relay, the default data path).
 - securetf (python): the same, with the Python data path (threads over memory BIOs), the
   data path before ADR 0017, for comparison.
+- two plain hops (socat): socat on host a and on host b copy the same two hops in the
+  clear, 256 KiB per read, no Nagle: what any two user-space relays cost on this machine
+  before a byte is encrypted, the ceiling of a two-relay design such as the shield's or
+  stunnel's.
 
 Every program, tunnel and runtime shares the machine's two cores. The kinds alternate, in a
 rotated order, ROUNDS times; each figure is the median of its rounds.
@@ -49,7 +53,9 @@ ROUNDS = 3
 BYTES = 512 * 1024 * 1024
 PINGS = 2000
 PORT, TLS_PORT, STUNNEL_IN, STUNNEL_OUT, TUNNEL = 5000, 5001, 7100, 7101, 7000
-KINDS = ["plain TCP", "direct TLS", "stunnel", "securetf", "securetf (python)"]
+SOCAT_IN, SOCAT_OUT = 7200, 7201
+SOCAT = "two plain hops (socat)"
+KINDS = ["plain TCP", "direct TLS", "stunnel", "securetf", "securetf (python)", SOCAT]
 APPS = [sys.executable, "-m", "benchmarks._net_apps"]
 
 
@@ -72,6 +78,14 @@ class _Bench:
             raise RuntimeError("stunnel4 is missing: make setup installs Debian's stunnel4")
         self._spawn("b", [stunnel, str(self._stunnel_conf("b"))])
         self._spawn("a", [stunnel, str(self._stunnel_conf("a"))])
+        socat = shutil.which("socat")
+        if socat is None:
+            raise RuntimeError("socat is missing: make setup installs Debian's socat")
+        copy = [socat, "-b", "262144"]
+        inbound = f"TCP-LISTEN:{SOCAT_IN},bind={self.b_addr},fork,reuseaddr,nodelay"
+        self._spawn("b", [*copy, inbound, f"TCP:127.0.0.1:{PORT},nodelay"])
+        outbound = f"TCP-LISTEN:{SOCAT_OUT},bind=127.0.0.1,fork,reuseaddr,nodelay"
+        self._spawn("a", [*copy, outbound, f"TCP:{self.b_addr}:{SOCAT_IN},nodelay"])
         time.sleep(1.5)
 
     def _spawn(self, host: str, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -141,6 +155,8 @@ class _Bench:
             return self._drive("a", self.b_addr, TLS_PORT, str(self._dir(0)), "worker-1.pol")
         if kind == "stunnel":
             return self._drive("a", "127.0.0.1", STUNNEL_OUT)
+        if kind == SOCAT:
+            return self._drive("a", "127.0.0.1", SOCAT_OUT)
         return self._shielded("python" if kind == "securetf (python)" else "native")
 
     def _node(
@@ -209,9 +225,11 @@ def _rows(results: dict[str, list[dict[str, float]]]) -> list[Row]:
         row("tunnel, 1 stream", "one", "direct TLS", ">= 0.8"),
         row("tunnel, 1 stream", "one", "plain TCP"),
         row("tunnel, 1 stream", "one", "securetf (python)"),
+        row("tunnel, 1 stream", "one", SOCAT),
         row("tunnel, 4 streams", "four", "stunnel", ">= 1.5"),
         row("tunnel, 4 streams", "four", "direct TLS"),
         row("tunnel, 4 streams", "four", "securetf (python)"),
+        row("tunnel, 4 streams", "four", SOCAT),
         Row("net", "added round trip (1 byte)", added, "us", "stunnel", stunnel_added, "<= 1"),
         Row("net", "added round trip (1 byte)", added, "us", "securetf (python)", python_added, ""),
     ]
