@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,41 @@ def _shielded(lab: Lab, pki: Pki, tmp: Path, command: list[str]) -> list[dict[st
                 node.stdout.close()
 
 
+class RelayCpu:
+    """The CPU seconds the shield's relays (``securetf-relay`` processes) used while the block
+    ran, sampled from /proc every 50 ms (a relay's last 50 ms before it exits are missed).
+    It is what the shield takes from the two cores the workers compute on."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> RelayCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._seen.values())
+
+    def _sample(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        while not self._stop.wait(0.05):
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                except OSError:
+                    continue
+                if stat[stat.index("(") + 1 : stat.rindex(")")] == "securetf-relay":
+                    fields = stat[stat.rindex(")") + 2 :].split()
+                    self._seen[pid] = (int(fields[11]) + int(fields[12])) / tick
+
+
 def _ms(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values) * 1000.0, statistics.median(values) * 1000.0
 
@@ -175,13 +211,25 @@ def run() -> list[Row]:
                 shield: list[float] = []
                 direct: list[float] = []
                 ratios: list[float] = []
+                relay_ms: list[float] = []
                 for k in range(ROUNDS):
                     d = run_direct(lab, HOSTS, command, timeout=300)[0]["steps"][WARMUP:]
-                    s = _shielded(lab, pki, tmp, command)[0]["steps"][WARMUP:]
+                    with RelayCpu() as cpu:
+                        s = _shielded(lab, pki, tmp, command)[0]["steps"][WARMUP:]
+                    relay_ms.append(cpu.seconds / (WARMUP + STEPS) * 1000.0)
                     ratios.append(statistics.median(s) / statistics.median(d))
                     print(f"net_training {name}, round {k}: {ratios[-1]:.2f}", file=sys.stderr)
                     direct, shield = direct + d, shield + s
                 rows += _rows(name, shield, direct, ratios)
+                rows.append(
+                    Row(
+                        "net_training",
+                        f"the relays' CPU per step, {name} (both workers' relays, every step"
+                        f" of the run; median of {ROUNDS} rounds)",
+                        statistics.median(relay_ms),
+                        "ms",
+                    )
+                )
         finally:
             lab.close()
     return rows
