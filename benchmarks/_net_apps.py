@@ -2,12 +2,16 @@
 
 ``python -m benchmarks._net_apps serve PORT [TLS_DIR]``: accept forever. Each connection
 starts with a mode byte and an 8-byte count: ``b`` reads that many bytes and answers one
-byte; ``p`` answers each byte it reads with one byte until the end.
+byte; ``p`` answers each byte it reads with one byte until the end; ``q`` answers each
+request of that many bytes with ANSWER bytes until the end.
 
 ``python -m benchmarks._net_apps drive HOST PORT BYTES PINGS [TLS_DIR [SERVER_NAME]]``:
 one stream of BYTES, then 4 parallel streams of BYTES/4 each, then PINGS one-byte round
-trips; prints ``{"one": GB/s, "four": GB/s, "rtt_us": median}``. With TLS_DIR (tls.crt,
-tls.key, ca.crt) both ends speak TLS 1.3 themselves: the "direct TLS" baseline.
+trips, then REQUESTS requests of REQUEST bytes each answered by ANSWER bytes (the size of
+a served image classifier's call: a 224x224x3 float32 image in, 1,000 float32 scores out);
+prints ``{"one": GB/s, "four": GB/s, "rtt_us": median, "request_us": median}``. With
+TLS_DIR (tls.crt, tls.key, ca.crt) both ends speak TLS 1.3 themselves: the "direct TLS"
+baseline.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 _HEAD = struct.Struct("!cQ")
 _CHUNK = 1 << 20
 _BLOCK = memoryview(bytes(range(256)) * (_CHUNK // 256))
+REQUEST, ANSWER, REQUESTS = 224 * 224 * 3 * 4, 4000, 300
 
 
 def _context(tls_dir: str, *, server: bool) -> ssl.SSLContext:
@@ -47,6 +52,19 @@ def _read_exactly(sock: socket.socket, count: int) -> bytes:
     return data
 
 
+def _fill(sock: socket.socket, buffer: memoryview) -> bool:
+    """Read exactly ``len(buffer)`` bytes; False at a clean end before the first."""
+    got = 0
+    while got < len(buffer):
+        more = sock.recv_into(buffer[got:])
+        if not more:
+            if got:
+                raise ConnectionError("closed in the middle of a request")
+            return False
+        got += more
+    return True
+
+
 def _serve_one(sock: socket.socket, ctx: ssl.SSLContext | None) -> None:
     conn = ctx.wrap_socket(sock, server_side=True) if ctx else sock
     with conn:
@@ -61,6 +79,10 @@ def _serve_one(sock: socket.socket, ctx: ssl.SSLContext | None) -> None:
                     return
                 left -= got
             conn.sendall(b"k")
+        elif mode == b"q":
+            request, answer = bytearray(count), bytes(ANSWER)
+            while _fill(conn, memoryview(request)):
+                conn.sendall(answer)
         else:
             while conn.recv(1):
                 conn.sendall(b"o")
@@ -122,6 +144,18 @@ class _Driver:
                 times.append(time.perf_counter() - start)
         return statistics.median(times[pings // 10 :]) * 1e6  # the first are warm-up
 
+    def request_us(self, size: int, count: int) -> float:
+        with self.connect(b"q", size) as sock:
+            answer = memoryview(bytearray(ANSWER))
+            times = []
+            for _ in range(count):
+                start = time.perf_counter()
+                sock.sendall(_BLOCK[:size])
+                if not _fill(sock, answer):
+                    raise ConnectionError("no answer")
+                times.append(time.perf_counter() - start)
+        return statistics.median(times[count // 10 :]) * 1e6  # the first are warm-up
+
 
 def drive(argv: list[str]) -> dict[str, float]:
     host, port, total, pings = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
@@ -132,6 +166,7 @@ def drive(argv: list[str]) -> dict[str, float]:
         "one": driver.streams(total, 1),
         "four": driver.streams(total, 4),
         "rtt_us": driver.rtt_us(pings),
+        "request_us": driver.request_us(REQUEST, REQUESTS),
     }
 
 

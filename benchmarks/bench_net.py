@@ -18,6 +18,11 @@ the driver on host a.
   copied by the compiled relay (securetf-relay, the default data path).
 - securetf (python): the same, with the Python data path (threads over memory BIOs), the
   data path before ADR 0017, for comparison.
+- securetf (public port): a program behind a NetShield serves TLS itself on a public port
+  (as ``securetf serve`` does under ``securetf run``); the runtime's relay copies the
+  connection in and out of the program's namespace. The driver, outside any shield, speaks
+  TLS to it: direct TLS plus one plain copy, which is what serving under the runtime adds
+  to serving with TLS alone.
 - two plain hops (socat): socat on host a and on host b copy the same two hops in the
   clear, 256 KiB per read, no Nagle: what any two user-space relays cost on this machine
   before a byte is encrypted, the ceiling of a two-relay design such as the shield's or
@@ -46,6 +51,7 @@ from tests.shield.net.node import node_config
 from tests.shield.net.pki import Pki
 
 from benchmarks._common import Row
+from benchmarks._net_apps import ANSWER, REQUEST
 from securetf.protocol.messages import NetworkGrant, PeerService
 from securetf.shield.net import Identity, virtual_address
 
@@ -53,9 +59,10 @@ ROUNDS = 3
 BYTES = 512 * 1024 * 1024
 PINGS = 2000
 PORT, TLS_PORT, STUNNEL_IN, STUNNEL_OUT, TUNNEL = 5000, 5001, 7100, 7101, 7000
-SOCAT_IN, SOCAT_OUT = 7200, 7201
+SOCAT_IN, SOCAT_OUT, PUBLIC_PORT = 7200, 7201, 5002
 SOCAT = "two plain hops (socat)"
-KINDS = ["plain TCP", "direct TLS", "stunnel", "securetf", "securetf (python)", SOCAT]
+PUBLIC = "securetf (public port)"
+KINDS = ["plain TCP", "direct TLS", "stunnel", "securetf", "securetf (python)", SOCAT, PUBLIC]
 APPS = [sys.executable, "-m", "benchmarks._net_apps"]
 
 
@@ -86,7 +93,24 @@ class _Bench:
         self._spawn("b", [*copy, inbound, f"TCP:127.0.0.1:{PORT},nodelay"])
         outbound = f"TCP-LISTEN:{SOCAT_OUT},bind=127.0.0.1,fork,reuseaddr,nodelay"
         self._spawn("a", [*copy, outbound, f"TCP:{self.b_addr}:{SOCAT_IN},nodelay"])
+        server = [*APPS, "serve", str(PUBLIC_PORT), str(self._dir(1))]
+        grant = NetworkGrant(public=[PUBLIC_PORT])
+        self.background.append(self._node("b", 1, server, "native", grant, []))
         time.sleep(1.5)
+        self._wait_listening("b", PUBLIC_PORT)
+
+    def _wait_listening(self, host: str, port: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sock = self.lab.socket(host)
+            try:
+                sock.connect((self.lab.addresses[host], port))
+                return
+            except OSError:
+                time.sleep(0.2)
+            finally:
+                sock.close()
+        raise RuntimeError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
 
     def _spawn(self, host: str, argv: list[str]) -> subprocess.Popen[bytes]:
         proc = self.lab.popen(
@@ -157,17 +181,26 @@ class _Bench:
             return self._drive("a", "127.0.0.1", STUNNEL_OUT)
         if kind == SOCAT:
             return self._drive("a", "127.0.0.1", SOCAT_OUT)
+        if kind == PUBLIC:
+            return self._drive("a", self.b_addr, PUBLIC_PORT, str(self._dir(1)), "worker-1.pol")
         return self._shielded("python" if kind == "securetf (python)" else "native")
 
     def _node(
-        self, host: str, instance: int, command: list[str], data_path: str
+        self,
+        host: str,
+        instance: int,
+        command: list[str],
+        data_path: str,
+        network: NetworkGrant | None = None,
+        peers: list[str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        network = NetworkGrant(
+        network = network or NetworkGrant(
             peers=["worker"],
             listen=[PORT],
             cluster={"worker": PeerService(instances=2, listen=[PORT])},
         )
-        peers = [f"worker-{k}={self.lab.addresses[h]}:{TUNNEL}" for k, h in enumerate("ab")]
+        if peers is None:
+            peers = [f"worker-{k}={self.lab.addresses[h]}:{TUNNEL}" for k, h in enumerate("ab")]
         ident: Identity = self.ids[instance]
         cfg: dict[str, Any] = node_config(
             network=network,
@@ -210,6 +243,13 @@ class _Bench:
         return result
 
 
+REQUEST_SIZES = (
+    f"request {REQUEST // 1024} KiB, answer {ANSWER // 1000} kB"
+    " (an image classifier's call), median of each run's median"
+)
+REQUEST_WHAT = f"tunnel, {REQUEST_SIZES}"
+
+
 def _rows(results: dict[str, list[dict[str, float]]]) -> list[Row]:
     def med(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind])
@@ -232,6 +272,22 @@ def _rows(results: dict[str, list[dict[str, float]]]) -> list[Row]:
         row("tunnel, 4 streams", "four", SOCAT),
         Row("net", "added round trip (1 byte)", added, "us", "stunnel", stunnel_added, "<= 1"),
         Row("net", "added round trip (1 byte)", added, "us", "securetf (python)", python_added, ""),
+        row(REQUEST_WHAT, "request_us", "direct TLS", unit="us"),
+        row(REQUEST_WHAT, "request_us", "stunnel", unit="us"),
+        Row(
+            "net",
+            f"public port (securetf serve under securetf run): {REQUEST_SIZES}",
+            med(PUBLIC, "request_us"),
+            "us",
+            "direct TLS",
+            med("direct TLS", "request_us"),
+        ),
+        Row(
+            "net",
+            f"public port, time added to each request: {REQUEST_SIZES}",
+            med(PUBLIC, "request_us") - med("direct TLS", "request_us"),
+            "us",
+        ),
     ]
 
 
