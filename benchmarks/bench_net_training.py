@@ -16,6 +16,11 @@ step, so worker 1's times are the same); the ratio against the target is the med
 the rounds' own ratios (each round's shielded median over its direct median), which one
 round disturbed by other work on the machine moves least.
 
+A third kind, two plain hops (socat), sends each worker's connections to the other through
+socat on its own host (loopback in) and socat on the peer's host (the bridge in, loopback
+out): the shield's topology with every byte copied by two user-space relays, in the clear.
+Its ratio is what any design with two relays costs here before a byte is encrypted.
+
 Two sizes: the tests' job (8-32-1 MLP, batch 64: a step is a few tiny all-reduces, so its
 time is the collectives' latency) and an MNIST-sized MLP (784-512-512-10, about 670,000
 weights, 2.7 MB of gradients a step, global batch 256).
@@ -25,12 +30,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +49,14 @@ from tests.shield.net.pki import Pki
 from benchmarks._common import Row
 from securetf.protocol.messages import NetworkGrant, PeerService
 
+median = statistics.median
+
 ROUNDS = 4
 WARMUP = 5
 STEPS = 45
 PORT = 5000
 TUNNEL = 7000
+RELAY_IN, RELAY_OUT = 7200, 6000  # socat: a host's inbound port; outbound, per peer
 HOSTS = "ab"
 #: name -> (layer widths, global batch)
 JOBS = {
@@ -138,6 +148,50 @@ def _shielded(lab: Lab, pki: Pki, tmp: Path, command: list[str]) -> list[dict[st
                 node.stdout.close()
 
 
+def _through_socat(lab: Lab, command: list[str]) -> list[dict[str, Any]]:
+    """The job with each worker reaching the other through two socat hops (no TLS)."""
+    socat = shutil.which("socat")
+    if socat is None:
+        raise RuntimeError("socat is missing: make setup installs Debian's socat")
+    copy = [socat, "-b", "262144"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    relays, workers = [], []
+    try:
+        for k, host in enumerate(HOSTS):
+            inbound = f"TCP-LISTEN:{RELAY_IN},bind={lab.addresses[host]},fork,reuseaddr,nodelay"
+            relays.append(
+                lab.popen(host, [*copy, inbound, f"TCP:127.0.0.1:{PORT},nodelay"], **quiet)
+            )
+            for j, peer in enumerate(HOSTS):
+                if j != k:
+                    out = f"TCP-LISTEN:{RELAY_OUT + j},bind=127.0.0.1,fork,reuseaddr,nodelay"
+                    to = f"TCP:{lab.addresses[peer]}:{RELAY_IN},nodelay"
+                    relays.append(lab.popen(host, [*copy, out, to], **quiet))
+        time.sleep(0.5)
+        for k, host in enumerate(HOSTS):
+            cluster = [
+                f"{lab.addresses[h]}:{PORT}" if j == k else f"127.0.0.1:{RELAY_OUT + j}"
+                for j, h in enumerate(HOSTS)
+            ]
+            spec = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": k}}
+            env = {**os.environ, "TF_CONFIG": json.dumps(spec)}
+            workers.append(lab.popen(host, command, cwd=ROOT, env=env, stdout=subprocess.PIPE))
+        results = []
+        for proc in workers:
+            out_bytes, _ = proc.communicate(timeout=300)
+            if proc.returncode != 0:
+                raise RuntimeError(f"a worker behind socat exited {proc.returncode}")
+            results.append(json.loads(out_bytes.decode().strip().splitlines()[-1]))
+        return results
+    finally:
+        for proc in workers + relays:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
 class RelayCpu:
     """The CPU seconds the shield's relays (``securetf-relay`` processes) used while the block
     ran, sampled from /proc every 50 ms (a relay's last 50 ms before it exits are missed).
@@ -212,15 +266,29 @@ def run() -> list[Row]:
                 direct: list[float] = []
                 ratios: list[float] = []
                 relay_ms: list[float] = []
+                plain: list[float] = []
+                plain_ratios: list[float] = []
                 for k in range(ROUNDS):
                     d = run_direct(lab, HOSTS, command, timeout=300)[0]["steps"][WARMUP:]
                     with RelayCpu() as cpu:
                         s = _shielded(lab, pki, tmp, command)[0]["steps"][WARMUP:]
                     relay_ms.append(cpu.seconds / (WARMUP + STEPS) * 1000.0)
+                    p = _through_socat(lab, command)[0]["steps"][WARMUP:]
+                    plain, plain_ratios = plain + p, [*plain_ratios, median(p) / median(d)]
                     ratios.append(statistics.median(s) / statistics.median(d))
                     print(f"net_training {name}, round {k}: {ratios[-1]:.2f}", file=sys.stderr)
                     direct, shield = direct + d, shield + s
                 rows += _rows(name, shield, direct, ratios)
+                spread = f"{min(plain_ratios):.2f} to {max(plain_ratios):.2f}"
+                rows.append(
+                    Row(
+                        "net_training",
+                        f"2-worker step time, {name}: two plain hops (socat, no TLS), median of"
+                        f" the {ROUNDS} rounds' ratios to the job without them (rounds: {spread})",
+                        statistics.median(plain_ratios),
+                        "x",
+                    )
+                )
                 rows.append(
                     Row(
                         "net_training",
