@@ -7,6 +7,8 @@ import hashlib
 import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -176,3 +178,51 @@ def _slow_transfer(rig: Rig, reader: str) -> None:
     sender.join(30)
     assert not sender.is_alive()
     assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
+
+
+def test_the_relay_keeps_no_privilege_once_it_has_its_key(tmp_path: Path) -> None:
+    """The relay parses what any peer on the network sends. A flaw there must not hand over
+    root in the runtime's namespaces: once its key is loaded it runs as nobody, with no
+    capability and no way to gain one, and it still dies with the runtime."""
+    native = NativeRelay(Pki(tmp_path).identity("worker", 0))
+    try:
+        status = _status(native.pid)
+        assert status["Uid"].split() == ["65534"] * 4
+        assert status["Gid"].split() == ["65534"] * 4
+        assert status["Groups"] == ""
+        assert int(status["CapEff"], 16) == 0
+        assert int(status["CapPrm"], 16) == 0
+        assert status["NoNewPrivs"] == "1"
+        stat = Path(f"/proc/{native.pid}/stat").read_text()
+        assert int(stat[stat.rindex(")") + 2 :].split()[1]) == os.getpid()  # our child
+    finally:
+        native.stop()
+
+
+def test_the_relay_dies_with_its_runtime(tmp_path: Path) -> None:
+    """A runtime that ends without stopping its relay (killed outright) leaves no relay
+    behind, also now that the relay changes its credentials (which clears a process's
+    parent-death signal: the relay sets it again; the end of its control socket ends it
+    too)."""
+    ident = Pki(tmp_path).identity("worker", 0)
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from securetf.shield.net import Identity\n"
+        "from securetf.shield.net._native import NativeRelay\n"
+        "relay = NativeRelay(Identity(*(Path(a) for a in sys.argv[1:4])))\n"
+        "print(relay.pid, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    argv = [sys.executable, "-c", script, str(ident.certificate), str(ident.key), str(ident.ca)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists(), "the relay outlived its runtime"

@@ -127,6 +127,11 @@ class NativeRelay:
             )
         ours.settimeout(None)
 
+    @property
+    def pid(self) -> int:
+        """The relay's process id."""
+        return self._proc.pid
+
     def _send(self, header: bytes, *socks: socket.socket) -> None:
         with self._lock:
             self._control.sendmsg([header], _fds(*socks))

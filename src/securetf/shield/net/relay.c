@@ -42,11 +42,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
 static int control_fd = -1;
+#define NOBODY 65534 /* the kernel's overflow id; a policy may not give it to a program */
 #define COPY 262144          /* bytes per read, as COPY_BUFFER in _settings.py */
 #define STAGE (COPY + 65536) /* TLS bytes each way between OpenSSL and the socket */
 #define MAX_MSG 65536
@@ -607,11 +610,32 @@ static int read_job(struct job *job) {
     return 1;
 }
 
+/* Everything it needs from root is done (the key and certificates are loaded; sockets come
+ * over the control socket): run on as nobody, with no capability and no way to gain one, so
+ * that a flaw in what parses the network's bytes holds nothing of root's. A change of
+ * credentials clears the parent-death signal and the dumpable flag: both are set again. */
+static int drop_privileges(pid_t parent) {
+    if (geteuid() == 0 && (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+                           setresuid(NOBODY, NOBODY, NOBODY))) {
+        perror("securetf-relay: cannot drop root");
+        return -1;
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_PDEATHSIG, SIGKILL) ||
+        prctl(PR_SET_DUMPABLE, 0)) {
+        perror("securetf-relay: prctl");
+        return -1;
+    }
+    if (getppid() != parent) /* the runtime died before the signal was set again */
+        return -1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 5 || (control_fd = atoi(argv[4])) < 3) {
         fprintf(stderr, "usage: securetf-relay CERT KEY CA FD  (FD: the control socket)\n");
         return 2;
     }
+    pid_t parent = getppid();
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the runtime */
     prctl(PR_SET_DUMPABLE, 0);        /* no core dump, no ptrace of the key in memory */
     signal(SIGPIPE, SIG_IGN);
@@ -623,6 +647,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "securetf-relay: cannot load the instance certificate or CA: %s\n", text);
         return 1;
     }
+    if (drop_privileges(parent))
+        return 1;
     if (write(control_fd, "R", 1) != 1) /* ready */
         return 1;
     pthread_attr_t attr;
