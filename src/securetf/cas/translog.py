@@ -80,6 +80,9 @@ class CasLog:
         self._tree = tree
         self._signer = signer
         self._witnessing = witnessing if witnessing and witnessing.witnesses else None
+        # The last checkpoint signed, for the answers that read the same tree (Ed25519
+        # signatures are deterministic: signing it again gives the same note).
+        self._last: tuple[int, bytes, bytes] | None = None
 
     @property
     def origin(self) -> str:
@@ -97,7 +100,12 @@ class CasLog:
 
     def _signed(self, size: int, tree: SubtreeHashes | None = None) -> bytes:
         root = (tree or self._tree.at(size)).root()
-        return sign_note(Checkpoint(self.origin, size, root).text(), [self._signer])
+        last = self._last
+        if last is not None and last[0] == size and last[1] == root:
+            return last[2]
+        note = sign_note(Checkpoint(self.origin, size, root).text(), [self._signer])
+        self._last = (size, root, note)
+        return note
 
     def checkpoint(self) -> bytes:
         """The checkpoint clients are given: the latest, or with witnesses required, the
@@ -126,31 +134,31 @@ class CasLog:
         return tree, self._signed(size, tree) + lines
 
     def bundle(self, indexes: Sequence[int | None], since: int | None) -> LogBundle | None:
-        """The checkpoint clients are given, with entries ``indexes`` and their inclusion
-        proofs in it, and the consistency proof from the tree of ``since`` entries (a
-        client's kept checkpoint); None while that checkpoint does not hold them all (with
-        witnesses: until they cosign a larger tree), or there is none yet."""
+        """A signed checkpoint that holds entries ``indexes``, with their inclusion proofs
+        in it and the consistency proof from the tree of ``since`` entries (a client's
+        kept checkpoint); None while none holds them all (with witnesses: until k of them
+        cosign a larger tree), or there is none yet.
+
+        Without witnesses it is the tree the decision's own transaction committed (or a
+        later one of this process's that extends it), kept in memory: the database held
+        its root at that commit, and building it reads nothing but what is not kept. Else
+        it is the checkpoint clients are given, read from the database."""
         wanted = sorted({i for i in indexes if i is not None})
+        if not wanted:
+            return None
+        if self._witnessing is None:
+            with self._tree.committed(wanted[-1]) as kept:
+                if kept is not None:
+                    log, tree = kept
+                    return _bundle(log, tree, self._signed(tree.size, tree), wanted, since)
         with self._tree.reading() as log:
             try:
                 tree, note = self._given(log)
             except NotFoundError:
                 return None
-            if not wanted or wanted[-1] >= tree.size:
+            if wanted[-1] >= tree.size:
                 return None
-            entries = [
-                LogBundleEntry(
-                    index=i, data=log.entries(i, i + 1)[0], proof=inclusion_proof(tree, i)
-                )
-                for i in wanted
-            ]
-            extends = since is not None and 0 < since <= tree.size
-            return LogBundle(
-                checkpoint=note.decode(),
-                entries=entries,
-                consistency_from=since if extends else None,
-                consistency=consistency_proof(tree, since) if since and extends else [],
-            )
+            return _bundle(log, tree, note, wanted, since)
 
     def witness_checkpoint(self) -> bytes:
         """The checkpoint witnesses are asked to cosign: the smallest one that some (but
@@ -233,3 +241,19 @@ class CasLog:
         current = self._tree.size()
         if not 0 < size <= current:
             raise NotFoundError(f"the log has {current} entries; size {size} is not a tree of it")
+
+
+def _bundle(
+    log: LogTree, tree: SubtreeHashes, note: bytes, wanted: list[int], since: int | None
+) -> LogBundle:
+    entries = [
+        LogBundleEntry(index=i, data=log.entry_in(tree, i), proof=inclusion_proof(tree, i))
+        for i in wanted
+    ]
+    extends = since is not None and 0 < since <= tree.size
+    return LogBundle(
+        checkpoint=note.decode(),
+        entries=entries,
+        consistency_from=since if extends else None,
+        consistency=consistency_proof(tree, since) if since and extends else [],
+    )

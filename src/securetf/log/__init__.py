@@ -6,6 +6,7 @@ SQLAlchemy.
 """
 
 from securetf.log._checkpoint import Checkpoint
+from securetf.log._edge import Edges
 from securetf.log._errors import (
     AppendConflictError,
     ForkError,
@@ -61,6 +62,7 @@ __all__ = [
     "CosignatureVerifier",
     "Ed25519Signer",
     "Ed25519Verifier",
+    "Edges",
     "Fetch",
     "ForkError",
     "FullTiles",

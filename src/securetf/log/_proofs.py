@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from securetf.log._errors import ProofError
@@ -85,13 +85,22 @@ class SubtreeHashes:
 
     Each tile is read once, at the width the tree of ``size`` gives it; the rest is
     hashed (at most 127 hashes per tile per node). With ``full``, full tiles whose parent
-    hash the tree holds come from there (see :class:`FullTiles`).
+    hash the tree holds come from there (see :class:`FullTiles`). With ``edge``, the nodes
+    of the tree's partial tiles come from there: the caller has checked that they are this
+    tree's (:mod:`._edge`).
     """
 
-    def __init__(self, source: TileSource, size: int, full: FullTiles | None = None) -> None:
+    def __init__(
+        self,
+        source: TileSource,
+        size: int,
+        full: FullTiles | None = None,
+        edge: Mapping[tuple[int, int], bytes] | None = None,
+    ) -> None:
         self._source = source
         self._full = full
         self._size = size
+        self._edge = edge
         self._tiles: dict[tuple[int, int], Sequence[bytes]] = {}
         self._nodes: dict[tuple[int, int], bytes] = {}
 
@@ -104,6 +113,8 @@ class SubtreeHashes:
         key = (height, index)
         if (cached := self._nodes.get(key)) is not None:
             return cached
+        if self._edge is not None and (kept := self._edge.get(key)) is not None:
+            return kept
         if height % TILE_HEIGHT == 0:
             level = height // TILE_HEIGHT
             value = self._tile(level, index // TILE_WIDTH)[index % TILE_WIDTH]
@@ -141,8 +152,7 @@ class SubtreeHashes:
             kept = self._full.get(level, index, parent)
             if kept is not None:
                 self._tiles[key] = kept[0]
-                for node, value in kept[2].items():
-                    self._nodes.setdefault(node, value)
+                self._nodes = {**kept[2], **self._nodes}  # what the tree has first
                 return kept[0]
         hashes = self._source.tile_hashes(level, index, width)
         if len(hashes) != width or any(len(h) != HASH_SIZE for h in hashes):

@@ -34,10 +34,18 @@ class LogStore(Protocol):
         """Entries ``start``..``end``-1; :class:`LogStoreError` if any is missing."""
         ...
 
-    def append(self, old_size: int, entries: Sequence[bytes], hashes: Sequence[StoredHash]) -> None:
+    def append(
+        self,
+        old_size: int,
+        entries: Sequence[bytes],
+        hashes: Sequence[StoredHash],
+        root: bytes | None = None,
+    ) -> None:
         """Add ``entries`` (the first at index ``old_size``) and their ``hashes`` in one
         atomic step, or raise :class:`AppendConflictError` if the log no longer has
-        ``old_size`` entries (another writer was first)."""
+        ``old_size`` entries (another writer was first). ``root``: the new tree's root,
+        kept by a store that has a place for it (:meth:`securetf.log.sql.SqlLogStore.tip`),
+        ignored by the others."""
         ...
 
 
@@ -58,7 +66,13 @@ class MemoryStore:
     def read_entries(self, start: int, end: int) -> list[bytes]:
         return _slice(self._entries, start, end, "entries")
 
-    def append(self, old_size: int, entries: Sequence[bytes], hashes: Sequence[StoredHash]) -> None:
+    def append(
+        self,
+        old_size: int,
+        entries: Sequence[bytes],
+        hashes: Sequence[StoredHash],
+        root: bytes | None = None,
+    ) -> None:
         if old_size != len(self._entries):
             raise AppendConflictError(
                 f"the log has {len(self._entries)} entries, not {old_size}: another writer "

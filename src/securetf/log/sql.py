@@ -3,7 +3,9 @@
 Two append-only tables: ``tlog_entries`` (index -> entry) and ``tlog_hashes``
 ((tile level, index) -> hash, see :mod:`._store`). Their primary keys make a second
 writer that appends at the same size fail instead of interleaving, on any isolation
-level, so several CAS processes may share one database.
+level, so several CAS processes may share one database. A third, ``tlog_roots`` (size ->
+root), holds the root of each tree a writer that keeps the tree's edge in memory made
+(:mod:`._edge`): what a kept edge is checked against before it is used.
 
 :class:`ConnectionLogStore` is the same store inside a transaction its caller owns: a
 service appends its log entry in the transaction of the decision the entry records, so
@@ -56,6 +58,13 @@ _hashes = Table(
     Column("hash", LargeBinary(32), nullable=False),
 )
 
+_roots = Table(
+    "tlog_roots",
+    log_metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+)
+
 
 class SqlLogStore:
     """A :class:`LogStore` in the database behind ``engine``; creates its tables."""
@@ -74,6 +83,13 @@ class SqlLogStore:
         try:
             with self._reader() as conn:
                 return _size(conn)
+        except sa_exc.SQLAlchemyError as exc:
+            raise _error(exc, "reading the log size") from exc
+
+    def tip(self) -> Tip:
+        try:
+            with self._reader() as conn:
+                return _tip(conn)
         except sa_exc.SQLAlchemyError as exc:
             raise _error(exc, "reading the log size") from exc
 
@@ -98,10 +114,16 @@ class SqlLogStore:
     def read_entries(self, start: int, end: int) -> list[bytes]:
         return self._read(_entries_query(start, end), end - start, f"entries {start}..{end - 1}")
 
-    def append(self, old_size: int, entries: Sequence[bytes], hashes: Sequence[StoredHash]) -> None:
+    def append(
+        self,
+        old_size: int,
+        entries: Sequence[bytes],
+        hashes: Sequence[StoredHash],
+        root: bytes | None = None,
+    ) -> None:
         try:
             with self._engine.begin() as conn:
-                _append(conn, old_size, entries, hashes)
+                _append(conn, old_size, entries, hashes, root)
         except sa_exc.IntegrityError as exc:
             raise _conflict(old_size) from exc
         except sa_exc.SQLAlchemyError as exc:
@@ -132,6 +154,9 @@ class ConnectionLogStore:
     def size(self) -> int:
         return _size(self._conn)
 
+    def tip(self) -> Tip:
+        return _tip(self._conn)
+
     def read_hashes(self, level: int, start: int, end: int) -> list[bytes]:
         query = _hashes_query(level, start, end)
         return _read(self._conn, query, end - start, f"hashes {start}..{end - 1} at level {level}")
@@ -140,8 +165,14 @@ class ConnectionLogStore:
         what = f"entries {start}..{end - 1}"
         return _read(self._conn, _entries_query(start, end), end - start, what)
 
-    def append(self, old_size: int, entries: Sequence[bytes], hashes: Sequence[StoredHash]) -> None:
-        _append(self._conn, old_size, entries, hashes)
+    def append(
+        self,
+        old_size: int,
+        entries: Sequence[bytes],
+        hashes: Sequence[StoredHash],
+        root: bytes | None = None,
+    ) -> None:
+        _append(self._conn, old_size, entries, hashes, root)
 
 
 # Built once: a statement object caches its compiled form's key, so a read costs the
@@ -162,8 +193,18 @@ _ENTRIES = (
     .order_by(_entries.c.idx)
 )
 _SIZE = select(func.max(_entries.c.idx))
+# The size and the latest stored root in one statement (no row: no root stored yet).
+_TIP = (
+    select(_SIZE.scalar_subquery(), _roots.c.size, _roots.c.root)
+    .order_by(_roots.c.size.desc())
+    .limit(1)
+)
 _INSERT_ENTRIES = insert(_entries)
 _INSERT_HASHES = insert(_hashes)
+_INSERT_ROOT = insert(_roots)
+
+#: (the number of entries, (size, root) of the latest stored root or None).
+Tip = tuple[int, tuple[int, bytes] | None]
 
 Query = tuple[Select[Any], dict[str, int]]
 
@@ -179,14 +220,18 @@ def _entries_query(start: int, end: int) -> Query:
 def _read(conn: Connection, query: Query, count: int, what: str) -> list[bytes]:
     if count < 0:
         raise LogStoreError(f"cannot read {what}")
-    rows = [bytes(value) for value in conn.execute(*query).scalars()]
+    rows = [bytes(value) for value in conn.execute(*query).scalars().all()]
     if len(rows) != count:
         raise LogStoreError(f"the log database lacks {what}: it was damaged or edited")
     return rows
 
 
 def _append(
-    conn: Connection, old_size: int, entries: Sequence[bytes], hashes: Sequence[StoredHash]
+    conn: Connection,
+    old_size: int,
+    entries: Sequence[bytes],
+    hashes: Sequence[StoredHash],
+    root: bytes | None,
 ) -> None:
     current = _size(conn)
     if current != old_size:
@@ -198,6 +243,8 @@ def _append(
         conn.execute(_INSERT_ENTRIES, rows)
     if hashes:
         conn.execute(_INSERT_HASHES, [{"level": lv, "idx": i, "hash": h} for lv, i, h in hashes])
+    if root is not None and entries:
+        conn.execute(_INSERT_ROOT, {"size": old_size + len(entries), "root": root})
 
 
 def _conflict(old_size: int) -> AppendConflictError:
@@ -205,6 +252,14 @@ def _conflict(old_size: int) -> AppendConflictError:
         f"rows for entry {old_size} exist already: another writer appended first "
         "(retry), or the database was edited"
     )
+
+
+def _tip(conn: Connection) -> Tip:
+    row = conn.execute(_TIP).first()
+    if row is None:
+        return _size(conn), None
+    last, size, root = row
+    return (0 if last is None else int(last) + 1), (int(size), bytes(root))
 
 
 def _size(conn: Connection) -> int:

@@ -27,7 +27,7 @@ from securetf.cas.store._tx_policies import PolicyOps
 from securetf.cas.store._tx_runtime import RuntimeOps
 from securetf.cas.store._tx_secrets import SecretOps
 from securetf.crypto import SigningKey, random_bytes
-from securetf.log import FullTiles, LogTree
+from securetf.log import Edges, FullTiles, LogTree
 from securetf.log.sql import SqlLogStore
 
 __all__ = ["MAX_ATTEMPTS", "SqlStore", "SqlTx", "open_store"]
@@ -70,6 +70,10 @@ class SqlStore:
         self._verified = VerifiedCache()
         self._sleep = sleep
         self._log: LogTree | None = None
+        # The log's full tiles and right edge, kept across requests and the decisions'
+        # appends, each used only where the database's own hashes commit to it.
+        self._full_tiles = FullTiles()
+        self._edges = Edges()
         # SQLite runs one writer at a time anyway; queueing this process's transactions on
         # a lock instead of SQLite's busy-wait (which sleeps in growing steps) keeps the
         # tail latency of concurrent requests at the cost of the work itself.
@@ -99,11 +103,22 @@ class SqlStore:
                         timeout_ms = int(_engine.WRITERS_LOCK_TIMEOUT_S * 1000)
                         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}")
                         conn.exec_driver_sql(_PG_WRITERS_LOCK)
-                    tx = SqlTx(conn, self._sealer, self._audit_key, self._state_key, self._verified)
+                    tx = SqlTx(
+                        conn,
+                        self._sealer,
+                        self._audit_key,
+                        self._state_key,
+                        self._verified,
+                        log_edges=(self._full_tiles, self._edges),
+                    )
                     yield tx
                     tx.flush_state()
             except SQLAlchemyError as exc:
                 raise translate(exc, self._where) from exc
+            # Committed: the database held each of these trees' roots (what an answer's
+            # log proofs are then built from, docs/log.md).
+            for edge, index in tx.log_appended:
+                self._edges.commit(edge, index)
 
     @contextmanager
     def _begin(self, writes: bool) -> Iterator[Connection]:
@@ -145,9 +160,10 @@ class SqlStore:
             # Reads only: on SQLite they take no lock (an anonymous log read must never
             # queue the writers), on PostgreSQL the option is ignored.
             store = SqlLogStore(self._engine, read_options={READ_ONLY: True})
-            # Full tiles are kept across requests (checked against the parent hashes the
-            # database holds on each use): a proof of an old entry reads no full tile.
-            self._log = LogTree(store, full_tiles=FullTiles())  # tables exist: init_schema
+            # Full tiles and the right edge are kept across requests (checked against the
+            # parent hashes and the root the database holds on each use): a proof reads
+            # neither a full tile nor the partial ones (docs/log.md).
+            self._log = LogTree(store, full_tiles=self._full_tiles, edges=self._edges)
         return self._log
 
     def close(self) -> None:

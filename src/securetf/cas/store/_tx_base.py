@@ -33,6 +33,8 @@ from securetf.cas.store._state import (
 )
 from securetf.crypto import SigningKey
 from securetf.errors import IntegrityError
+from securetf.log import Edges, FullTiles
+from securetf.log._edge import Edge
 
 __all__ = ["TxBase", "create_state_head", "dump_blobs", "load_blobs", "read_state_head"]
 
@@ -112,8 +114,13 @@ class TxBase:
         audit_key: SigningKey,
         state_key: StateKey,
         verified: VerifiedCache,
+        *,
+        log_edges: tuple[FullTiles, Edges] | None = None,
     ) -> None:
         self._conn = conn
+        self._log_edges = log_edges
+        #: The log's edge after each append of this transaction, with the entry's index.
+        self.log_appended: list[tuple[Edge, int]] = []
         self._sealer = sealer
         self._audit_key = audit_key
         self._state_key = state_key

@@ -24,12 +24,23 @@ class LogOps(TxBase):
         # race fails here or at commit and the whole decision is re-run by Store.run, so
         # neither a fork nor a decision without its entry is ever committed.
         try:
-            index = LogTree(ConnectionLogStore(self._conn)).append(entry)
+            tree = self._appender()
+            index = tree.append(entry)
         except AppendConflictError as exc:
             raise TransactionConflictError(str(exc)) from exc
+        if tree.appended is not None:
+            self.log_appended.append((tree.appended, index))
         if ref is not None:
             self._upsert(log_refs, {"ref": ref, "idx": index}, ["ref"])
         return index
+
+    def _appender(self) -> LogTree:
+        """The log in this transaction, extended from the process's kept edge when the
+        database's stored root commits to it (:mod:`securetf.log._edge`)."""
+        if self._log_edges is None:
+            return LogTree(ConnectionLogStore(self._conn))
+        full, edges = self._log_edges
+        return LogTree(ConnectionLogStore(self._conn), full_tiles=full, edges=edges)
 
     def log_ref(self, ref: str) -> int | None:
         row = self._conn.execute(_LOG_REF, {"ref": ref}).first()
