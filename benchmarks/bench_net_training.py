@@ -132,20 +132,29 @@ def _shielded(lab: Lab, pki: Pki, tmp: Path, command: list[str]) -> list[dict[st
             path.write_text(json.dumps(cfg))
             argv = [sys.executable, "-m", "tests.shield.net.node", str(path)]
             nodes.append(lab.popen(host, argv, cwd=ROOT, stdout=subprocess.PIPE))
-        results = []
-        for node in nodes:
-            out, _ = node.communicate(timeout=300)
-            if node.returncode != 0:
-                raise RuntimeError(f"a shielded worker exited {node.returncode}")
-            results.append(json.loads(out.decode().strip().splitlines()[-1]))
-        return results
+        return _results(nodes, "a shielded worker")
     finally:
-        for node in nodes:
-            if node.poll() is None:
-                os.killpg(node.pid, signal.SIGKILL)
-            node.wait()
-            if node.stdout is not None:
-                node.stdout.close()
+        _end(nodes)
+
+
+def _results(workers: list[subprocess.Popen[bytes]], what: str) -> list[dict[str, Any]]:
+    """The last JSON line each worker printed, in worker order."""
+    results = []
+    for proc in workers:
+        out, _ = proc.communicate(timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{what} exited {proc.returncode}")
+        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return results
+
+
+def _end(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _through_socat(lab: Lab, command: list[str]) -> list[dict[str, Any]]:
@@ -176,20 +185,9 @@ def _through_socat(lab: Lab, command: list[str]) -> list[dict[str, Any]]:
             spec = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": k}}
             env = {**os.environ, "TF_CONFIG": json.dumps(spec)}
             workers.append(lab.popen(host, command, cwd=ROOT, env=env, stdout=subprocess.PIPE))
-        results = []
-        for proc in workers:
-            out_bytes, _ = proc.communicate(timeout=300)
-            if proc.returncode != 0:
-                raise RuntimeError(f"a worker behind socat exited {proc.returncode}")
-            results.append(json.loads(out_bytes.decode().strip().splitlines()[-1]))
-        return results
+        return _results(workers, "a worker behind socat")
     finally:
-        for proc in workers + relays:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+        _end(workers + relays)
 
 
 class RelayCpu:
