@@ -143,3 +143,17 @@ def test_host_never_sees_the_mounts(new_job: NewJob) -> None:
             proc.kill()
             proc.wait()
     job.assert_nothing_left()
+
+
+def test_a_failed_first_run_leaves_nothing_that_blocks_the_next(new_job: NewJob) -> None:
+    """A read-write volume the first run creates, and that run commits nothing to (the
+    program died), is not left behind as an unregistered copy the next run must refuse:
+    the next run starts it afresh."""
+    job = new_job(**fast_job_args())
+    assert not job.sealed_model.exists()
+    killed = job.run("kill")
+    assert killed.returncode == 128 + 9, killed.stderr
+    assert not job.sealed_model.exists()
+    again = job.run("ok")
+    assert again.returncode == 0, again.stderr
+    assert "ok run 1" in again.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ class MountedVolume:
     grant: VolumeGrant
     volume: Volume
     mount: Mount
+    #: The storage this run created (the volume did not exist before it), else None.
+    created: Path | None = None
 
 
 def register_command(storage: Path, *, policy: str, volume: str, cas: str) -> str:
@@ -94,13 +97,15 @@ def mount_all(
     mounted: list[MountedVolume] = []
     try:
         for name, grant in sorted(grants.items()):
+            created = None if storage[name].exists() else storage[name]
             vol = open_volume(name, grant, storage[name], policy=policy, cas=cas)
             try:
                 m = mount(vol, target(name, grant), read_only=grant.mode == "ro", owner=owner)
             except BaseException:
                 vol.close()
+                _forget(created)
                 raise
-            mounted.append(MountedVolume(name, grant, vol, m))
+            mounted.append(MountedVolume(name, grant, vol, m, created))
     except BaseException:
         unmount_all(mounted, commit=False)
         raise
@@ -128,4 +133,14 @@ def unmount_all(
                 changed[mv.name] = (tag, mv.volume.version)
         finally:
             mv.volume.close()
+        if mv.name not in changed:
+            _forget(mv.created)
     return changed
+
+
+def _forget(created: Path | None) -> None:
+    """Remove a volume this run created and never committed: an empty copy the CAS has no
+    state of, which the next run would have to refuse (``rollback: protected``) until an
+    owner registered it. Without it, the next run creates the volume afresh."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
