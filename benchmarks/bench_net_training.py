@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.shield.net.jobs import run_direct
+from tests.shield.net.jobs import end, results, run_direct
 from tests.shield.net.lab import ROOT, Lab
 from tests.shield.net.node import node_config
 from tests.shield.net.pki import Pki
@@ -132,29 +131,9 @@ def _shielded(lab: Lab, pki: Pki, tmp: Path, command: list[str]) -> list[dict[st
             path.write_text(json.dumps(cfg))
             argv = [sys.executable, "-m", "tests.shield.net.node", str(path)]
             nodes.append(lab.popen(host, argv, cwd=ROOT, stdout=subprocess.PIPE))
-        return _results(nodes, "a shielded worker")
+        return results(nodes, "a shielded worker", 300)
     finally:
-        _end(nodes)
-
-
-def _results(workers: list[subprocess.Popen[bytes]], what: str) -> list[dict[str, Any]]:
-    """The last JSON line each worker printed, in worker order."""
-    results = []
-    for proc in workers:
-        out, _ = proc.communicate(timeout=300)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{what} exited {proc.returncode}")
-        results.append(json.loads(out.decode().strip().splitlines()[-1]))
-    return results
-
-
-def _end(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        end(nodes)
 
 
 def _through_socat(lab: Lab, command: list[str]) -> list[dict[str, Any]]:
@@ -185,9 +164,9 @@ def _through_socat(lab: Lab, command: list[str]) -> list[dict[str, Any]]:
             spec = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": k}}
             env = {**os.environ, "TF_CONFIG": json.dumps(spec)}
             workers.append(lab.popen(host, command, cwd=ROOT, env=env, stdout=subprocess.PIPE))
-        return _results(workers, "a worker behind socat")
+        return results(workers, "a worker behind socat", 300)
     finally:
-        _end(workers + relays)
+        end(workers + relays)
 
 
 class RelayCpu:

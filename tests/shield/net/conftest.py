@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 
 from securetf.protocol.messages import NetworkGrant, PeerService
 
+from .jobs import end
 from .lab import ROOT, Lab, namespaces
 from .node import node_config
 from .pki import Pki
@@ -99,12 +99,7 @@ def start_node(lab: Lab, pki: Pki, tmp_path: Path) -> Iterator[StartNode]:
         return node
 
     yield start
-    for node in started:
-        if node.poll() is None:
-            os.killpg(node.pid, signal.SIGKILL)
-        node.wait()
-        if node.stdout is not None:
-            node.stdout.close()
+    end(started)
 
 
 def verdict(node: Node, timeout: float = 60) -> dict[str, Any]:

@@ -44,20 +44,33 @@ def run_direct(
         for k, host in enumerate(hosts)
     ]
     try:
-        results = []
-        for proc in procs:
-            out, _ = proc.communicate(timeout=timeout)
-            if proc.returncode != 0:
-                raise RuntimeError(f"a worker without the shield exited {proc.returncode}")
-            results.append(json.loads(out.decode().strip().splitlines()[-1]))
-        return results
+        return results(procs, "a worker without the shield", timeout)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+        end(procs)
+
+
+def results(
+    workers: list[subprocess.Popen[bytes]], what: str, timeout: float
+) -> list[dict[str, Any]]:
+    """The last JSON line each worker printed, in worker order; a worker that failed
+    raises, naming ``what`` it was."""
+    out = []
+    for proc in workers:
+        stdout, _ = proc.communicate(timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{what} exited {proc.returncode}")
+        out.append(json.loads(stdout.decode().strip().splitlines()[-1]))
+    return out
+
+
+def end(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Kill what still runs (each in its own session) and reap it."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def worker(steps: int, mode: str) -> list[str]:
