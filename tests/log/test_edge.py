@@ -16,6 +16,7 @@ from securetf.log._edge import build_edge, extend_edge
 from securetf.log._proofs import SubtreeHashes, consistency_proof, inclusion_proof
 from securetf.log._tree import StoreTiles, _new_hashes
 from securetf.log.sql import SqlLogStore
+from tests.log.reads import count_tile_reads
 
 
 def _entries(start: int, end: int, tag: bytes = b"entry") -> list[bytes]:
@@ -116,14 +117,7 @@ def test_the_kept_edge_and_entries_serve_the_tree_without_reading_partial_tiles(
 ) -> None:
     tree, _ = _kept(engine)
     tree.latest()
-    reads: list[tuple[int, int, int]] = []
-    real = StoreTiles.tile_hashes
-
-    def tile_hashes(self: StoreTiles, level: int, index: int, width: int) -> list[bytes]:
-        reads.append((level, index, width))
-        return list(real(self, level, index, width))
-
-    monkeypatch.setattr(StoreTiles, "tile_hashes", tile_hashes)
+    reads = count_tile_reads(monkeypatch)
     entry_reads: list[int] = []
     read_entries = SqlLogStore.read_entries
 

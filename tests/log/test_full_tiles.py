@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from securetf.log import FullTiles, LogTree, MemoryStore, leaf_hash
-from securetf.log._tree import StoreTiles
 from securetf.log.sql import SqlLogStore
+from tests.log.reads import count_tile_reads
 
 SIZE = 3000
 
@@ -27,18 +27,6 @@ def engine(tmp_path: Path) -> Engine:
     return engine
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
-    reads: list[tuple[int, int, int]] = []
-    real = StoreTiles.tile_hashes
-
-    def tile_hashes(self: StoreTiles, level: int, index: int, width: int) -> list[bytes]:
-        reads.append((level, index, width))
-        return list(real(self, level, index, width))
-
-    monkeypatch.setattr(StoreTiles, "tile_hashes", tile_hashes)
-    return reads
-
-
 def test_kept_tiles_give_the_databases_roots_and_proofs(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -50,7 +38,7 @@ def test_kept_tiles_give_the_databases_roots_and_proofs(
             assert kept.inclusion_proof(index, size) == memory.inclusion_proof(index, size)
         assert kept.root(size) == memory.root(size)
         assert kept.consistency_proof(17, size) == memory.consistency_proof(17, size)
-    reads = _counting(monkeypatch)
+    reads = count_tile_reads(monkeypatch)
     kept.inclusion_proof(3, SIZE)  # an old entry: its full tile is kept
     assert (0, 0, 256) not in reads
 
