@@ -1,20 +1,23 @@
 """What the transparency log costs provisioning: nonce + provision round trips at 16
 clients against a CAS with its log on (an entry appended in each provisioning's
-transaction) and off (benchmarks/_cas_nolog.py), five passes in alternating order; with
-the log on, also the same clients proving each answer as ``securetf run`` does (from the
-proofs the answer carries), each client with a home of its own, as separate runtimes have.
+transaction) and one with it off (benchmarks/_cas_nolog.py); with the log on, also the
+same clients proving each answer as ``securetf run`` does (from the proofs the answer
+carries), each client with a home of its own, as separate runtimes have. Both CAS
+processes run for the whole sitting; each pass runs the three loads one right after the
+other, in an order that turns from pass to pass.
 
 The verdict is the CAS's CPU per round trip (from /proc), log on with proving clients vs
 log off, as the median of the passes' ratios: a CAS's capacity is CPU-bound, its clients
 run elsewhere in a deployment, and on this shared 2-core machine the rates (reported
-beside it) swing with whatever else runs. A pass's two CAS processes run one right after
-the other, so their ratio sees the same machine.
+beside it) swing with whatever else runs. A pass's loads run within seconds of each
+other, so their ratio sees the same machine.
 
 Run: python -m benchmarks.run cas_log
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import resource
@@ -23,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import tests.cas.server_support as server_support
@@ -37,7 +40,7 @@ from securetf.client import CasClient, CasPin, attest_cas
 
 DURATION = 3.0
 CLIENTS = 16
-PASSES = 5
+PASSES = 6
 TARGET = "<= 1.10x (the log costs at most 10 %)"
 
 
@@ -87,22 +90,40 @@ def _load(make: Callable[[int], CasClient], runtime: Runtime, cas_pid: int) -> L
     return Load(total / elapsed, cas_ms, (_own_cpu() - own0) / total * 1000)
 
 
-def _pass(root: Path, *, log: bool) -> tuple[Load, Load | None]:
-    """(the load without client proofs, with them when the log is on)."""
-    home = root / "home"
-    home.mkdir()
-    os.environ["SECURETF_HOME"] = str(home)
+@contextlib.contextmanager
+def _cas(root: Path, home: Path, *, log: bool) -> Iterator[CasProcess]:
+    """A CAS with its log on or off (benchmarks/_cas_nolog.py), and the test policy."""
     exe = server_support.EXE
     if not log:
         server_support.EXE = [sys.executable, "-m", "benchmarks._cas_nolog"]
-    cas = CasProcess(data=root / "cas", home=home, port=free_port())
+    cas = CasProcess(data=root / ("cas-on" if log else "cas-off"), home=home, port=free_port())
     try:
         cas.start()
     finally:
         server_support.EXE = exe
-    assert cas.proc is not None
-    pid = cas.proc.pid
     try:
+        yield cas
+    finally:
+        cas.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Arm:
+    name: str
+    make: Callable[[int], CasClient]
+    pid: int
+
+
+def _arms(stack: contextlib.ExitStack, root: Path) -> tuple[_Arm, _Arm, _Arm]:
+    """(log off, log on, log on with proving clients): two CAS processes that run side by
+    side for the whole sitting, each with the policy applied."""
+    home = root / "home"
+    home.mkdir()
+    os.environ["SECURETF_HOME"] = str(home)
+    made = []
+    for log in (False, True):
+        cas = stack.enter_context(_cas(root, home, log=log))
+        assert cas.proc is not None
         pin = attest_cas(
             cas.url, now=int(time.time()), allowed_tees=("sim",), sim_trust=default_sim_trust(home)
         )
@@ -111,19 +132,19 @@ def _pass(root: Path, *, log: bool) -> tuple[Load, Load | None]:
         owners = Owners()
         with CasClient(bare) as client:
             client.apply_policy(policy_yaml(owners), owners.alice, {"dataset-key": DATASET_KEY})
-        runtime = Runtime(home=home)
-        plain = _load(lambda _: CasClient(bare), runtime, pid)
-        if not log:
-            return plain, None
+        made.append((cas.proc.pid, pin, bare))
+    (off_pid, _, off_bare), (on_pid, on_pin, on_bare) = made
 
-        def proving(i: int, pin: CasPin = pin) -> CasClient:
-            mine = home / f"runtime-{i}"
-            mine.mkdir(exist_ok=True)
-            return CasClient(pin, home=mine)
+    def proving(i: int, pin: CasPin = on_pin) -> CasClient:
+        mine = home / f"runtime-{i}"
+        mine.mkdir(exist_ok=True)
+        return CasClient(pin, home=mine)
 
-        return plain, _load(proving, runtime, pid)
-    finally:
-        cas.stop()
+    return (
+        _Arm("log off", lambda _: CasClient(off_bare), off_pid),
+        _Arm("log on", lambda _: CasClient(on_bare), on_pid),
+        _Arm("log on, proving", proving, on_pid),
+    )
 
 
 def _ratios(a: list[Load], b: list[Load], value: Callable[[Load], float]) -> list[float]:
@@ -140,19 +161,17 @@ def run() -> list[Row]:
     on: list[Load] = []
     off: list[Load] = []
     proven: list[Load] = []
-    for i in range(PASSES):
-        for log in (True, False) if i % 2 == 0 else (False, True):
-            with tempfile.TemporaryDirectory() as tmp:
-                plain, with_proofs = _pass(Path(tmp), log=log)
-            (on if log else off).append(plain)
-            if with_proofs is not None:
-                proven.append(with_proofs)
-            print(
-                f"   cas_log: pass {i} log={'on' if log else 'off'} {plain}"
-                + (f", proving {with_proofs}" if with_proofs else ""),
-                file=sys.stderr,
-                flush=True,
-            )
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        arms = _arms(stack, Path(tmp))
+        runtime = Runtime(home=Path(tmp) / "home")
+        by_arm = {arms[0].name: off, arms[1].name: on, arms[2].name: proven}
+        for i in range(PASSES):
+            # Each pass runs the three loads one right after the other, in an order that
+            # turns from pass to pass, so that no arm always runs first or last.
+            for arm in arms[i % 3 :] + arms[: i % 3]:
+                load = _load(arm.make, runtime, arm.pid)
+                by_arm[arm.name].append(load)
+                print(f"   cas_log: pass {i} {arm.name}: {load}", file=sys.stderr, flush=True)
 
     def rate(x: Load) -> float:
         return x.rate

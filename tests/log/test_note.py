@@ -197,3 +197,10 @@ def test_every_single_byte_change_is_refused(data: st.DataObject) -> None:
 def test_arbitrary_bytes_give_a_note_error_or_a_verified_note(data: bytes) -> None:
     with contextlib.suppress(NoteError):
         open_note(data, Verifiers([_peter()]))
+
+
+@pytest.mark.parametrize("code", [c for c in range(0x20) if c != 0x0A])
+def test_every_control_character_but_newline_is_refused(code: int) -> None:
+    note = TEXT.replace(b" ", bytes([code]), 1) + b"\n" + PETER_SIG
+    with pytest.raises(NoteError, match="control character"):
+        open_note(note, Verifiers([_peter()]))

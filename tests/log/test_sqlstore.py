@@ -19,7 +19,7 @@ from securetf.log import (
     ProofError,
     leaf_hash,
 )
-from securetf.log.sql import SqlLogStore
+from securetf.log.sql import ConnectionLogStore, SqlLogStore
 
 SIZE = 3000
 
@@ -80,6 +80,52 @@ def test_a_second_writer_at_the_same_size_conflicts(tmp_path: Path) -> None:
         second.append(10, [b"x"], [(0, 3, leaf_hash(b"x"))])
     assert LogTree(second).size() == 10
     assert LogTree(second).root() == LogTree(first).root()
+
+
+def _row(index: int, entry: bytes) -> list[tuple[int, int, bytes]]:
+    return [(0, index, leaf_hash(entry))]
+
+
+def test_an_append_in_a_transaction_checks_the_size_it_read_there(tmp_path: Path) -> None:
+    """The size read in a transaction serves its appends (no second read): an append at any
+    other size is still refused, and so is one after the transaction that read it."""
+    engine = _engine(tmp_path / "log.db")
+    SqlLogStore(engine)
+    LogTree(SqlLogStore(engine)).extend(_entries(0, 5))
+    with engine.connect() as conn:
+        store = ConnectionLogStore(conn)
+        with conn.begin():
+            assert store.tip()[0] == 5
+            for gap in (4, 6):
+                with pytest.raises(AppendConflictError, match="retry"):
+                    store.append(gap, [b"x"], _row(gap, b"x"))
+            store.append(5, [b"5"], _row(5, b"5"))
+            with pytest.raises(AppendConflictError, match="retry"):
+                store.append(5, [b"again"], _row(5, b"again"))
+        # Another writer appends between this store's transactions: the next one reads
+        # the size again rather than trust the one it read before.
+        LogTree(SqlLogStore(engine)).append(b"6")
+        with conn.begin(), pytest.raises(AppendConflictError, match="retry"):
+            store.append(6, [b"late"], _row(6, b"late"))
+    assert LogTree(SqlLogStore(engine)).entries(5, 7) == [b"5", b"6"]
+
+
+def test_a_savepoint_rolled_back_takes_its_append_with_it(tmp_path: Path) -> None:
+    engine = _engine(tmp_path / "log.db")
+    LogTree(SqlLogStore(engine)).extend(_entries(0, 3))
+    with engine.connect() as conn, conn.begin():
+        store = ConnectionLogStore(conn)
+        assert store.size() == 3
+        savepoint = conn.begin_nested()
+        store.append(3, [b"undone"], _row(3, b"undone"))
+        savepoint.rollback()
+        # The size after the append is gone with it: an append past it leaves no gap.
+        with pytest.raises(AppendConflictError, match="retry"):
+            store.append(4, [b"gap"], _row(4, b"gap"))
+        store.append(3, [b"kept"], _row(3, b"kept"))
+    tree = LogTree(SqlLogStore(engine))
+    assert tree.size() == 4
+    assert tree.entries(3, 4) == [b"kept"]
 
 
 def test_a_deleted_hash_row_is_named_not_computed_around(tmp_path: Path) -> None:

@@ -150,12 +150,27 @@ class ConnectionLogStore:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        # (the transaction and savepoint, the log's size this store read or made in them):
+        # an append in the same ones need not read the size again, as the transaction sees
+        # no other writer's rows appear (SQLite: the write lock or a snapshot; PostgreSQL:
+        # REPEATABLE READ and SERIALIZABLE snapshots); on READ COMMITTED an append that
+        # another writer's rows overtook still fails on the primary keys.
+        self._known: tuple[tuple[object, object], int] | None = None
 
     def size(self) -> int:
-        return _size(self._conn)
+        return self._remember(_size(self._conn))
 
     def tip(self) -> Tip:
-        return _tip(self._conn)
+        tip = _tip(self._conn)
+        self._remember(tip[0])
+        return tip
+
+    def _remember(self, size: int) -> int:
+        self._known = (self._scope(), size)
+        return size
+
+    def _scope(self) -> tuple[object, object]:
+        return self._conn.get_transaction(), self._conn.get_nested_transaction()
 
     def read_hashes(self, level: int, start: int, end: int) -> list[bytes]:
         query = _hashes_query(level, start, end)
@@ -172,7 +187,11 @@ class ConnectionLogStore:
         hashes: Sequence[StoredHash],
         root: bytes | None = None,
     ) -> None:
-        _append(self._conn, old_size, entries, hashes, root)
+        known, scope = self._known, self._scope()
+        same = known is not None and all(a is b for a, b in zip(known[0], scope, strict=True))
+        read = known[1] if known is not None and same else None
+        _append(self._conn, old_size, entries, hashes, root, size=read)
+        self._remember(old_size + len(entries))
 
 
 # Built once: a statement object caches its compiled form's key, so a read costs the
@@ -232,8 +251,11 @@ def _append(
     entries: Sequence[bytes],
     hashes: Sequence[StoredHash],
     root: bytes | None,
+    *,
+    size: int | None = None,
 ) -> None:
-    current = _size(conn)
+    """``size``: the log's size as read in this transaction already (else read here)."""
+    current = _size(conn) if size is None else size
     if current != old_size:
         raise AppendConflictError(
             f"the log has {current} entries, not {old_size}: another writer appended first; retry"
