@@ -40,7 +40,7 @@ from securetf.client import CasClient, CasPin, attest_cas
 
 DURATION = 3.0
 CLIENTS = 16
-PASSES = 6
+PASSES = 10
 TARGET = "<= 1.10x (the log costs at most 10 %)"
 
 
