@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from securetf._fsutil import write_private_file
+from securetf.cas.identity import read_identity_key
+from securetf.cas.master_key import MasterKey
+from securetf.cas.sealing import SimSealer
 from securetf.client.pins import cas_file_stem
 from securetf.crypto import Certificate, sha256
 from securetf.crypto.x509ca import EcKey
@@ -89,7 +92,8 @@ def test_a_certificate_the_pinned_key_did_not_endorse_is_refused(
         # other CAS's key (the pinned key's owner never signed it).
         ident = other.data / "identity"
         pinned = Certificate.load(before["certificate_pem"].encode()).public_key_der()
-        attacker = EcKey.from_pem((ident / "tls.key").read_bytes())
+        master = MasterKey.load_existing(other.data, SimSealer(other.home))
+        attacker = EcKey.from_pem(read_identity_key(other.data, "tls.key", master))
         nxt = sha256(attacker.public_der()).hex()
         link = RotationLink(pinned, nxt, 1, attacker.sign(RotationLink.message(pinned, nxt, 1)))
         (ident / "tls.rotations").write_bytes(canonical_json([link.to_json()]))

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from securetf._fsutil import write_private_file
+from securetf.cas.identity import read_identity_key
+from securetf.cas.master_key import MasterKey
 from securetf.cas.recovery import RecoverySet
+from securetf.cas.sealing import SimSealer
 from tests.cas.server_support import CasProcess
 from tests.cas.support import DATASET_KEY, Owners, policy_yaml
 from tests.ports import free_port
@@ -59,7 +62,8 @@ class Lost:
         self.logged = [e["entry"] for e in json.loads(out)["entries"]]
         self.backup = tmp / "cas.backup"
         cas.cli("cas", "backup", "--data-dir", cas.data, "--out", self.backup)
-        self.tls_key = (cas.data / "identity" / "tls.key").read_bytes()
+        master = MasterKey.load_existing(cas.data, SimSealer(cas.home))
+        self.tls_key = read_identity_key(cas.data, "tls.key", master)
 
     def get_model_key(self, out: Path) -> bytes:
         """The generated model-key as its owner fetches it (``securetf secret get``)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -18,18 +20,36 @@ from securetf.errors import Error, UsageError
 __all__ = ["make_server", "tls_context"]
 
 
-def tls_context(cert: Path, key: Path, *, client_ca: Path | None = None) -> ssl.SSLContext:
-    """A server context for ``cert`` and ``key``; with ``client_ca``, clients must present
-    a certificate it issued."""
+def tls_context(cert: Path, key: Path | bytes, *, client_ca: Path | None = None) -> ssl.SSLContext:
+    """A server context for ``cert`` and ``key`` (a file, or PEM bytes, which are given to
+    OpenSSL through an anonymous memory file and never touch a disk); with ``client_ca``,
+    clients must present a certificate it issued."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        ctx.load_cert_chain(cert, key)
+        if isinstance(key, bytes):
+            with _memory_file(key) as path:
+                ctx.load_cert_chain(cert, path)
+        else:
+            ctx.load_cert_chain(cert, key)
         if client_ca is not None:
             ctx.load_verify_locations(client_ca)
             ctx.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"cannot load the TLS certificate, key or client CA: {exc}") from exc
     return ctx
+
+
+@contextlib.contextmanager
+def _memory_file(data: bytes) -> Iterator[str]:
+    """A path that reads ``data`` from memory (``memfd_create``), for APIs that take paths."""
+    fd = os.memfd_create("securetf-key", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
 
 
 def make_server(

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from securetf._fsutil import atomic_write, fsync_dir, read_file
+from securetf.cas._identity_keys import IDENTITY_DIR, read_identity_key
 from securetf.cas.master_key import MasterKey
 from securetf.cas.recovery import RecoveryError, Share, ShareSet
 from securetf.cas.sealing import KeySealer
@@ -39,7 +40,6 @@ __all__ = ["BACKUP_MAGIC", "BackupFile", "recover", "write_backup"]
 
 BACKUP_MAGIC = b"securetf-cas-backup-v1\n"
 DB_FILE = "cas.db"
-IDENTITY_DIR = "identity"
 MAX_HEADER = 1 << 20
 _INFO = b"securetf-cas-backup-v1"
 _NONCE = bytes(NONCE_SIZE)
@@ -225,7 +225,11 @@ def _check_database(root: Path, master: MasterKey) -> None:
     """The restored database must authenticate under the rebuilt key."""
     from securetf.cas.store import open_store  # the store pulls in SQLAlchemy
 
-    audit = SigningKey.from_pem((root / IDENTITY_DIR / "audit.key").read_bytes())
+    # A backup of a data directory from before its keys were sealed holds them in the clear;
+    # the recovered CAS seals them at its first start.
+    plain = root / IDENTITY_DIR / "audit.key"
+    pem = plain.read_bytes() if plain.exists() else read_identity_key(root, "audit.key", master)
+    audit = SigningKey.from_pem(pem)
     try:
         open_store(f"sqlite:///{root / DB_FILE}", master_key=master, audit_key=audit).close()
     except Error as exc:

@@ -2,9 +2,9 @@
 log's key, and evidence that binds the certificate and audit key to the code it runs (the
 audit key endorses the log key: securetf.cas.translog).
 
-Under the sim TEE the keys are files in the data directory (mode 0600); under a hardware
-TEE they would be sealed to it. Clients pin the certificate only after verifying the
-evidence (``securetf cas attest``).
+The private keys are sealed under the master key, which is sealed to the TEE
+(:mod:`securetf.cas._identity_keys`): a copy of the data directory holds none of them.
+Clients pin the certificate only after verifying the evidence (``securetf cas attest``).
 
 The evidence comes from the producer of the TEE the CAS was started on (``--tee``): the
 sim token reports :func:`package_measurement`; SGX, TDX and SEV-SNP evidence reports the
@@ -18,23 +18,43 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import securetf
-from securetf._fsutil import write_private_file
 from securetf._logutil import warn_loudly
 from securetf.attestation import Evidence, Producer
 from securetf.attestation.snp_certs import vcek_from_cert_table
+from securetf.cas._identity_keys import (
+    IDENTITY_DIR,
+    IDENTITY_KEYS,
+    SEALED_SUFFIX,
+    load_or_create_identity_key,
+    read_identity_key,
+    write_identity_key,
+)
+from securetf.cas.master_key import MasterKey
 from securetf.cas.rotation import current_chain
 from securetf.cas.translog import LOG_KEY_FILE
 from securetf.crypto import Certificate, SigningKey
 from securetf.crypto.x509ca import EcKey, self_signed
-from securetf.errors import AttestationError, UsageError
+from securetf.errors import AttestationError
 from securetf.log import Ed25519Signer
 from securetf.protocol import cas_report_data
 from securetf.protocol.logkey import log_origin
 from securetf.protocol.rotation import ROTATION_OID, encode_chain
+
+__all__ = [
+    "IDENTITY_KEYS",
+    "SEALED_SUFFIX",
+    "CasIdentity",
+    "evidence_vcek",
+    "load_identity",
+    "package_measurement",
+    "read_identity_key",
+    "write_identity_key",
+]
 
 CERT_VALID_DAYS = 365
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -87,31 +107,28 @@ def evidence_vcek(evidence: Evidence) -> bytes | None:
         return None
 
 
-def load_or_create_private(path: Path, make: bytes) -> bytes:
-    """The key file at ``path``, written with ``make`` (mode 0600) if missing; refused if
-    others may read it."""
-    if path.exists():
-        mode = path.stat().st_mode & 0o077
-        if mode:
-            raise UsageError(f"{path} is readable by others; chmod 600 it")
-        return path.read_bytes()
-    write_private_file(path, make)
-    return make
-
-
 def load_identity(
-    data_dir: Path, producer: Producer, measurement: bytes, *, hosts: tuple[str, ...], now: float
+    data_dir: Path,
+    producer: Producer,
+    measurement: bytes,
+    *,
+    master: MasterKey,
+    hosts: tuple[str, ...],
+    now: float,
 ) -> CasIdentity:
-    """Load the identity from ``data_dir/identity``, creating it on first start."""
-    ident = data_dir / "identity"
+    """Load the identity from ``data_dir/identity`` (its keys sealed under ``master``),
+    creating it on first start."""
+    ident = data_dir / IDENTITY_DIR
     ident.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def key(name: str, make: Callable[[], bytes]) -> bytes:
+        return load_or_create_identity_key(data_dir, name, master, make)
+
     tls_key = EcKey.from_pem(
-        load_or_create_private(ident / "tls.key", EcKey.generate().to_pem()),
-        source=str(ident / "tls.key"),
+        key("tls.key", lambda: EcKey.generate().to_pem()), source=str(ident / "tls.key")
     )
     audit_key = SigningKey.from_pem(
-        load_or_create_private(ident / "audit.key", SigningKey.generate().to_pem()),
-        source=str(ident / "audit.key"),
+        key("audit.key", lambda: SigningKey.generate().to_pem()), source=str(ident / "audit.key")
     )
     names = tuple(dict.fromkeys((*hosts, *DEFAULT_NAMES)))
     cert_path = ident / "tls.crt"
@@ -137,8 +154,7 @@ def load_identity(
         os.replace(tmp, cert_path)
         names_path.write_text(" ".join(names))
     log_key = SigningKey.from_pem(
-        load_or_create_private(ident / LOG_KEY_FILE, SigningKey.generate().to_pem()),
-        source=str(ident / LOG_KEY_FILE),
+        key(LOG_KEY_FILE, lambda: SigningKey.generate().to_pem()), source=str(ident / LOG_KEY_FILE)
     )
     log_signer = Ed25519Signer(log_origin(audit_key.verify_key()), log_key)
     return CasIdentity(

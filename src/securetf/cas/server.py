@@ -68,11 +68,11 @@ def build(options: ServeOptions) -> tuple[Cas, CasIdentity]:
     if options.tee == "sim":
         _log.warning("CAS running on the SIMULATED TEE: no hardware protects its keys")
     producer = producer_for(options.tee, measurement=measurement)
+    master_key = MasterKey.load_or_create_sealed(data_dir, sealer_for(options.tee))
     identity = load_identity(
-        data_dir, producer, measurement, hosts=(options.host,), now=time.time()
+        data_dir, producer, measurement, master=master_key, hosts=(options.host,), now=time.time()
     )
     url = options.db_url or f"sqlite:///{data_dir / 'cas.db'}"
-    master_key = MasterKey.load_or_create_sealed(data_dir, sealer_for(options.tee))
     if options.recovery_keys is not None:
         ensure_shares(data_dir, master_key, RecoverySet.load(options.recovery_keys))
     shares = ShareSet.load(data_dir)
@@ -123,7 +123,7 @@ def http_server(options: ServeOptions) -> uvicorn.Server:
         create_app(cas, identity),
         host=options.host,
         port=options.port,
-        tls=tls_context(ident / "tls.crt", ident / "tls.key"),
+        tls=tls_context(ident / "tls.crt", identity.tls_key.to_pem()),
         limits=options.settings.http,
         max_body_bytes=options.settings.max_request_bytes,
         render=error_response,

@@ -97,13 +97,17 @@ def recover_cmd(
         typer.echo("restore its PostgreSQL database with pg_restore before starting it", err=True)
 
 
-def rotate_key_cmd(data_dir: DataDir) -> None:
+def rotate_key_cmd(data_dir: DataDir, tee: Tee = "sim") -> None:
     """Retire the CAS's TLS key for a new one that the old one endorses. The CAS takes it
     at its next start (restart it); pinned clients follow the endorsement and attest the
-    new key on their next call, and the transparency log records the new identity."""
+    new key on their next call, and the transparency log records the new identity. Run it
+    on the CAS's machine with the CAS stopped: the keys are sealed under its master key."""
     import time
 
+    from securetf.cas.master_key import MasterKey
     from securetf.cas.rotation import rotate_key
+    from securetf.cas.sealing import sealer_for
 
-    digest = rotate_key(data_dir, now=time.time())
+    master = MasterKey.load_existing(data_dir, sealer_for(tee))
+    digest = rotate_key(data_dir, now=time.time(), master=master)
     typer.echo(f"new TLS key sha256:{digest} endorsed by the old one; restart the CAS to use it")
