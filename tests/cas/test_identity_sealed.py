@@ -7,10 +7,14 @@ TEE (docs/cas.md, "The master key")."""
 from __future__ import annotations
 
 import json
+import os
+import ssl
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from securetf._http.server import tls_context
 from securetf.cas.backup import recover, write_backup
 from securetf.cas.identity import IDENTITY_KEYS, SEALED_SUFFIX, read_identity_key
 from securetf.cas.master_key import MasterKey
@@ -128,3 +132,31 @@ def test_a_backup_from_before_sealing_recovers_and_its_keys_are_sealed_at_start(
     for name, pem in before.items():
         assert not (new / "identity" / name).exists()
         assert read_identity_key(new, name, recovered) == pem
+
+
+def test_without_memfd_the_tls_key_reaches_openssl_encrypted(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a TEE runtime has no memfd_create, the key file OpenSSL reads holds the key
+    encrypted under a password only this process has, and is gone once read."""
+    _build(data)
+    pem = read_identity_key(data, "tls.key", _master(data))
+    seen: list[bytes] = []
+    real_load = ssl.SSLContext.load_cert_chain
+
+    def load(self: ssl.SSLContext, certfile: str, keyfile: str, password: object = None) -> None:
+        seen.append(Path(keyfile).read_bytes())
+        real_load(self, certfile, keyfile, password)  # type: ignore[arg-type]
+
+    def no_memfd(name: str, flags: int = 0) -> int:
+        raise OSError(38, "memfd_create is not implemented")
+
+    monkeypatch.setattr(os, "memfd_create", no_memfd)
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", load)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    ctx = tls_context(data / "identity" / "tls.crt", pem)
+    assert ctx is not None
+    assert seen
+    assert all(b"ENCRYPTED PRIVATE KEY" in s and pem not in s for s in seen)
+    assert list((tmp_path / "tmp").iterdir()) == []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import ssl
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,8 +29,7 @@ def tls_context(cert: Path, key: Path | bytes, *, client_ca: Path | None = None)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         if isinstance(key, bytes):
-            with _memory_file(key) as path:
-                ctx.load_cert_chain(cert, path)
+            _load_from_memory(ctx, cert, key)
         else:
             ctx.load_cert_chain(cert, key)
         if client_ca is not None:
@@ -37,6 +38,30 @@ def tls_context(cert: Path, key: Path | bytes, *, client_ca: Path | None = None)
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"cannot load the TLS certificate, key or client CA: {exc}") from exc
     return ctx
+
+
+def _load_from_memory(ctx: ssl.SSLContext, cert: Path, pem: bytes) -> None:
+    """``ctx.load_cert_chain`` for a key held in memory: through a memfd; where there is
+    none (a TEE runtime without ``memfd_create`` or ``/proc``), through a temporary file
+    that holds the key encrypted under a random password that stays in this process."""
+    try:
+        with _memory_file(pem) as path:
+            ctx.load_cert_chain(cert, path)
+        return
+    except OSError:
+        pass
+    from cryptography.hazmat.primitives import serialization
+
+    password = secrets.token_bytes(32)
+    encrypted = serialization.load_pem_private_key(pem, None).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password),
+    )
+    with tempfile.NamedTemporaryFile(prefix="securetf-key-") as file:
+        file.write(encrypted)
+        file.flush()
+        ctx.load_cert_chain(cert, file.name, password=password)
 
 
 @contextlib.contextmanager

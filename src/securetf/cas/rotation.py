@@ -3,10 +3,9 @@
 The link (:mod:`securetf.protocol.rotation`) is appended to ``identity/tls.rotations``; the
 new key, sealed under the master key, replaces ``identity/tls.key.sealed``, and the
 certificate is made again at the next start (:func:`securetf.cas.identity.load_identity`),
-carrying the whole chain. At that start the
-CAS logs its new identity in the transparency log, and its evidence binds the new
-certificate: clients that pinned an earlier one follow the chain and attest the new one
-(:mod:`securetf.client.rotation`).
+carrying the whole chain. At that start the CAS logs its new identity in the transparency
+log, and its evidence binds the new certificate: clients that pinned an earlier one follow
+the chain and attest the new one (:mod:`securetf.client.rotation`).
 
 Order of writes, so a crash leaves a usable identity: the chain first (a link to a key
 that never took office is ignored: :func:`current_chain`), then the key.
