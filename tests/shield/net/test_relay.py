@@ -169,7 +169,9 @@ def test_a_slow_reader_gets_every_byte_in_order(
 
 
 def _slow_transfer(rig: Rig, reader: str) -> None:
-    data = os.urandom(SIZE // 4)
+    # 2 MiB: six times what the relay's record ring and both 16 KiB socket buffers hold, so
+    # every write is stopped by a full socket or ring many times over.
+    data = os.urandom(2 * 1024 * 1024)
     source, sink = (rig.program, rig.peer) if reader == "peer" else (rig.peer, rig.program)
     sender = threading.Thread(target=_send, args=(source, data))
     sender.start()
