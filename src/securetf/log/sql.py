@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 
+from securetf.log import _rawsql
 from securetf.log._errors import AppendConflictError, LogStoreError
 from securetf.log._store import StoredHash
 
@@ -221,6 +222,14 @@ _TIP = (
 _INSERT_ENTRIES = insert(_entries)
 _INSERT_HASHES = insert(_hashes)
 _INSERT_ROOT = insert(_roots)
+# The same statements for the driver's cursor (:mod:`._rawsql`).
+_RAW_TIP = (
+    "SELECT (SELECT max(idx) FROM tlog_entries), size, root FROM tlog_roots "
+    "ORDER BY size DESC LIMIT 1"
+)
+_RAW_INSERT_ENTRY = "INSERT INTO tlog_entries (idx, data) VALUES (?, ?)"
+_RAW_INSERT_HASH = "INSERT INTO tlog_hashes (level, idx, hash) VALUES (?, ?, ?)"
+_RAW_INSERT_ROOT = "INSERT INTO tlog_roots (size, root) VALUES (?, ?)"
 
 #: (the number of entries, (size, root) of the latest stored root or None).
 Tip = tuple[int, tuple[int, bytes] | None]
@@ -260,13 +269,23 @@ def _append(
         raise AppendConflictError(
             f"the log has {current} entries, not {old_size}: another writer appended first; retry"
         )
-    rows = [{"idx": old_size + i, "data": e} for i, e in enumerate(entries)]
-    if rows:
-        conn.execute(_INSERT_ENTRIES, rows)
+    entry_rows = [(old_size + i, e) for i, e in enumerate(entries)]
+    root_row = (old_size + len(entries), root) if root is not None and entries else None
+    if _rawsql.usable(conn):
+        # Fixed statements on the driver's cursor (:mod:`._rawsql`): an append is in every
+        # provisioning's transaction.
+        for sql, rows in ((_RAW_INSERT_ENTRY, entry_rows), (_RAW_INSERT_HASH, list(hashes))):
+            if rows:
+                _rawsql.execute(conn, sql, rows, many=True)
+        if root_row is not None:
+            _rawsql.execute(conn, _RAW_INSERT_ROOT, root_row)
+        return
+    if entry_rows:
+        conn.execute(_INSERT_ENTRIES, [{"idx": i, "data": e} for i, e in entry_rows])
     if hashes:
         conn.execute(_INSERT_HASHES, [{"level": lv, "idx": i, "hash": h} for lv, i, h in hashes])
-    if root is not None and entries:
-        conn.execute(_INSERT_ROOT, {"size": old_size + len(entries), "root": root})
+    if root_row is not None:
+        conn.execute(_INSERT_ROOT, {"size": root_row[0], "root": root_row[1]})
 
 
 def _conflict(old_size: int) -> AppendConflictError:
@@ -277,7 +296,11 @@ def _conflict(old_size: int) -> AppendConflictError:
 
 
 def _tip(conn: Connection) -> Tip:
-    row = conn.execute(_TIP).first()
+    if _rawsql.usable(conn):
+        row = _rawsql.fetch_one(conn, _RAW_TIP)
+    else:
+        found = conn.execute(_TIP).first()
+        row = None if found is None else tuple(found)
     if row is None:
         return _size(conn), None
     last, size, root = row

@@ -9,13 +9,20 @@ from securetf.cas.store._errors import TransactionConflictError
 from securetf.cas.store._schema import log_cosignatures, log_identity, log_refs, log_witnessed
 from securetf.cas.store._tx_base import TxBase
 from securetf.crypto import sha256
-from securetf.log import AppendConflictError, LogTree
+from securetf.log import AppendConflictError, LogTree, _rawsql
 from securetf.log.sql import ConnectionLogStore
 
 __all__ = ["LogOps"]
 
 # Built once (read on every provisioning): see TxBase._upsert.
 _LOG_REF = select(log_refs.c.idx).where(log_refs.c.ref == bindparam("ref"))
+# The same two on the driver's cursor, as the log's append (:mod:`securetf.log._rawsql`):
+# both run in every provisioning's transaction.
+_RAW_LOG_REF = "SELECT idx FROM log_refs WHERE ref = ?"
+_RAW_UPSERT_REF = (
+    "INSERT INTO log_refs (ref, idx) VALUES (?, ?) "
+    "ON CONFLICT (ref) DO UPDATE SET idx = excluded.idx"
+)
 
 
 class LogOps(TxBase):
@@ -31,7 +38,10 @@ class LogOps(TxBase):
         if tree.appended is not None:
             self.log_appended.append((tree.appended, index))
         if ref is not None:
-            self._upsert(log_refs, {"ref": ref, "idx": index}, ["ref"])
+            if _rawsql.usable(self._conn):
+                _rawsql.execute(self._conn, _RAW_UPSERT_REF, (ref, index))
+            else:
+                self._upsert(log_refs, {"ref": ref, "idx": index}, ["ref"])
         return index
 
     def _appender(self) -> LogTree:
@@ -43,8 +53,12 @@ class LogOps(TxBase):
         return LogTree(ConnectionLogStore(self._conn), full_tiles=full, edges=edges)
 
     def log_ref(self, ref: str) -> int | None:
-        row = self._conn.execute(_LOG_REF, {"ref": ref}).first()
-        return None if row is None else int(row.idx)
+        if _rawsql.usable(self._conn):
+            found = _rawsql.fetch_one(self._conn, _RAW_LOG_REF, (ref,))
+        else:
+            row = self._conn.execute(_LOG_REF, {"ref": ref}).first()
+            found = None if row is None else (row.idx,)
+        return None if found is None else int(found[0])
 
     def log_identity(self, entry: bytes) -> int | None:
         digest = sha256(entry)
