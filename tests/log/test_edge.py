@@ -133,3 +133,15 @@ def test_the_kept_edge_and_entries_serve_the_tree_without_reading_partial_tiles(
     assert [r for r in reads if r[2] < 256] == []
     assert entry_reads == []
     _assert_as_the_database_says(tree, engine)
+
+
+def test_an_entry_read_again_stays_kept_while_newer_ones_come_and_go() -> None:
+    """The entry every answer names (a policy version's) is served from memory however many
+    newer entries are appended after it; one no longer read is dropped first."""
+    edges = Edges(entries=4)
+    edges.keep_entries(0, [b"policy", b"a", b"b", b"c"])
+    for start in range(4, 40):
+        assert edges.entry(0) == b"policy"
+        edges.keep_entries(start, [b"new"])
+    assert edges.entry(0) == b"policy"
+    assert edges.entry(1) is None

@@ -246,12 +246,16 @@ class CasLog:
 def _bundle(
     log: LogTree, tree: SubtreeHashes, note: bytes, wanted: list[int], since: int | None
 ) -> LogBundle:
+    # Built from this log's own bytes, of the models' types: not validated again (an
+    # answer's models are built on every provisioning).
     entries = [
-        LogBundleEntry(index=i, data=log.entry_in(tree, i), proof=inclusion_proof(tree, i))
+        LogBundleEntry.model_construct(
+            index=i, data=log.entry_in(tree, i), proof=inclusion_proof(tree, i)
+        )
         for i in wanted
     ]
     extends = since is not None and 0 < since <= tree.size
-    return LogBundle(
+    return LogBundle.model_construct(
         checkpoint=note.decode(),
         entries=entries,
         consistency_from=since if extends else None,

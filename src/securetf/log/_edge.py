@@ -140,7 +140,13 @@ class Edges:
             return None if lineage is None else self._committed.get(lineage)
 
     def entry(self, index: int) -> bytes | None:
-        return self._entries.get(index)
+        """A kept entry; a hit keeps it longest (an entry every answer names, as a policy
+        version's, stays however many newer ones are appended)."""
+        with self._lock:
+            entry = self._entries.get(index)
+            if entry is not None:
+                self._entries.move_to_end(index)
+            return entry
 
     def keep_entries(self, start: int, entries: Sequence[bytes]) -> None:
         with self._lock:

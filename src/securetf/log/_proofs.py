@@ -96,13 +96,20 @@ class SubtreeHashes:
         size: int,
         full: FullTiles | None = None,
         edge: Mapping[tuple[int, int], bytes] | None = None,
+        root: bytes | None = None,
     ) -> None:
+        """``root``: the tree's root as ``edge`` gives it (:class:`securetf.log._edge.Edge`),
+        else hashed from the nodes when asked."""
         self._source = source
         self._full = full
         self._size = size
         self._edge = edge
+        self._root = root
         self._tiles: dict[tuple[int, int], Sequence[bytes]] = {}
         self._nodes: dict[tuple[int, int], bytes] = {}
+        # The nodes inside each kept full tile this tree uses, by (level, tile): looked up
+        # where they are, not copied (a tile holds 254 of them).
+        self._inner: dict[tuple[int, int], Mapping[tuple[int, int], bytes]] = {}
 
     @property
     def size(self) -> int:
@@ -115,9 +122,13 @@ class SubtreeHashes:
             return cached
         if self._edge is not None and (kept := self._edge.get(key)) is not None:
             return kept
-        if height % TILE_HEIGHT == 0:
-            level = height // TILE_HEIGHT
+        level, shift = divmod(height, TILE_HEIGHT)
+        if shift == 0:
             value = self._tile(level, index // TILE_WIDTH)[index % TILE_WIDTH]
+        elif (inner := self._inner.get((level, (index << shift) // TILE_WIDTH))) is not None and (
+            kept_inner := inner.get(key)
+        ) is not None:
+            return kept_inner
         else:
             value = node_hash(
                 self.node(height - 1, 2 * index), self.node(height - 1, 2 * index + 1)
@@ -136,7 +147,9 @@ class SubtreeHashes:
         return node_hash(self.mth(lo, lo + k), self.mth(lo + k, hi))
 
     def root(self) -> bytes:
-        return EMPTY_ROOT if self._size == 0 else self.mth(0, self._size)
+        if self._root is None:
+            self._root = EMPTY_ROOT if self._size == 0 else self.mth(0, self._size)
+        return self._root
 
     def _tile(self, level: int, index: int) -> Sequence[bytes]:
         key = (level, index)
@@ -152,7 +165,7 @@ class SubtreeHashes:
             kept = self._full.get(level, index, parent)
             if kept is not None:
                 self._tiles[key] = kept[0]
-                self._nodes = {**kept[2], **self._nodes}  # what the tree has first
+                self._inner[key] = kept[2]  # after what the tree has (see node)
                 return kept[0]
         hashes = self._source.tile_hashes(level, index, width)
         if len(hashes) != width or any(len(h) != HASH_SIZE for h in hashes):

@@ -186,14 +186,15 @@ class LogTree:
             return
         with contextlib.ExitStack() as stack:
             log = LogTree(_OnDemand(self, stack), full_tiles=self._full, edges=self._edges)
-            yield log, SubtreeHashes(StoreTiles(log.store), edge.size, self._full, edge.nodes)
+            tiles = StoreTiles(log.store)
+            yield log, SubtreeHashes(tiles, edge.size, self._full, edge.nodes, edge.root)
 
     def latest(self) -> SubtreeHashes:
         """The tree as it is now (:meth:`at` its current size, with one size read); with
         kept edges, its partial tiles from the edge the store's root commits to."""
         if self._edges is not None:
             size, edge = self._edge(self._edges)
-            return SubtreeHashes(StoreTiles(self._store), size, self._full, edge.nodes)
+            return SubtreeHashes(StoreTiles(self._store), size, self._full, edge.nodes, edge.root)
         return SubtreeHashes(StoreTiles(self._store), self._store.size(), self._full)
 
     def _hashes(self, size: int) -> SubtreeHashes:
