@@ -16,6 +16,7 @@ Steps (each failure raises, and the core audits the refusal with its reason):
 from __future__ import annotations
 
 import base64
+import ssl
 from dataclasses import dataclass
 
 from securetf.attestation import Claims, appraise
@@ -29,7 +30,7 @@ from securetf.cas._policies import load, parse
 from securetf.cas._records import Instance, PolicyVersion
 from securetf.cas._store_api import Tx
 from securetf.cas.settings import CasSettings
-from securetf.crypto import Certificate, constant_time_equal
+from securetf.crypto import constant_time_equal
 from securetf.crypto.sealed_box import seal_to
 from securetf.crypto.x509ca import EcKey, issue_certificate
 from securetf.errors import AttestationError, MeasurementError, NotFoundError, UsageError
@@ -324,7 +325,8 @@ def grant(
             instance=req.instance,
             tee=v.claims.tee,
             measurement=v.measurement,
-            certificate_der=Certificate.load(cert).der,
+            # The certificate just issued: its DER is the PEM's body (no parse needed).
+            certificate_der=ssl.PEM_cert_to_DER_cert(cert.decode()),
             transparency=policy.transparency,
         ),
         certificate_ref(policy.name, serial),
