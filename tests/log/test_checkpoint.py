@@ -29,6 +29,7 @@ from securetf.log import (
     signature_line,
     verify_checkpoint,
 )
+from securetf.log._checkpoint import CheckpointSigner
 
 ORIGIN = "cas.example/log"
 NOW = 1_700_000_000
@@ -241,3 +242,20 @@ def test_a_timestamp_beyond_2_63_is_refused() -> None:
         CosignatureVerifier.timestamp(b"\x80" + bytes(71))
     with pytest.raises(UsageError):
         CosignatureSigner("w.example", _seeded(3), clock=_Clock(-1)).sign(b"x\n")
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 1_000_003, 2**40])
+def test_the_checkpoint_signer_gives_the_note_sign_note_gives(size: int) -> None:
+    signer = Ed25519Signer("example.com/log", SigningKey.generate())
+    root = bytes(range(size % 200, size % 200 + 32))
+    expected = sign_note(Checkpoint(signer.name, size, root).text(), [signer])
+    assert CheckpointSigner(signer).sign(size, root) == expected
+
+
+def test_the_checkpoint_signer_refuses_what_is_no_checkpoint() -> None:
+    signer = CheckpointSigner(Ed25519Signer("example.com/log", SigningKey.generate()))
+    for size, root in ((-1, bytes(32)), (2**64, bytes(32)), (5, bytes(31))):
+        with pytest.raises(UsageError):
+            signer.sign(size, root)
+    with pytest.raises(UsageError):
+        CheckpointSigner(Ed25519Signer("bad name", SigningKey.generate()))

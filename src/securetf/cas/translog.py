@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from securetf.errors import NotFoundError, UsageError
 from securetf.log import (
-    Checkpoint,
     CosignatureVerifier,
     Ed25519Signer,
     LogTree,
@@ -23,8 +22,8 @@ from securetf.log import (
     encode_bundle,
     open_note,
     parse_vkey,
-    sign_note,
 )
+from securetf.log._checkpoint import CheckpointSigner
 from securetf.log._limits import TILE_HEIGHT, TILE_WIDTH
 from securetf.log._proofs import SubtreeHashes, consistency_proof, inclusion_proof
 from securetf.log._tilepath import ENTRIES, Level
@@ -79,6 +78,7 @@ class CasLog:
     ) -> None:
         self._tree = tree
         self._signer = signer
+        self._checkpoints = CheckpointSigner(signer)
         self._witnessing = witnessing if witnessing and witnessing.witnesses else None
         # The last checkpoint signed, for the answers that read the same tree (Ed25519
         # signatures are deterministic: signing it again gives the same note).
@@ -103,7 +103,7 @@ class CasLog:
         last = self._last
         if last is not None and last[0] == size and last[1] == root:
             return last[2]
-        note = sign_note(Checkpoint(self.origin, size, root).text(), [self._signer])
+        note = self._checkpoints.sign(size, root)
         self._last = (size, root, note)
         return note
 

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 from securetf.errors import UsageError
 from securetf.log._errors import NoteError
+from securetf.log._hashing import EMPTY_ROOT
 from securetf.log._keys import b64decode_canonical
 from securetf.log._limits import HASH_SIZE, MAX_TREE_SIZE
+from securetf.log._note import NoteSigner, sign_note, signature_line
 
-__all__ = ["Checkpoint"]
+__all__ = ["Checkpoint", "CheckpointSigner"]
 
 _DECIMAL = re.compile(r"(0|[1-9][0-9]*)\Z")
 _MAX_DIGITS = len(str(MAX_TREE_SIZE))
@@ -66,3 +68,23 @@ class Checkpoint:
             return cls(origin, int(size), root_hash, tuple(extensions))
         except UsageError as exc:
             raise NoteError(f"not a checkpoint: {exc}") from None
+
+
+class CheckpointSigner:
+    """Signs the checkpoints of one log, whose origin is ``signer``'s key name: exactly the
+    note ``sign_note(Checkpoint(origin, size, root).text(), [signer])``, with the checks of
+    the origin and the key name made once here rather than per note (a CAS signs one for
+    nearly every answer)."""
+
+    def __init__(self, signer: NoteSigner) -> None:
+        sign_note(Checkpoint(signer.name, 0, EMPTY_ROOT).text(), [signer])  # checks it all
+        self._signer = signer
+        self._origin = signer.name.encode() + b"\n"
+
+    def sign(self, size: int, root: bytes) -> bytes:
+        if not 0 <= size <= MAX_TREE_SIZE or len(root) != HASH_SIZE:
+            raise UsageError(
+                f"no checkpoint of a tree of {size} entries with a {len(root)}-byte root"
+            )
+        text = b"%s%d\n%s\n" % (self._origin, size, base64.b64encode(root))
+        return text + b"\n" + signature_line(self._signer, text)
