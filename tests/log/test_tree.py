@@ -80,6 +80,19 @@ def test_small_proofs_equal_the_rfc_definitions(data: st.DataObject) -> None:
     assert tree.consistency_proof(size1, size) == expected
 
 
+def test_every_proof_of_every_small_tree_equals_the_rfc_definitions() -> None:
+    """Each index and each smaller size of each tree up to 40 entries (where the unrolled
+    paths' corner cases are: powers of two, a last leaf alone, ragged right edges)."""
+    leaves = [leaf_hash(_entry(i)) for i in range(40)]
+    tree = LogTree(MemoryStore())
+    tree.extend([_entry(i) for i in range(40)])
+    for size in range(1, 41):
+        for index in range(size):
+            assert tree.inclusion_proof(index, size) == path(index, leaves[:size])
+        for size1 in range(1, size):
+            assert tree.consistency_proof(size1, size) == subproof(size1, leaves[:size], True)
+
+
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

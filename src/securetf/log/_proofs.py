@@ -202,37 +202,42 @@ def inclusion_proof(hashes: SubtreeHashes, index: int) -> list[bytes]:
     """PATH(index, D[0:size]) (RFC 9162 2.1.3.1), leaf side first."""
     if not 0 <= index < hashes.size:
         raise ProofError(f"entry {index} is not in the tree of {hashes.size}")
-    proof = []
-    lo, hi = 0, hashes.size
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if index < lo + k:
-            proof.append(hashes.mth(lo + k, hi))
-            hi = lo + k
-        else:
-            proof.append(hashes.mth(lo, lo + k))
-            lo += k
-    proof.reverse()
-    return proof
+    return _path(hashes, 0, index)
 
 
 def consistency_proof(hashes: SubtreeHashes, size1: int) -> list[bytes]:
     """PROOF(size1, D[0:size]) = SUBPROOF(size1, D[0:size], true) (RFC 9162 2.1.4.1)."""
     if not 0 < size1 <= hashes.size:
         raise ProofError(f"no consistency proof from {size1} to {hashes.size} entries")
+    if size1 == hashes.size:
+        return []
+    # The largest complete subtree the tree of size1 ends with: its path in the larger
+    # tree, after the subtree's own hash unless it is the whole smaller tree.
+    height = (size1 & -size1).bit_length() - 1
+    index = (size1 - 1) >> height
+    proof = _path(hashes, height, index)
+    return proof if index == 0 else [hashes.node(height, index), *proof]
+
+
+def _path(hashes: SubtreeHashes, height: int, index: int) -> list[bytes]:
+    """The hashes that lead from the complete subtree ``(height, index)`` to the root,
+    lowest first: the RFC's recursion unrolled. Below the level where the subtree's path
+    and the tree's last leaf's part, each sibling is complete, or (on the right) the ragged
+    rest of the tree; above it, only the left siblings are on the path."""
+    size = hashes.size
+    last = (size - 1) >> height
+    inner = (index ^ last).bit_length()
     proof = []
-    lo, hi, m, known = 0, hashes.size, size1, True
-    while m != hi - lo:
-        k = _split(hi - lo)
-        if m <= k:
-            proof.append(hashes.mth(lo + k, hi))
-            hi = lo + k
+    for shift in range(inner):
+        level, sibling = height + shift, (index >> shift) ^ 1
+        lo = sibling << level
+        if lo + (1 << level) <= size:
+            proof.append(hashes.node(level, sibling))
         else:
-            proof.append(hashes.mth(lo, lo + k))
-            lo, m, known = lo + k, m - k, False
-    if not known:
-        proof.append(hashes.mth(lo, hi))
-    proof.reverse()
+            proof.append(hashes.mth(lo, size))
+    for shift in range(inner, last.bit_length()):
+        if index >> shift & 1:
+            proof.append(hashes.node(height + shift, (index >> shift) ^ 1))
     return proof
 
 
