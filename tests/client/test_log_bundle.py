@@ -158,6 +158,31 @@ def test_a_bundle_that_does_not_prove_its_answer_is_refused(
         assert kept == kept_before  # a checkpoint that does not verify is never kept
 
 
+def test_a_kept_checkpoint_edited_between_two_answers_is_checked_again(
+    cas: RealCas, policy: str
+) -> None:
+    """A client remembers the kept note it verified, by its bytes: a file changed under it
+    (another key's note claiming a larger tree, which would hide a rollback) is verified
+    again and refused, however many answers the same client proved before."""
+    with cas.client() as client:
+        _provision(cas, policy, client)
+        _provision(cas, policy, client)
+        path = next((cas.proc.home / "cas-pins").glob("*.checkpoint"))
+        kept = path.read_bytes()
+        origin = Checkpoint.parse(kept.split(b"\n\n")[0] + b"\n").origin
+        forged = sign_note(
+            Checkpoint(origin, 10**9, bytes(32)).text(),
+            [Ed25519Signer(origin, SigningKey.generate())],
+        )
+        path.write_bytes(forged)
+        try:
+            with pytest.raises(NoteError, match="not signed by any trusted key"):
+                _provision(cas, policy, client)
+            assert path.read_bytes() == forged  # refused, and nothing kept over it
+        finally:
+            path.write_bytes(kept)  # the module's other tests share this home
+
+
 def test_an_older_bundle_replayed_proves_nothing(
     cas: RealCas, policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,10 +80,10 @@ class ProvenEntry:
         return value
 
 
-def _kept_path(pin: CasPin, home: Path | None) -> Path:
+def _kept_path(pin: CasPin, home: Path | None, key_id: int | None = None) -> Path:
     # One file per CAS and log key: a CAS attested anew with another log key is another
     # log (its identity entry says so), with a history of its own.
-    key = parse_vkey(pin.log_vkey or "").key_id
+    key = parse_vkey(pin.log_vkey or "").key_id if key_id is None else key_id
     stem = f"{cas_file_stem(pin.url)}.{key:08x}"
     return (home or securetf_home()) / "cas-pins" / f"{stem}.checkpoint"
 
@@ -132,6 +132,10 @@ class CasLogClient:
         self._home = home
         self._wait = wait
         self._verifier: Ed25519Verifier = parse_vkey(pin.log_vkey)
+        self._kept = _kept_path(pin, home, self._verifier.key_id)
+        # The kept note this client last read or wrote, verified: read again unchanged, it
+        # needs no second signature check (the verifier is fixed).
+        self._kept_verified: tuple[bytes, Checkpoint] | None = None
         self._witnesses = witness_policy(pin)
         self.mirror = source
         self._timeout = timeout
@@ -291,7 +295,7 @@ class CasLogClient:
     def kept_size(self) -> int | None:
         """The size of the kept checkpoint, unverified (a hint for the CAS: the tree its
         consistency proof should start from; :meth:`adopt` verifies everything)."""
-        note = kept_checkpoint(self.pin, self._home)
+        note = self._read_kept()
         try:
             return int(note.split(b"\n", 2)[1]) if note is not None else None
         except (IndexError, ValueError):
@@ -330,15 +334,14 @@ class CasLogClient:
         current_checkpoint: Callable[[], VerifiedCheckpoint],
         check: Callable[[Checkpoint, Checkpoint], None],
     ) -> tuple[Checkpoint | None, VerifiedCheckpoint]:
-        path = _kept_path(self.pin, self._home)
+        path = self._kept
         with _locked(path):
             # 1. The kept checkpoint, verified again: the file is only as good as its
             #    signature (its cosignatures were checked when it was kept).
-            kept_note = kept_checkpoint(self.pin, self._home)
+            kept_note = self._read_kept()
             old = None
             if kept_note is not None:
-                no_witnesses = WitnessPolicy.unsafe_no_witnesses()
-                old = verify_checkpoint(kept_note, self._verifier, no_witnesses).checkpoint
+                old = self._verified_kept(kept_note)
             # 2. The current one, signed by the pinned log key (and k witnesses).
             current = current_checkpoint()
             # 3. It extends the kept one: never smaller, same root at the same size, and a
@@ -348,7 +351,25 @@ class CasLogClient:
             # 4. Keep it, only now (the same one again is not written).
             if kept_note != current.note:
                 atomic_write(path, current.note, mode=0o600)
+            self._kept_verified = (current.note, current.checkpoint)
         return old, current
+
+    def _read_kept(self) -> bytes | None:
+        try:
+            return self._kept.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _verified_kept(self, note: bytes) -> Checkpoint:
+        """The kept ``note``'s checkpoint, its log signature checked unless these exact
+        bytes were checked by this client already."""
+        known = self._kept_verified
+        if known is not None and known[0] == note:
+            return known[1]
+        no_witnesses = WitnessPolicy.unsafe_no_witnesses()
+        checkpoint = verify_checkpoint(note, self._verifier, no_witnesses).checkpoint
+        self._kept_verified = (note, checkpoint)
+        return checkpoint
 
     def require(
         self,
