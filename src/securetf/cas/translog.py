@@ -1,8 +1,8 @@
 """The CAS's transparency log as the world reads it: signed checkpoints, entries, proofs,
 tlog-tiles.
 
-The log key is a file ``log.key`` next to the audit key (:mod:`securetf.cas.identity`; to
-be sealed to the TEE: #15); its origin and the audit key's endorsement of it are in
+The log key is ``log.key`` beside the audit key, sealed under the master key
+(:mod:`securetf.cas._identity_keys`); its origin and the audit key's endorsement of it are in
 :mod:`securetf.protocol.logkey`. Every read here is anonymous and bounded
 (:data:`MAX_ENTRIES`, one tile): the log holds only what policies publish.
 """
