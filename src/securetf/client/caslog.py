@@ -3,10 +3,10 @@ checkpoint kept from the last check, which the next must extend.
 
 The log key comes from the pin (``securetf cas attest`` checked that the attested audit
 key endorses it), and so do the witnesses whose cosignatures a checkpoint needs before it
-counts (:attr:`CasPin.log_witnesses`, ``log_witness_threshold``). The kept checkpoint is
-``$SECURETF_HOME/cas-pins/<host>_<port>.<log key ID>.checkpoint`` (the exact signed note,
-mode 0600), shared by the SDK, the CLI, the runtime and serving clients of one home, written only
-after the one it replaces was shown to be a prefix of it, under a lock.
+counts (:attr:`CasPin.log_witnesses`, ``log_witness_threshold``). The kept checkpoint
+(:mod:`securetf.client._kept`) is shared by the SDK, the CLI, the runtime and serving
+clients of one home, replaced only after the one it holds was shown to be a prefix of the
+new one, under a lock.
 
 The log is read from the CAS (``/v1/log/``, over TLS to the pinned certificate) or from a
 static mirror of its tlog-tiles (``source=``): everything fetched is checked against the
@@ -15,30 +15,24 @@ pinned keys, so a mirror is trusted exactly as far as the CAS.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from securetf._fsutil import atomic_write
-from securetf.attestation.sim_key import securetf_home
 from securetf.client._httpx import httpx
+from securetf.client._kept import KeptCheckpoint, kept_path
 from securetf.client._logcheck import NotLoggedError, no_entry, require_entry
-from securetf.client.pins import CasPin, cas_file_stem, load_pin
+from securetf.client.pins import CasPin, load_pin
 from securetf.crypto import Certificate, sha256
 from securetf.errors import NotFoundError, UsageError
 from securetf.log import (
     Checkpoint,
     CosignatureVerifier,
     Ed25519Verifier,
-    ForkError,
-    LogRollbackError,
-    ProofError,
     TileClient,
     VerifiedCheckpoint,
     WitnessPolicy,
@@ -80,20 +74,9 @@ class ProvenEntry:
         return value
 
 
-def _kept_path(pin: CasPin, home: Path | None, key_id: int | None = None) -> Path:
-    # One file per CAS and log key: a CAS attested anew with another log key is another
-    # log (its identity entry says so), with a history of its own.
-    key = parse_vkey(pin.log_vkey or "").key_id if key_id is None else key_id
-    stem = f"{cas_file_stem(pin.url)}.{key:08x}"
-    return (home or securetf_home()) / "cas-pins" / f"{stem}.checkpoint"
-
-
 def kept_checkpoint(pin: CasPin, home: Path | None = None) -> bytes | None:
     """The checkpoint note kept from the last ``verify`` of the pinned CAS's log."""
-    try:
-        return _kept_path(pin, home).read_bytes()
-    except FileNotFoundError:
-        return None
+    return KeptCheckpoint(kept_path(pin, home), parse_vkey(pin.log_vkey or "")).read()
 
 
 def witness_policy(pin: CasPin) -> WitnessPolicy:
@@ -132,10 +115,7 @@ class CasLogClient:
         self._home = home
         self._wait = wait
         self._verifier: Ed25519Verifier = parse_vkey(pin.log_vkey)
-        self._kept = _kept_path(pin, home, self._verifier.key_id)
-        # The kept note this client last read or wrote, verified: read again unchanged, it
-        # needs no second signature check (the verifier is fixed).
-        self._kept_verified: tuple[bytes, Checkpoint] | None = None
+        self._kept = KeptCheckpoint(kept_path(pin, home, self._verifier.key_id), self._verifier)
         self._witnesses = witness_policy(pin)
         self.mirror = source
         self._timeout = timeout
@@ -290,16 +270,12 @@ class CasLogClient:
         """The current checkpoint, checked to extend the kept one (raises
         :class:`securetf.log.LogRollbackError` or :class:`securetf.log.ForkError` if not);
         then kept. Returns (the kept one before, the current one)."""
-        return self._advance(self.checkpoint, self.tiles.check_consistency)
+        return self._kept.advance(self.checkpoint, self.tiles.check_consistency, self.where)
 
     def kept_size(self) -> int | None:
         """The size of the kept checkpoint, unverified (a hint for the CAS: the tree its
         consistency proof should start from; :meth:`adopt` verifies everything)."""
-        note = self._read_kept()
-        try:
-            return int(note.split(b"\n", 2)[1]) if note is not None else None
-        except (IndexError, ValueError):
-            return None
+        return self._kept.size()
 
     def adopt(self, bundle: LogBundle) -> Checkpoint | None:
         """The checkpoint an answer's ``bundle`` brought, verified with the pinned keys and
@@ -322,54 +298,14 @@ class CasLogClient:
 
         self._bundled = None
         try:
-            _, current = self._advance(lambda: self._open(bundle.checkpoint.encode()), extends)
+            _, current = self._kept.advance(
+                lambda: self._open(bundle.checkpoint.encode()), extends, self.where
+            )
         except _OlderError:
             return None
         self._bundled = (current.checkpoint, {e.index: e for e in bundle.entries})
         self.last = current.checkpoint
         return current.checkpoint
-
-    def _advance(
-        self,
-        current_checkpoint: Callable[[], VerifiedCheckpoint],
-        check: Callable[[Checkpoint, Checkpoint], None],
-    ) -> tuple[Checkpoint | None, VerifiedCheckpoint]:
-        path = self._kept
-        with _locked(path):
-            # 1. The kept checkpoint, verified again: the file is only as good as its
-            #    signature (its cosignatures were checked when it was kept).
-            kept_note = self._read_kept()
-            old = None
-            if kept_note is not None:
-                old = self._verified_kept(kept_note)
-            # 2. The current one, signed by the pinned log key (and k witnesses).
-            current = current_checkpoint()
-            # 3. It extends the kept one: never smaller, same root at the same size, and a
-            #    consistency proof between them.
-            if old is not None:
-                _check_extends(check, old, current.checkpoint, path, self.where)
-            # 4. Keep it, only now (the same one again is not written).
-            if kept_note != current.note:
-                atomic_write(path, current.note, mode=0o600)
-            self._kept_verified = (current.note, current.checkpoint)
-        return old, current
-
-    def _read_kept(self) -> bytes | None:
-        try:
-            return self._kept.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def _verified_kept(self, note: bytes) -> Checkpoint:
-        """The kept ``note``'s checkpoint, its log signature checked unless these exact
-        bytes were checked by this client already."""
-        known = self._kept_verified
-        if known is not None and known[0] == note:
-            return known[1]
-        no_witnesses = WitnessPolicy.unsafe_no_witnesses()
-        checkpoint = verify_checkpoint(note, self._verifier, no_witnesses).checkpoint
-        self._kept_verified = (note, checkpoint)
-        return checkpoint
 
     def require(
         self,
@@ -433,43 +369,6 @@ class CasLogClient:
 
 class _OlderError(Exception):
     """An answer's checkpoint is older than the kept one (see :meth:`CasLogClient.adopt`)."""
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One verify at a time per kept file, across processes: two verifiers that each saw a
-    different size never put the kept checkpoint back to the smaller one."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-
-
-def _check_extends(
-    check: Callable[[Checkpoint, Checkpoint], None],
-    old: Checkpoint,
-    new: Checkpoint,
-    kept: Path,
-    where: str,
-) -> None:
-    evidence = f"keep {kept} and the current checkpoint as evidence"
-    try:
-        check(old, new)
-    except LogRollbackError:
-        raise LogRollbackError(
-            f"{where} shows a log of {new.size} entries, but this client saw {old.size} "
-            f"before: its log was rolled back (a restored database?); {evidence}"
-        ) from None
-    except ProofError as exc:
-        # At the same size a different root; at a larger one no proof that it extends the
-        # old tree: either way the log shows a history other than the one it showed.
-        raise ForkError(
-            f"{where} shows a log of {new.size} entries that does not extend the "
-            f"{old.size} this client saw before ({exc}): its log forked; {evidence}"
-        ) from None
 
 
 def prove_identity(
