@@ -163,11 +163,15 @@ def images_model(out: Path, *, batched: bool) -> None:
         @tf.function(input_signature=[tf.TensorSpec(shape, tf.string, name="image_bytes")])
         def serve(self, data: Any) -> dict[str, Any]:
             if batched:
-                tf.debugging.assert_less_equal(
+                check = tf.debugging.assert_less_equal(
                     tf.size(data),
                     MAX_IMAGES,
                     message=f"at most {MAX_IMAGES} images per request (model in {out})",
                 )
+                # Decoding waits for the check: else which of the two refuses a batch of
+                # too many undecodable images first is a race.
+                with tf.control_dependencies([check]):
+                    data = tf.identity(data)
                 mean = tf.map_fn(one, data, fn_output_signature=tf.float32)
                 channel = tf.argmax(mean, axis=1)
             else:
